@@ -1,0 +1,138 @@
+"""Agents by name: a registry from a YAML ``algo`` name to an SB3 algorithm class.
+
+A user's own class loads by dotted path (``mypkg.mymod:MyAlgo``); hyperparameters pass through
+to the class unchanged, but are checked against its signature before anything is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from sb3_contrib import QRDQN, TQC, RecurrentPPO
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
+    "dqn": DQN,
+    "ppo": PPO,
+    "a2c": A2C,
+    "sac": SAC,
+    "td3": TD3,
+    "qrdqn": QRDQN,
+    "tqc": TQC,
+    "recurrent_ppo": RecurrentPPO,
+}
+
+# Arguments the run loop sets itself; a config must not pass them as hyperparameters.
+_RESERVED = ("policy", "env", "seed", "tensorboard_log", "verbose", "policy_kwargs", "device", "_init_setup_model")
+# policy_kwargs entries that name a class; YAML gives them as dotted paths.
+_CLASS_KWARGS = ("activation_fn", "features_extractor_class", "optimizer_class", "net_arch_class")
+
+
+def register_algorithm(name: str) -> Callable[[type[BaseAlgorithm]], type[BaseAlgorithm]]:
+    """Class decorator: make ``algo: name`` resolve to the decorated class."""
+
+    def decorator(cls: type[BaseAlgorithm]) -> type[BaseAlgorithm]:
+        ALGORITHMS[name.lower()] = cls
+        return cls
+
+    return decorator
+
+
+def load_object(dotted_path: str) -> Any:
+    """Import ``package.module:Name`` (or ``package.module.Name``)."""
+    module_name, _, attr = dotted_path.partition(":") if ":" in dotted_path else dotted_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ValueError(f"cannot load {dotted_path!r}: {error}") from None
+
+
+def get_algorithm(name: str) -> type[BaseAlgorithm]:
+    """Resolve an algorithm name or dotted path; the error lists the registered names."""
+    if name.lower() in ALGORITHMS:
+        return ALGORITHMS[name.lower()]
+    if ":" in name or "." in name:
+        cls = load_object(name)
+        if not (inspect.isclass(cls) and issubclass(cls, BaseAlgorithm)):
+            raise ValueError(f"agent.algo: {name!r} is not an SB3 BaseAlgorithm subclass")
+        return cls
+    raise ValueError(
+        f"agent.algo: unknown algorithm {name!r}; allowed: {', '.join(ALGORITHMS)} "
+        "or a dotted path package.module:Class"
+    )
+
+
+def algorithm_name(cls: type[BaseAlgorithm]) -> str:
+    for name, registered in ALGORITHMS.items():
+        if registered is cls:
+            return name
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def check_hyperparameters(cls: type[BaseAlgorithm], hyperparameters: dict[str, Any]) -> None:
+    """Fail early on a hyperparameter the algorithm does not take, listing those it does."""
+    accepted = [
+        name
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if name != "self" and parameter.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    allowed = [name for name in accepted if name not in _RESERVED]
+    for key in hyperparameters:
+        if key in _RESERVED:
+            raise ValueError(f"agent.hyperparameters.{key}: set by the run, not a hyperparameter")
+        if key not in accepted:
+            raise ValueError(
+                f"agent.hyperparameters.{key}: {cls.__name__} has no such argument; "
+                f"allowed: {', '.join(allowed)}"
+            )
+
+
+def default_policy(cls: type[BaseAlgorithm], env: VecEnv) -> str:
+    """``MultiInputPolicy`` for Dict observations, ``MlpLstmPolicy`` for RecurrentPPO, else Mlp."""
+    from gymnasium import spaces
+
+    if issubclass(cls, RecurrentPPO):
+        return "MultiInputLstmPolicy" if isinstance(env.observation_space, spaces.Dict) else "MlpLstmPolicy"
+    return "MultiInputPolicy" if isinstance(env.observation_space, spaces.Dict) else "MlpPolicy"
+
+
+def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Turn dotted-path strings for classes (``torch.nn.ReLU``) into the classes."""
+    if not policy_kwargs:
+        return None
+    return {
+        key: load_object(value) if key in _CLASS_KWARGS and isinstance(value, str) else value
+        for key, value in policy_kwargs.items()
+    }
+
+
+def build(
+    algo: str,
+    env: VecEnv,
+    policy: str | None = None,
+    hyperparameters: dict[str, Any] | None = None,
+    policy_kwargs: dict[str, Any] | None = None,
+    seed: int | None = None,
+    tensorboard_log: str | None = None,
+    verbose: int = 0,
+    device: str = "auto",
+) -> BaseAlgorithm:
+    """Build an SB3 algorithm on ``env``; ``hyperparameters`` go to its constructor unchanged."""
+    cls = get_algorithm(algo)
+    hyperparameters = dict(hyperparameters or {})
+    check_hyperparameters(cls, hyperparameters)
+    return cls(
+        policy or default_policy(cls, env),
+        env,
+        policy_kwargs=resolve_policy_kwargs(policy_kwargs),
+        seed=seed,
+        tensorboard_log=tensorboard_log,
+        verbose=verbose,
+        device=device,
+        **hyperparameters,
+    )

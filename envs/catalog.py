@@ -1,0 +1,37 @@
+"""What ``neurodrive envs`` shows: each scenario's backends, spaces and defaults."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import gymnasium as gym
+
+from envs.factory import envpool_available
+from envs.scenarios import ENVPOOL_VERIFIED, SCENARIOS, highway_env_default_config
+
+
+def describe_scenarios() -> list[dict[str, Any]]:
+    import highway_env
+
+    gym.register_envs(highway_env)
+    rows = []
+    for scenario in SCENARIOS.values():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            env = gym.make(scenario.env_id)
+        backends = ["highway-env"]
+        if scenario.envpool_id and envpool_available():
+            verified = "verified" if scenario.env_id in ENVPOOL_VERIFIED else "unverified"
+            backends.append(f"envpool ({verified})")
+        config = highway_env_default_config(scenario.env_id)
+        rows.append({
+            "id": scenario.env_id,
+            "description": scenario.description,
+            "backends": ", ".join(backends),
+            "observation": str(env.observation_space),
+            "action": str(env.action_space),
+            "duration": config.get("duration"),
+        })
+        env.close()
+    return rows

@@ -1,0 +1,170 @@
+"""``make_vec_env``: one SB3 VecEnv for any scenario, on the native or the Python backend."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from envs.scenarios import (
+    ENVPOOL_VERIFIED,
+    BackendConfigError,
+    envpool_kwargs,
+    get_scenario,
+)
+
+Backend = Literal["auto", "envpool", "highway-env"]
+BACKENDS: tuple[str, ...] = ("auto", "envpool", "highway-env")
+VecEnvWrapper = Callable[[VecEnv], VecEnv]
+
+logger = logging.getLogger("neurodrive.envs")
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """The backend a scenario runs on, and why."""
+
+    backend: Literal["envpool", "highway-env"]
+    reason: str
+
+
+def env_seeds(seed: int, n_envs: int, stream: int = 0) -> list[int]:
+    """Per-env seeds from ``SeedSequence``: runs with different seeds share no env stream.
+
+    EnvPool and SB3 both seed env i with ``seed + i``, so the pools of seeds 0 and 1 would share
+    all but one stream. Env i of a run keeps its seed whatever ``n_envs`` is (a prefix property
+    of ``generate_state``). ``stream`` separates the envs of one run (0: training, 1: evaluation).
+    """
+    if seed < 0:
+        raise ValueError(f"training.seed: must be >= 0, got {seed}")
+    entropy = seed if stream == 0 else [seed, stream]
+    words = np.random.SeedSequence(entropy).generate_state(n_envs, dtype=np.uint32)
+    return [int(word >> 1) for word in words]  # fit a signed 32-bit seed field
+
+
+def envpool_available() -> bool:
+    try:
+        import envpool  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_backend(env_id: str, backend: str = "auto", config: dict | None = None) -> BackendChoice:
+    """Resolve ``backend`` for ``env_id``; errors name the field and the allowed values."""
+    scenario = get_scenario(env_id)
+    if backend not in BACKENDS:
+        raise ValueError(f"env.backend: {backend!r} is not a backend; allowed: {', '.join(BACKENDS)}")
+    if backend == "highway-env":
+        return BackendChoice("highway-env", "requested")
+    if backend == "envpool":
+        if not envpool_available():
+            raise ValueError("env.backend: envpool is not installed on this platform")
+        envpool_kwargs(env_id, config)  # raises BackendConfigError naming the key
+        if env_id not in ENVPOOL_VERIFIED:
+            warnings.warn(
+                f"the EnvPool port of {env_id} is not verified against highway-env "
+                f"(verified: {', '.join(sorted(ENVPOOL_VERIFIED))}); its statistics may differ",
+                stacklevel=2,
+            )
+            return BackendChoice("envpool", "requested (unverified port)")
+        return BackendChoice("envpool", "requested")
+    if scenario.envpool_id is None or env_id not in ENVPOOL_VERIFIED:
+        return BackendChoice("highway-env", "auto: no verified native port")
+    if not envpool_available():
+        return BackendChoice("highway-env", "auto: envpool not installed")
+    try:
+        envpool_kwargs(env_id, config)
+    except BackendConfigError as error:
+        return BackendChoice("highway-env", f"auto: native port cannot honour config ({error})")
+    return BackendChoice("envpool", "auto: verified native port")
+
+
+def make_vec_env(
+    env_id: str,
+    n_envs: int = 1,
+    seed: int = 0,
+    backend: Backend = "auto",
+    config: dict[str, Any] | None = None,
+    wrappers: Sequence[VecEnvWrapper] = (),
+    render_mode: str | None = None,
+    num_threads: int | None = None,
+    stream: int = 0,
+) -> VecEnv:
+    """Build an SB3 VecEnv for a highway-env scenario.
+
+    :param env_id: a highway-env scenario id (``neurodrive envs`` lists them).
+    :param n_envs: parallel envs.
+    :param seed: run seed; env i gets ``env_seeds(seed, n_envs)[i]``.
+    :param backend: ``envpool`` (native), ``highway-env`` (Python reference) or ``auto``.
+    :param config: highway-env config overrides; translated for EnvPool or rejected by key.
+    :param wrappers: VecEnv wrappers applied in order on top, the same on both backends.
+    :param render_mode: ``rgb_array`` for videos (highway-env backend only).
+    :param num_threads: EnvPool threads; default ``min(n_envs, cpu count)``.
+    :param stream: seed stream (0 training, 1 evaluation) so eval episodes are not training ones.
+    """
+    if n_envs < 1:
+        raise ValueError(f"env.n_envs: must be >= 1, got {n_envs}")
+    choice = choose_backend(env_id, backend, config)
+    logger.info("env %s: backend %s (%s)", env_id, choice.backend, choice.reason)
+    if choice.backend == "envpool":
+        if render_mode is not None:
+            raise ValueError("render_mode: rendering needs backend highway-env")
+        from envs.envpool_vec_env import EnvPoolVecEnv
+
+        threads = num_threads if num_threads is not None else min(n_envs, os.cpu_count() or 1)
+        vec_env: VecEnv = EnvPoolVecEnv(
+            get_scenario(env_id).envpool_id, env_seeds(seed, n_envs, stream),
+            envpool_kwargs(env_id, config), threads, stream,
+        )
+    else:
+        env_fns = [_highway_env_fn(env_id, config, render_mode) for _ in range(n_envs)]
+        vec_env = SeededDummyVecEnv(env_fns) if n_envs == 1 else SeededSubprocVecEnv(env_fns)
+        vec_env.stream = stream
+        vec_env.seed(seed)  # SB3 models reseed the same way when given a seed
+    for wrap in wrappers:
+        vec_env = wrap(vec_env)
+    return vec_env
+
+
+def _highway_env_fn(
+    env_id: str, config: dict[str, Any] | None, render_mode: str | None
+) -> Callable[[], gym.Env]:
+    def make() -> gym.Env:
+        import highway_env
+
+        gym.register_envs(highway_env)  # also needed inside SubprocVecEnv workers
+        env = gym.make(env_id, config=config or None, render_mode=render_mode)
+        return Monitor(env)
+
+    return make
+
+
+class _SpacedSeeds:
+    """``VecEnv.seed`` that derives per-env seeds with ``env_seeds`` instead of ``seed + i``."""
+
+    num_envs: int
+    _seeds: list[int | None]
+    stream: int = 0
+
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        if seed is None:
+            seed = int(np.random.randint(0, np.iinfo(np.int32).max))
+        self._seeds = list(env_seeds(seed, self.num_envs, self.stream))
+        return self._seeds
+
+
+class SeededDummyVecEnv(_SpacedSeeds, DummyVecEnv):
+    """DummyVecEnv with independent per-env seed streams."""
+
+
+class SeededSubprocVecEnv(_SpacedSeeds, SubprocVecEnv):
+    """SubprocVecEnv with independent per-env seed streams."""

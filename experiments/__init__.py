@@ -1,0 +1,1 @@
+"""Experiment files, the run loop and the ``neurodrive`` command line."""

@@ -1,0 +1,112 @@
+"""The ``neurodrive`` command line: train, evaluate, record, envs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from experiments.config import ConfigError, load_config
+
+console = Console()
+error_console = Console(stderr=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    warnings.filterwarnings("ignore", module="highway_env")
+    try:
+        return args.handler(args)
+    except (ConfigError, ValueError) as error:
+        error_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        error_console.print("interrupted; the run folder keeps the model saved at the interruption")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neurodrive", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train an agent from an experiment file")
+    train.add_argument("config", help="experiment YAML file")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field by dotted path, e.g. agent.hyperparameters.gamma=0.9")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="greedy evaluation of a trained run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--episodes", type=int, default=20)
+    evaluate.add_argument("--backend", choices=("highway-env", "envpool"), default=None,
+                          help="default: the backend the run trained on")
+    evaluate.add_argument("--n-envs", type=int, default=1)
+    evaluate.add_argument("--seed", type=int, default=None)
+    evaluate.set_defaults(handler=_evaluate)
+
+    record = commands.add_parser("record", help="render the agent driving to mp4 (headless)")
+    record.add_argument("run_dir")
+    record.add_argument("--episodes", type=int, default=1)
+    record.add_argument("--seed", type=int, default=None)
+    record.set_defaults(handler=_record)
+
+    envs = commands.add_parser("envs", help="list scenarios, backends, spaces and defaults")
+    envs.set_defaults(handler=_envs)
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from experiments.run import train
+
+    config = load_config(args.config, args.overrides)  # all validation before any work
+    run_dir = train(config, command=["neurodrive", *sys.argv[1:]])
+    console.print(f"run folder: {run_dir}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from experiments.run import evaluate_run
+
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes: must be >= 1, got {args.episodes}")
+    metrics, out = evaluate_run(args.run_dir, args.episodes, args.backend, args.n_envs, args.seed)
+    table = Table(title=f"evaluation ({metrics.n_episodes} episodes)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.summary().items():
+        table.add_row(key, "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"saved {out}")
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    from experiments.run import record_run
+
+    for video in record_run(args.run_dir, args.episodes, args.seed):
+        console.print(f"video: {video}")
+    return 0
+
+
+def _envs(args: argparse.Namespace) -> int:
+    from envs.catalog import describe_scenarios
+
+    table = Table(title="driving scenarios")
+    for column in ("id", "description", "backends", "observation", "action", "duration"):
+        table.add_column(column)
+    for row in describe_scenarios():
+        table.add_row(row["id"], row["description"], row["backends"], row["observation"],
+                      row["action"], str(row["duration"]))
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""The run loop: ``config -> env -> agent -> callbacks -> run folder``, and what reads run folders.
+
+A run folder ``<root>/<name>/<timestamp>-seed<seed>/`` holds:
+``config.yaml`` (resolved, reloadable), ``run.json`` (status, seed, backend choice, library
+versions, command line, platform commit), ``tb/`` (TensorBoard events and progress.csv),
+``checkpoints/``, ``eval.json`` (every periodic evaluation, rewritten after each) and
+``model.zip``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+from stable_baselines3.common.logger import configure
+
+from agents.callbacks import DrivingEvalCallback, HParamsCallback
+from agents.registry import algorithm_name, build, get_algorithm
+from envs.evaluation import DrivingMetrics, evaluate_driving
+from envs.factory import choose_backend, make_vec_env
+from envs.scenarios import get_scenario
+from experiments.config import ConfigError, ExperimentConfig, load_config, save_config
+
+logger = logging.getLogger("neurodrive.run")
+
+EVAL_STREAM = 1  # seed stream of evaluation envs during training
+POSTHOC_EVAL_STREAM = 2  # seed stream of `neurodrive evaluate`, unseen during training
+LIBRARIES = ("neurodrive", "stable-baselines3", "sb3-contrib", "gymnasium", "highway-env",
+             "envpool", "torch", "numpy", "optuna", "pydantic")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temp file and a rename, so a crash never leaves half a file."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+        json.dump(data, handle, indent=2)
+        temp_name = handle.name
+    os.replace(temp_name, path)
+
+
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def platform_commit() -> str | None:
+    """The git commit of the NeuroDrive checkout, when it runs from one."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def create_run_dir(config: ExperimentConfig) -> Path:
+    """A new, unique run folder; an unwritable root is a clear error before any work."""
+    group = Path(config.logging.root) / (config.logging.name or config.name)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        group.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1000):
+            suffix = "" if attempt == 0 else f"-{attempt}"
+            run_dir = group / f"{stamp}-seed{config.training.seed}{suffix}"
+            try:
+                run_dir.mkdir()
+                return run_dir
+            except FileExistsError:
+                continue
+    except OSError as error:
+        raise ConfigError(f"logging.root: cannot create a run folder under {group}: {error.strerror}") from None
+    raise ConfigError(f"logging.root: no free run folder name under {group}")
+
+
+@dataclass
+class RunFolder:
+    """Reads and writes the files of one run folder."""
+
+    path: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.zip"
+
+    def read_meta(self) -> dict[str, Any]:
+        return json.loads((self.path / "run.json").read_text())
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        write_json_atomic(self.path / "run.json", meta)
+
+    def load_config(self) -> ExperimentConfig:
+        if not self.path.is_dir():
+            raise ConfigError(f"{self.path}: no such run folder")
+        if not self.config_path.is_file():
+            raise ConfigError(f"{self.path}: not a run folder (config.yaml is missing)")
+        return load_config(self.config_path)
+
+    def load_model(self, config: ExperimentConfig) -> BaseAlgorithm:
+        if not self.model_path.is_file():
+            raise ConfigError(f"{self.path}: model.zip is missing (did the run finish?)")
+        algo_cls = get_algorithm(config.agent.algo)
+        # SB3 zips hold pickled objects: only load run folders you trust.
+        try:
+            return algo_cls.load(self.model_path, device=config.training.device)
+        except Exception as error:  # SB3 raises many types for a foreign or corrupt zip
+            raise ConfigError(
+                f"{self.model_path}: cannot load as {algo_cls.__name__} "
+                f"(agent.algo in config.yaml): {type(error).__name__}: {error}"
+            ) from None
+
+
+def train(config: ExperimentConfig, command: list[str] | None = None) -> Path:
+    """Train one agent and fill its run folder; returns the folder."""
+    choice = choose_backend(config.env.id, config.env.backend, config.env.config)
+    resolved = config.model_copy(deep=True)
+    resolved.env.backend = choice.backend
+    run = RunFolder(create_run_dir(config))
+    save_config(resolved, run.config_path)
+    meta: dict[str, Any] = {
+        "status": "running",
+        "experiment": config.name,
+        "seed": config.training.seed,
+        "algo": config.agent.algo,
+        "env_id": config.env.id,
+        "backend": {"requested": config.env.backend, "chosen": choice.backend, "reason": choice.reason},
+        "versions": library_versions(),
+        "platform_commit": platform_commit(),
+        "command": command or sys.argv,
+        "started": datetime.now(timezone.utc).isoformat(),
+    }
+    run.write_meta(meta)
+    logger.info("run folder %s; env %s on %s (%s)", run.path, config.env.id, choice.backend, choice.reason)
+
+    torch.set_num_threads(config.training.torch_threads)
+    training = config.training
+    env = make_vec_env(config.env.id, config.env.n_envs, training.seed, choice.backend, config.env.config)
+    eval_env = make_vec_env(config.env.id, training.eval_n_envs, training.seed, choice.backend,
+                            config.env.config, stream=EVAL_STREAM)
+    model = build(config.agent.algo, env, config.agent.policy, config.agent.hyperparameters,
+                  config.agent.policy_kwargs, seed=training.seed, device=training.device)
+    formats = ["tensorboard", "csv"] + (["stdout"] if config.logging.verbose else [])
+    model.set_logger(configure(str(run.path / "tb"), formats))
+
+    evaluations: list[dict[str, Any]] = []
+
+    def save_evaluation(record: dict[str, Any]) -> None:
+        evaluations.append(record)
+        write_json_atomic(run.path / "eval.json", {"evaluations": evaluations, "final": record})
+
+    callbacks: list[Any] = [
+        HParamsCallback(hparams(config, choice.backend)),
+        DrivingEvalCallback(eval_env, training.eval_every, training.eval_episodes, save_evaluation,
+                            get_scenario(config.env.id).success_key, verbose=config.logging.verbose),
+    ]
+    if training.checkpoint_every:
+        callbacks.append(CheckpointCallback(
+            max(training.checkpoint_every // config.env.n_envs, 1), str(run.path / "checkpoints"),
+            name_prefix="model",
+        ))
+    (run.path / "checkpoints").mkdir(exist_ok=True)
+
+    started = time.perf_counter()
+    try:
+        model.learn(training.total_timesteps, callback=CallbackList(callbacks),
+                    progress_bar=config.logging.progress_bar)
+    except KeyboardInterrupt:
+        model.save(run.model_path)
+        run.write_meta({**meta, "status": "interrupted", "steps": model.num_timesteps})
+        raise
+    except BaseException as error:
+        run.write_meta({**meta, "status": "failed", "steps": model.num_timesteps,
+                        "error": f"{type(error).__name__}: {error}"})
+        raise
+    finally:
+        env.close()
+        eval_env.close()
+    model.save(run.model_path)
+    run.write_meta({
+        **meta, "status": "finished", "steps": model.num_timesteps,
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "finished": datetime.now(timezone.utc).isoformat(),
+    })
+    return run.path
+
+
+def hparams(config: ExperimentConfig, backend: str) -> dict[str, bool | str | float | int | None]:
+    """The HParams record: algorithm, env, backend, seed and the scalar hyperparameters."""
+    record: dict[str, bool | str | float | int | None] = {
+        "algo": algorithm_name(get_algorithm(config.agent.algo)),
+        "env": config.env.id,
+        "backend": backend,
+        "n_envs": config.env.n_envs,
+        "seed": config.training.seed,
+        "total_timesteps": config.training.total_timesteps,
+    }
+    for key, value in config.agent.hyperparameters.items():
+        record[key] = value if isinstance(value, (bool, str, int, float)) else str(value)
+    if config.agent.policy_kwargs:
+        record["policy_kwargs"] = json.dumps(config.agent.policy_kwargs, sort_keys=True)
+    return record
+
+
+def evaluate_run(run_dir: str | Path, episodes: int = 20, backend: str | None = None,
+                 n_envs: int = 1, seed: int | None = None) -> tuple[DrivingMetrics, Path]:
+    """Greedy evaluation of a run's model on either backend; writes ``evaluate-<backend>.json``."""
+    run = RunFolder(Path(run_dir))
+    config = run.load_config()
+    backend = backend or config.env.backend
+    choice = choose_backend(config.env.id, backend, config.env.config)
+    model = run.load_model(config)
+    seed = config.training.seed if seed is None else seed
+    env = make_vec_env(config.env.id, n_envs, seed, choice.backend, config.env.config,
+                       stream=POSTHOC_EVAL_STREAM)
+    try:
+        metrics = evaluate_driving(model, env, episodes, success_key=get_scenario(config.env.id).success_key)
+    finally:
+        env.close()
+    out = run.path / f"evaluate-{choice.backend}.json"
+    write_json_atomic(out, {"backend": choice.backend, "seed": seed, **metrics.to_dict()})
+    return metrics, out
+
+
+def record_run(run_dir: str | Path, episodes: int = 1, seed: int | None = None) -> list[Path]:
+    """Render the agent driving to mp4 files in ``<run>/videos`` (highway-env, headless)."""
+    import gymnasium as gym
+    import highway_env
+    import numpy as np
+    from gymnasium.wrappers import RecordVideo
+
+    run = RunFolder(Path(run_dir))
+    config = run.load_config()
+    model = run.load_model(config)
+    if episodes < 1:
+        raise ConfigError(f"--episodes: must be >= 1, got {episodes}")
+    gym.register_envs(highway_env)
+    video_dir = run.path / "videos"
+    env = gym.make(config.env.id, config=config.env.config or None, render_mode="rgb_array")
+    prefix = f"{config.env.id}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    env = RecordVideo(env, str(video_dir), episode_trigger=lambda _: True, name_prefix=prefix,
+                      disable_logger=True)
+    seed = config.training.seed if seed is None else seed
+    try:
+        for episode in range(episodes):
+            observation, _ = env.reset(seed=seed + episode)
+            state, episode_start, done = None, np.ones(1, dtype=bool), False
+            while not done:
+                action, state = model.predict(observation, state=state, episode_start=episode_start,
+                                              deterministic=True)
+                observation, _, terminated, truncated, _ = env.step(action)
+                episode_start = np.zeros(1, dtype=bool)
+                done = terminated or truncated
+    finally:
+        env.close()
+    return sorted(video_dir.glob(f"{prefix}-episode-*.mp4"))
