@@ -28,7 +28,9 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
 }
 
 # Arguments the run loop sets itself; a config must not pass them as hyperparameters.
-_RESERVED = ("policy", "env", "seed", "tensorboard_log", "verbose", "policy_kwargs", "device", "_init_setup_model")
+_RESERVED = (
+    "policy", "env", "seed", "tensorboard_log", "verbose", "policy_kwargs", "device", "_init_setup_model",
+)
 # policy_kwargs entries that name a class; YAML gives them as dotted paths.
 _CLASS_KWARGS = ("activation_fn", "features_extractor_class", "optimizer_class", "net_arch_class")
 

@@ -119,7 +119,8 @@ class EnvPoolVecEnv(VecEnv):
         self._episode_returns[done_ids] = 0.0
         self._episode_lengths[done_ids] = 0
         reset_obs, reset_info = self._pool.reset(done_ids.astype(np.int32))
-        for env_idx, env_reset_info in zip(done_ids.tolist(), _rows(_info_columns(reset_info), done_ids.size)):
+        reset_rows = _rows(_info_columns(reset_info), done_ids.size)
+        for env_idx, env_reset_info in zip(done_ids.tolist(), reset_rows, strict=True):
             self.reset_infos[env_idx] = env_reset_info
         # The step's obs batch is fresh memory from EnvPool, so writing into it is safe.
         if isinstance(obs, dict):
@@ -156,7 +157,7 @@ def _rows(columns: dict[str, list[Any]], n_rows: int) -> list[dict[str, Any]]:
     if not columns:
         return [{} for _ in range(n_rows)]
     keys = tuple(columns)
-    return [dict(zip(keys, row)) for row in zip(*columns.values())]
+    return [dict(zip(keys, row, strict=False)) for row in zip(*columns.values(), strict=False)]
 
 
 def _index_obs(obs: VecEnvObs, env_idx: int) -> Any:

@@ -135,15 +135,25 @@ def make_vec_env(
     return vec_env
 
 
+def make_highway_env(env_id: str, config: dict[str, Any] | None = None,
+                     render_mode: str | None = None) -> gym.Env:
+    """One highway-env (Python reference) env; registers the ids, so it works in subprocesses."""
+    import highway_env
+
+    gym.register_envs(highway_env)
+    kwargs: dict[str, Any] = {}
+    if config:
+        kwargs["config"] = config
+    if render_mode is not None:  # lane-keeping-v0's constructor takes no render_mode
+        kwargs["render_mode"] = render_mode
+    return gym.make(env_id, **kwargs)
+
+
 def _highway_env_fn(
     env_id: str, config: dict[str, Any] | None, render_mode: str | None
 ) -> Callable[[], gym.Env]:
     def make() -> gym.Env:
-        import highway_env
-
-        gym.register_envs(highway_env)  # also needed inside SubprocVecEnv workers
-        env = gym.make(env_id, config=config or None, render_mode=render_mode)
-        return Monitor(env)
+        return Monitor(make_highway_env(env_id, config, render_mode))
 
     return make
 

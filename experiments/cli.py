@@ -81,7 +81,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.summary().items():
-        table.add_row(key, "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value))
+        shown = "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+        table.add_row(key, shown)
     console.print(table)
     console.print(f"saved {out}")
     return 0

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from stable_baselines3.common.logger import configure
 from agents.callbacks import DrivingEvalCallback, HParamsCallback
 from agents.registry import algorithm_name, build, get_algorithm
 from envs.evaluation import DrivingMetrics, evaluate_driving
-from envs.factory import choose_backend, make_vec_env
+from envs.factory import choose_backend, make_highway_env, make_vec_env
 from envs.scenarios import get_scenario
 from experiments.config import ConfigError, ExperimentConfig, load_config, save_config
 
@@ -150,7 +150,7 @@ def train(config: ExperimentConfig, command: list[str] | None = None) -> Path:
         "versions": library_versions(),
         "platform_commit": platform_commit(),
         "command": command or sys.argv,
-        "started": datetime.now(timezone.utc).isoformat(),
+        "started": datetime.now(UTC).isoformat(),
     }
     run.write_meta(meta)
     logger.info("run folder %s; env %s on %s (%s)", run.path, config.env.id, choice.backend, choice.reason)
@@ -202,7 +202,7 @@ def train(config: ExperimentConfig, command: list[str] | None = None) -> Path:
     run.write_meta({
         **meta, "status": "finished", "steps": model.num_timesteps,
         "wall_time_s": round(time.perf_counter() - started, 2),
-        "finished": datetime.now(timezone.utc).isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
     })
     return run.path
 
@@ -246,8 +246,6 @@ def evaluate_run(run_dir: str | Path, episodes: int = 20, backend: str | None = 
 
 def record_run(run_dir: str | Path, episodes: int = 1, seed: int | None = None) -> list[Path]:
     """Render the agent driving to mp4 files in ``<run>/videos`` (highway-env, headless)."""
-    import gymnasium as gym
-    import highway_env
     import numpy as np
     from gymnasium.wrappers import RecordVideo
 
@@ -256,9 +254,8 @@ def record_run(run_dir: str | Path, episodes: int = 1, seed: int | None = None) 
     model = run.load_model(config)
     if episodes < 1:
         raise ConfigError(f"--episodes: must be >= 1, got {episodes}")
-    gym.register_envs(highway_env)
     video_dir = run.path / "videos"
-    env = gym.make(config.env.id, config=config.env.config or None, render_mode="rgb_array")
+    env = make_highway_env(config.env.id, config.env.config, render_mode="rgb_array")
     prefix = f"{config.env.id}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     env = RecordVideo(env, str(video_dir), episode_trigger=lambda _: True, name_prefix=prefix,
                       disable_logger=True)

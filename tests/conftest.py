@@ -1,0 +1,20 @@
+import warnings
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = REPO / "experiments"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_highway_env():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="highway_env")
+        warnings.filterwarnings("ignore", message=".*env.configure.*")
+        yield
+
+
+@pytest.fixture
+def smoke_config() -> Path:
+    return EXPERIMENTS / "smoke.yaml"
