@@ -88,7 +88,9 @@ def create_run_dir(config: ExperimentConfig) -> Path:
             except FileExistsError:
                 continue
     except OSError as error:
-        raise ConfigError(f"logging.root: cannot create a run folder under {group}: {error.strerror}") from None
+        raise ConfigError(
+            f"logging.root: cannot create a run folder under {group}: {error.strerror}"
+        ) from None
     raise ConfigError(f"logging.root: no free run folder name under {group}")
 
 

@@ -117,10 +117,12 @@ def test_dict_observations_and_success_info():
                                config={"duration": 2})  # 2 s at 5 Hz: 10 steps
     obs = vec_env.reset()
     assert set(obs) == {"observation", "achieved_goal", "desired_goal"}
+    done_at = []
     for step in range(1, 11):
         obs, _, dones, infos = vec_env.step(np.zeros((2, 2), dtype=np.float32))
         assert "is_success" in infos[0]
-    assert dones.all() and step == 10
+        done_at.append(step if dones.all() else None)
+    assert done_at == [None] * 9 + [10]
     terminal = infos[0]["terminal_observation"]
     assert isinstance(terminal, dict) and terminal["observation"].shape == (6,)
     assert not np.array_equal(terminal["observation"], obs["observation"][0])
