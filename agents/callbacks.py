@@ -89,6 +89,7 @@ class HParamsCallback(BaseCallback):
             HParam(self.hparams, {metric: 0.0 for metric in self.metrics}),
             exclude=("stdout", "log", "json", "csv"),
         )
+        self.logger.dump(self.num_timesteps)  # write it now, even if the run logs nothing else
 
     def _on_step(self) -> bool:
         return True

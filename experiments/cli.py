@@ -13,8 +13,8 @@ from rich.table import Table
 
 from experiments.config import ConfigError, load_config
 
-console = Console()
-error_console = Console(stderr=True)
+# Piped output (tests, logs) gets wide tables instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,10 +25,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (ConfigError, ValueError) as error:
-        error_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        error_console.print("interrupted; the run folder keeps the model saved at the interruption")
+        print("interrupted; the run folder keeps the model saved at the interruption", file=sys.stderr)
         return 130
 
 

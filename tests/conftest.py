@@ -3,8 +3,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-EXPERIMENTS = REPO / "experiments"
+from tests_support import EXPERIMENTS
 
 
 @pytest.fixture(autouse=True)

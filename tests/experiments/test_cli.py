@@ -1,0 +1,122 @@
+"""End to end: `neurodrive train` on the smoke config, then `evaluate`, `record` and `envs`."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from stable_baselines3 import DQN
+
+from envs import SCENARIOS
+from tests_support import EXPERIMENTS
+
+
+def neurodrive(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "experiments.cli", *args], capture_output=True,
+                          text=True, timeout=600, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    result = neurodrive("train", str(EXPERIMENTS / "smoke.yaml"), "--set", f"logging.root={root}")
+    assert result.returncode == 0, result.stderr
+    (run,) = (root / "smoke").iterdir()
+    assert f"run folder: {run}" in result.stdout.replace("\n", "")
+    return run
+
+
+def test_train_writes_every_file_of_the_run_folder(run_dir):
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["env"]["backend"] == "envpool"  # `auto` resolved and recorded
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "finished" and meta["seed"] == 0 and meta["steps"] >= 300
+    assert meta["backend"] == {"requested": "auto", "chosen": "envpool",
+                               "reason": "auto: verified native port"}
+    assert meta["versions"]["stable-baselines3"] and meta["versions"]["envpool"]
+    assert meta["command"][:2] == ["neurodrive", "train"]
+    assert run_dir.name.endswith("-seed0")
+    assert DQN.load(run_dir / "model.zip").num_timesteps == meta["steps"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "model_100_steps.zip", "model_200_steps.zip", "model_300_steps.zip"]
+    evaluations = json.loads((run_dir / "eval.json").read_text())["evaluations"]
+    assert [e["step"] for e in evaluations] == [150, 300]
+    assert all(e["n_episodes"] == 2 for e in evaluations)
+
+
+def test_tensorboard_has_sb3_eval_and_hparams(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"eval/mean_return", "eval/crash_rate", "eval/mean_speed", "rollout/ep_rew_mean",
+            "train/loss"} <= scalars
+    assert [event.step for event in events.Scalars("eval/mean_return")] == [150, 300]
+    hparams = b"".join(events.PluginTagToContent("hparams").values())
+    for name in (b"algo", b"env", b"backend", b"seed", b"learning_rate", b"eval/crash_rate"):
+        assert name in hparams
+
+
+@pytest.mark.parametrize("backend", ["highway-env", "envpool"])
+def test_evaluate_on_either_backend(run_dir, backend):
+    result = neurodrive("evaluate", str(run_dir), "--episodes", "3", "--backend", backend)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run_dir / f"evaluate-{backend}.json").read_text())
+    assert report["backend"] == backend
+    assert report["summary"]["n_episodes"] == 3 == len(report["episodes"]["returns"])
+    assert report["summary"]["mean_return"] == pytest.approx(np.mean(report["episodes"]["returns"]))
+
+
+def test_record_writes_a_video_with_real_frames(run_dir):
+    import imageio.v2 as imageio
+
+    result = neurodrive("record", str(run_dir), "--episodes", "1")
+    assert result.returncode == 0, result.stderr
+    (video,) = (run_dir / "videos").glob("*.mp4")
+    frames = np.stack([frame for frame in imageio.get_reader(video)])  # len() is inf
+    assert len(frames) >= 3 and frames.shape[-1] == 3
+    # Not blank: grey road, white markings and coloured cars, and the scene changes over time.
+    assert all(frame.std() > 10 for frame in frames)
+    assert len(np.unique(frames[0].reshape(-1, 3), axis=0)) > 20
+    assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 1
+
+
+def test_envs_lists_every_scenario():
+    result = neurodrive("envs")
+    assert result.returncode == 0, result.stderr
+    for env_id in SCENARIOS:
+        assert env_id in result.stdout
+
+
+def test_bad_config_fails_before_any_work(tmp_path):
+    root = tmp_path / "runs"
+    result = neurodrive("train", str(EXPERIMENTS / "smoke.yaml"), "--set", f"logging.root={root}",
+                        "--set", "env.backend=gpu")
+    assert result.returncode == 2
+    assert "env.backend" in result.stderr and "highway-env" in result.stderr
+    assert not root.exists()
+
+
+def test_evaluate_errors_name_the_problem(tmp_path, run_dir):
+    result = neurodrive("evaluate", str(tmp_path / "missing"))
+    assert result.returncode == 2 and "no such run folder" in result.stderr
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["agent"] = {"algo": "ppo"}
+    (foreign / "config.yaml").write_text(yaml.safe_dump(config))
+    (foreign / "model.zip").write_bytes((run_dir / "model.zip").read_bytes())
+    result = neurodrive("evaluate", str(foreign))
+    assert result.returncode == 2 and "cannot load as PPO" in result.stderr
+
+
+def test_run_names_are_unique(tmp_path):
+    from experiments.config import load_config
+    from experiments.run import create_run_dir
+
+    config = load_config(EXPERIMENTS / "smoke.yaml", [f"logging.root={tmp_path}"])
+    assert len({create_run_dir(config) for _ in range(3)}) == 3

@@ -1,0 +1,6 @@
+"""Paths shared by the tests."""
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = REPO / "experiments"
