@@ -49,6 +49,7 @@ class EnvPoolVecEnv(VecEnv):
         )
         self._actions: np.ndarray | None = None
         self._pending_seeds: list[int] | None = None
+        self._fast = _FastPath.build(self._pool)
         self._episode_returns = np.zeros(self.num_envs, dtype=np.float64)
         self._episode_lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._t_start = time.time()
@@ -85,6 +86,7 @@ class EnvPoolVecEnv(VecEnv):
             self._pool.close()
             self._env_seeds, self._pending_seeds = self._pending_seeds, None
             self._pool = self._make_pool(self._env_seeds)
+            self._fast = _FastPath.build(self._pool)
         obs, info = self._pool.reset()
         self.reset_infos = _rows(_info_columns(info), self.num_envs)
         self._episode_returns[:] = 0.0
@@ -95,6 +97,8 @@ class EnvPoolVecEnv(VecEnv):
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
+        if self._fast is not None:
+            return self._step_wait_fast(self._fast)
         obs, rewards, terminated, truncated, info = self._pool.step(self._actions)
         dones = terminated | truncated
         self._episode_returns += rewards
@@ -108,16 +112,7 @@ class EnvPoolVecEnv(VecEnv):
         return obs, rewards.astype(np.float32, copy=False), dones, infos
 
     def _reset_finished(self, obs: VecEnvObs, infos: list[dict], done_ids: np.ndarray) -> VecEnvObs:
-        now = time.time()
-        for env_idx in done_ids.tolist():
-            infos[env_idx]["terminal_observation"] = _index_obs(obs, env_idx)
-            infos[env_idx]["episode"] = {
-                "r": round(float(self._episode_returns[env_idx]), 6),
-                "l": int(self._episode_lengths[env_idx]),
-                "t": round(now - self._t_start, 6),
-            }
-        self._episode_returns[done_ids] = 0.0
-        self._episode_lengths[done_ids] = 0
+        self._finish_episodes(obs, infos, done_ids)
         reset_obs, reset_info = self._pool.reset(done_ids.astype(np.int32))
         reset_rows = _rows(_info_columns(reset_info), done_ids.size)
         for env_idx, env_reset_info in zip(done_ids.tolist(), reset_rows, strict=True):
@@ -129,6 +124,52 @@ class EnvPoolVecEnv(VecEnv):
         else:
             obs[done_ids] = reset_obs
         return obs
+
+    def _step_wait_fast(self, fast: _FastPath) -> VecEnvStepReturn:
+        """``step_wait`` over ``_send``/``_recv``; the finished envs' reset overlaps the info work."""
+        pool = self._pool
+        actions = np.asarray(self._actions).astype(fast.action_dtype, order="C", copy=False)
+        converted = [fast.env_ids, fast.env_ids, actions]
+        pool._check_action(converted)  # validates dtype/shape once, like ``send``
+        pool._send(converted)
+        state = pool._recv()
+        obs = state[fast.obs]
+        rewards = state[fast.reward]
+        truncated = state[fast.trunc]
+        terminated = state[fast.done] & ~truncated  # as EnvPool's own gymnasium ``_to``
+        dones = terminated | truncated
+        done_ids = np.flatnonzero(dones)
+        if done_ids.size:
+            pool._reset(done_ids.astype(np.int32))  # queued; collected by ``_recv`` below
+        try:
+            self._episode_returns += rewards
+            self._episode_lengths += 1
+            columns = {key: state[idx].tolist() for key, idx in fast.info}
+            columns["TimeLimit.truncated"] = (truncated & ~terminated).tolist()
+            infos = _rows(columns, self.num_envs)
+            if done_ids.size:
+                self._finish_episodes(obs, infos, done_ids)
+        finally:
+            reset_state = pool._recv() if done_ids.size else None
+        if reset_state is not None:
+            reset_rows = _rows({key: reset_state[idx].tolist() for key, idx in fast.info}, done_ids.size)
+            for env_idx, env_reset_info in zip(done_ids.tolist(), reset_rows, strict=True):
+                self.reset_infos[env_idx] = env_reset_info
+            obs[done_ids] = reset_state[fast.obs]  # fresh memory from EnvPool, safe to write
+        return obs, rewards.astype(np.float32, copy=False), dones, infos
+
+    def _finish_episodes(self, obs: VecEnvObs, infos: list[dict], done_ids: np.ndarray) -> None:
+        """Terminal observation and Monitor-style ``episode`` stats for the finished envs."""
+        now = time.time()
+        for env_idx in done_ids.tolist():
+            infos[env_idx]["terminal_observation"] = _index_obs(obs, env_idx)
+            infos[env_idx]["episode"] = {
+                "r": round(float(self._episode_returns[env_idx]), 6),
+                "l": int(self._episode_lengths[env_idx]),
+                "t": round(now - self._t_start, 6),
+            }
+        self._episode_returns[done_ids] = 0.0
+        self._episode_lengths[done_ids] = 0
 
     def close(self) -> None:
         self._pool.close()
@@ -146,6 +187,38 @@ class EnvPoolVecEnv(VecEnv):
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
         return [False] * len(self._get_indices(indices))
+
+
+class _FastPath:
+    """Positions in EnvPool's flat state list, for pools the low-level step path covers."""
+
+    def __init__(self, keys: list[str], action_dtype: np.dtype, num_envs: int) -> None:
+        index = {key: i for i, key in enumerate(keys)}
+        self.obs, self.reward = index["obs"], index["reward"]
+        self.done, self.trunc = index["done"], index["trunc"]
+        self.info = tuple((key, index["info:" + key]) for key in _STEP_INFO_KEYS if "info:" + key in index)
+        self.action_dtype = action_dtype
+        self.env_ids = np.arange(num_envs, dtype=np.int32)
+
+    @classmethod
+    def build(cls, pool: Any) -> _FastPath | None:
+        """``None`` where the pool's layout is not the plain one (single Box obs, one action array)."""
+        try:
+            keys = list(pool._state_keys)
+            action_keys = list(pool._action_keys)
+            action_dtype = pool._spec._action_spec[-1][0]
+            config = pool.config
+        except AttributeError:
+            return None
+        plain = (
+            action_keys == ["env_id", "players.env_id", "action"]
+            and config.get("max_num_players", 1) == 1
+            and config["batch_size"] == config["num_envs"]
+            and {"obs", "reward", "done", "trunc"} <= set(keys)
+            and not any(key.startswith("obs:") or key.startswith("obs.") for key in keys)
+            and all(hasattr(pool, name) for name in ("_send", "_recv", "_reset", "_check_action"))
+        )
+        return cls(keys, np.dtype(action_dtype), int(config["num_envs"])) if plain else None
 
 
 def _info_columns(info: dict[str, Any]) -> dict[str, list[Any]]:

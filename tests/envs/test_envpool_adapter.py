@@ -141,3 +141,32 @@ def test_reset_infos_have_driving_keys():
     vec_env.reset()
     assert len(vec_env.reset_infos) == 2
     assert set(vec_env.reset_infos[0]) >= {"crashed", "speed"}
+
+
+def test_low_level_step_path_equals_the_public_api_path():
+    """The fast path (EnvPool's _send/_recv, reset overlapped with info building) returns exactly
+    what the public step + reset path returns, over many episode ends."""
+    fast = make_vec_env("highway-fast-v0", 8, seed=2, backend="envpool")
+    public = make_vec_env("highway-fast-v0", 8, seed=2, backend="envpool")
+    assert fast._fast is not None, "envpool layout changed: the fast path is off"
+    public._fast = None
+    assert np.array_equal(fast.reset(), public.reset())
+    rng = np.random.default_rng(3)
+    episode_ends = 0
+    for _ in range(150):
+        actions = rng.integers(0, 5, 8)
+        obs_f, rew_f, done_f, infos_f = fast.step(actions)
+        obs_p, rew_p, done_p, infos_p = public.step(actions)
+        assert np.array_equal(obs_f, obs_p) and np.array_equal(rew_f, rew_p)
+        assert np.array_equal(done_f, done_p) and rew_f.dtype == rew_p.dtype
+        for info_f, info_p in zip(infos_f, infos_p, strict=True):
+            assert info_f.keys() == info_p.keys()
+            for key in info_f.keys() - {"episode", "terminal_observation"}:
+                assert info_f[key] == info_p[key]
+            if "terminal_observation" in info_f:
+                assert np.array_equal(info_f["terminal_observation"], info_p["terminal_observation"])
+                assert info_f["episode"]["r"] == info_p["episode"]["r"]
+                assert info_f["episode"]["l"] == info_p["episode"]["l"]
+                episode_ends += 1
+        assert fast.reset_infos == public.reset_infos
+    assert episode_ends >= 50
