@@ -27,7 +27,7 @@ class DrivingEvalCallback(BaseCallback):
         eval_every: int,
         n_episodes: int,
         on_evaluation: Callable[[dict[str, Any]], None] | None = None,
-        success_key: str | None = None,
+        success: Callable[[dict[str, Any]], bool | None] | None = None,
         deterministic: bool = True,
         verbose: int = 0,
     ) -> None:
@@ -36,7 +36,7 @@ class DrivingEvalCallback(BaseCallback):
         self.eval_every = eval_every
         self.n_episodes = n_episodes
         self.on_evaluation = on_evaluation
-        self.success_key = success_key
+        self.success = success
         self.deterministic = deterministic
         self.history: list[dict[str, Any]] = []
         self._last_eval_step = 0
@@ -53,7 +53,7 @@ class DrivingEvalCallback(BaseCallback):
     def evaluate(self) -> dict[str, Any]:
         self._last_eval_step = self.num_timesteps
         metrics = evaluate_driving(
-            self.model, self.eval_env, self.n_episodes, self.deterministic, self.success_key
+            self.model, self.eval_env, self.n_episodes, self.deterministic, self.success
         )
         record = {"step": self.num_timesteps, **metrics.summary()}
         for key, value in record.items():

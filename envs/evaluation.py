@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -45,10 +46,13 @@ class DrivingMetrics:
 
 def evaluate_driving(
     model: Predictor, vec_env: VecEnv, n_episodes: int, deterministic: bool = True,
-    success_key: str | None = None,
+    success: Callable[[dict[str, Any]], bool | None] | None = None,
 ) -> DrivingMetrics:
     """Run ``n_episodes`` episodes spread evenly over the envs (as SB3's ``evaluate_policy``,
-    so short episodes are not over-counted) and collect driving metrics from the env infos."""
+    so short episodes are not over-counted) and collect driving metrics from the env infos.
+
+    :param success: reads arrival/success from an episode's last info (``Scenario.success``).
+    """
     if n_episodes < 1:
         raise ValueError(f"n_episodes: must be >= 1, got {n_episodes}")
     n_envs = vec_env.num_envs
@@ -79,8 +83,9 @@ def evaluate_driving(
             metrics.crashed.append(bool(info.get("crashed", False)))
             if speed_steps[env_idx]:
                 metrics.speeds.append(float(speed_sum[env_idx] / speed_steps[env_idx]))
-            if success_key and success_key in info:
-                metrics.successes.append(bool(info[success_key]))
+            reached = success(info) if success is not None else None
+            if reached is not None:
+                metrics.successes.append(reached)
             counts[env_idx] += 1
         episode_return[dones] = 0.0
         episode_length[dones] = 0

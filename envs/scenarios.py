@@ -23,7 +23,18 @@ class Scenario:
     env_id: str
     description: str
     envpool_id: str | None
-    success_key: str | None = None  # info key that marks arrival / success, where there is one
+    success_key: str | None = None  # dotted path in the step info that marks arrival / success
+
+    def success(self, info: dict[str, Any]) -> bool | None:
+        """Arrival/success from a final step's info; ``None`` where this backend does not report it."""
+        if self.success_key is None:
+            return None
+        value: Any = info
+        for key in self.success_key.split("."):
+            if not isinstance(value, dict) or key not in value:
+                return None
+            value = value[key]
+        return bool(value)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -33,7 +44,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("highway-fast-v0", "3-lane highway, 20 vehicles, 30 s, 5 Hz", "highway-fast-v0"),
         Scenario("merge-v0", "on-ramp merge", "merge-v0"),
         Scenario("roundabout-v0", "roundabout entry and exit", "roundabout-v0"),
-        Scenario("intersection-v0", "unsignalised crossing, longitudinal control", "intersection-v0"),
+        Scenario("intersection-v0", "unsignalised crossing, longitudinal control", "intersection-v0",
+                 success_key="rewards.arrived_reward"),
         Scenario("racetrack-v0", "lateral control on a closed track", "racetrack-v0"),
         Scenario("parking-v0", "goal-conditioned parking", "parking-v0", success_key="is_success"),
         Scenario("exit-v0", "reach the highway exit", "exit-v0", success_key="is_success"),

@@ -176,7 +176,7 @@ def train(config: ExperimentConfig, command: list[str] | None = None) -> Path:
     callbacks: list[Any] = [
         HParamsCallback(hparams(config, choice.backend)),
         DrivingEvalCallback(eval_env, training.eval_every, training.eval_episodes, save_evaluation,
-                            get_scenario(config.env.id).success_key, verbose=config.logging.verbose),
+                            get_scenario(config.env.id).success, verbose=config.logging.verbose),
     ]
     if training.checkpoint_every:
         callbacks.append(CheckpointCallback(
@@ -238,7 +238,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 20, backend: str | None = 
     env = make_vec_env(config.env.id, n_envs, seed, choice.backend, config.env.config,
                        stream=POSTHOC_EVAL_STREAM)
     try:
-        metrics = evaluate_driving(model, env, episodes, success_key=get_scenario(config.env.id).success_key)
+        metrics = evaluate_driving(model, env, episodes, success=get_scenario(config.env.id).success)
     finally:
         env.close()
     out = run.path / f"evaluate-{choice.backend}.json"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from envs import make_vec_env
+from envs import get_scenario, make_vec_env
 from envs.evaluation import evaluate_driving
 
 IDLE, FASTER = 1, 3
@@ -56,8 +56,15 @@ def test_success_rate_where_the_scenario_reports_it():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         env = make_vec_env("parking-v0", 2, seed=0, backend="envpool", config={"duration": 2})
-    metrics = evaluate_driving(Still(), env, 2, success_key="is_success")
+    metrics = evaluate_driving(Still(), env, 2, success=get_scenario("parking-v0").success)
     assert metrics.summary()["success_rate"] == 0.0  # standing still never parks
+
+
+def test_success_paths():
+    assert get_scenario("intersection-v0").success({"rewards": {"arrived_reward": 1.0}}) is True
+    assert get_scenario("intersection-v0").success({"rewards": {"arrived_reward": 0.0}}) is False
+    assert get_scenario("intersection-v0").success({"crashed": True}) is None  # native port: unknown
+    assert get_scenario("highway-fast-v0").success({"is_success": True}) is None
 
 
 def test_bad_episode_count():
