@@ -6,19 +6,23 @@ to the class unchanged, but are checked against its signature before anything is
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 from sb3_contrib import QRDQN, TQC, RecurrentPPO
-from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+from stable_baselines3 import A2C, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents.dopamine_dqn import DopamineDQN
+from agents.dopamine_ppo import DopaminePPO
+from neuro.registry import load_object, make_dopamine
+
+# DQN and PPO take a TD-error module (``dopamine``); with the default one they are stock SB3.
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
-    "dqn": DQN,
-    "ppo": PPO,
+    "dqn": DopamineDQN,
+    "ppo": DopaminePPO,
     "a2c": A2C,
     "sac": SAC,
     "td3": TD3,
@@ -30,6 +34,7 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
 # Arguments the run loop sets itself; a config must not pass them as hyperparameters.
 _RESERVED = (
     "policy", "env", "seed", "tensorboard_log", "verbose", "policy_kwargs", "device", "_init_setup_model",
+    "dopamine",
 )
 # policy_kwargs entries that name a class; YAML gives them as dotted paths.
 _CLASS_KWARGS = ("activation_fn", "features_extractor_class", "optimizer_class", "net_arch_class")
@@ -43,15 +48,6 @@ def register_algorithm(name: str) -> Callable[[type[BaseAlgorithm]], type[BaseAl
         return cls
 
     return decorator
-
-
-def load_object(dotted_path: str) -> Any:
-    """Import ``package.module:Name`` (or ``package.module.Name``)."""
-    module_name, _, attr = dotted_path.partition(":") if ":" in dotted_path else dotted_path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise ValueError(f"cannot load {dotted_path!r}: {error}") from None
 
 
 def get_algorithm(name: str) -> type[BaseAlgorithm]:
@@ -76,13 +72,23 @@ def algorithm_name(cls: type[BaseAlgorithm]) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+def constructor_arguments(cls: type[BaseAlgorithm]) -> list[str]:
+    """Named constructor arguments, following ``**kwargs`` up the class hierarchy."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        names += [p.name for p in parameters if p.name != "self" and p.kind not in
+                  (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL) and p.name not in names]
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
 def check_hyperparameters(cls: type[BaseAlgorithm], hyperparameters: dict[str, Any]) -> None:
     """Fail early on a hyperparameter the algorithm does not take, listing those it does."""
-    accepted = [
-        name
-        for name, parameter in inspect.signature(cls.__init__).parameters.items()
-        if name != "self" and parameter.kind is not inspect.Parameter.VAR_KEYWORD
-    ]
+    accepted = constructor_arguments(cls)
     allowed = [name for name in accepted if name not in _RESERVED]
     for key in hyperparameters:
         if key in _RESERVED:
@@ -92,6 +98,17 @@ def check_hyperparameters(cls: type[BaseAlgorithm], hyperparameters: dict[str, A
                 f"agent.hyperparameters.{key}: {cls.__name__} has no such argument; "
                 f"allowed: {', '.join(allowed)}"
             )
+
+
+def check_dopamine(cls: type[BaseAlgorithm], dopamine: dict[str, Any] | None) -> None:
+    """A TD-error module needs an algorithm that takes one; its parameters must be valid."""
+    if dopamine is None:
+        return
+    if "dopamine" not in constructor_arguments(cls):
+        takers = [name for name, algo in ALGORITHMS.items() if "dopamine" in constructor_arguments(algo)]
+        raise ValueError(f"neuro.dopamine: {cls.__name__} takes no TD-error module; "
+                         f"algorithms that do: {', '.join(takers)}")
+    make_dopamine(dopamine)
 
 
 def default_policy(cls: type[BaseAlgorithm], env: VecEnv) -> str:
@@ -123,11 +140,19 @@ def build(
     tensorboard_log: str | None = None,
     verbose: int = 0,
     device: str = "auto",
+    dopamine: dict[str, Any] | None = None,
 ) -> BaseAlgorithm:
-    """Build an SB3 algorithm on ``env``; ``hyperparameters`` go to its constructor unchanged."""
+    """Build an SB3 algorithm on ``env``; ``hyperparameters`` go to its constructor unchanged.
+
+    :param dopamine: TD-error module spec (``{type: asymmetric, kappa: 0.3}``), for algorithms
+        that take one.
+    """
     cls = get_algorithm(algo)
     hyperparameters = dict(hyperparameters or {})
     check_hyperparameters(cls, hyperparameters)
+    check_dopamine(cls, dopamine)
+    if dopamine is not None:
+        hyperparameters["dopamine"] = make_dopamine(dopamine)
     return cls(
         policy or default_policy(cls, env),
         env,

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from agents.registry import check_hyperparameters, get_algorithm
+from agents.registry import check_dopamine, check_hyperparameters, get_algorithm
 from envs.scenarios import get_scenario
 
 
@@ -63,6 +63,12 @@ class AgentConfig(_Strict):
         return self
 
 
+class NeuroConfig(_Strict):
+    """Brain-inspired parts; each entry is ``{type: name or package.module:Class, **params}``."""
+
+    dopamine: dict[str, Any] | None = None  # TD-error module (neuro.dopamine)
+
+
 class TrainingConfig(_Strict):
     """Budget, seed, evaluation and checkpoint cadence (all counted in env steps)."""
 
@@ -91,8 +97,14 @@ class ExperimentConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     env: EnvConfig = Field(default_factory=EnvConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    neuro: NeuroConfig = Field(default_factory=NeuroConfig)
     training: TrainingConfig
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _neuro_fits_agent(self) -> ExperimentConfig:
+        check_dopamine(get_algorithm(self.agent.algo), self.neuro.dopamine)
+        return self
 
 
 class _Loader(yaml.SafeLoader):

@@ -130,8 +130,8 @@ class RunFolder:
             return algo_cls.load(self.model_path, device=config.training.device)
         except Exception as error:  # SB3 raises many types for a foreign or corrupt zip
             raise ConfigError(
-                f"{self.model_path}: cannot load as {algo_cls.__name__} "
-                f"(agent.algo in config.yaml): {type(error).__name__}: {error}"
+                f"{self.model_path}: cannot load as agent.algo={config.agent.algo!r} "
+                f"({algo_cls.__name__}, from config.yaml): {type(error).__name__}: {error}"
             ) from None
 
 
@@ -163,7 +163,8 @@ def train(config: ExperimentConfig, command: list[str] | None = None) -> Path:
     eval_env = make_vec_env(config.env.id, training.eval_n_envs, training.seed, choice.backend,
                             config.env.config, stream=EVAL_STREAM)
     model = build(config.agent.algo, env, config.agent.policy, config.agent.hyperparameters,
-                  config.agent.policy_kwargs, seed=training.seed, device=training.device)
+                  config.agent.policy_kwargs, seed=training.seed, device=training.device,
+                  dopamine=config.neuro.dopamine)
     formats = ["tensorboard", "csv"] + (["stdout"] if config.logging.verbose else [])
     model.set_logger(configure(str(run.path / "tb"), formats))
 
@@ -223,6 +224,9 @@ def hparams(config: ExperimentConfig, backend: str) -> dict[str, bool | str | fl
         record[key] = value if isinstance(value, (bool, str, int, float)) else str(value)
     if config.agent.policy_kwargs:
         record["policy_kwargs"] = json.dumps(config.agent.policy_kwargs, sort_keys=True)
+    for part, spec in config.neuro.model_dump(exclude_none=True).items():
+        for key, value in spec.items():
+            record[f"neuro.{part}.{key}"] = value if isinstance(value, (bool, str, int, float)) else str(value)
     return record
 
 

@@ -8,6 +8,8 @@ import torch
 from sb3_contrib import QRDQN, TQC, RecurrentPPO
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 
+from agents.dopamine_dqn import DopamineDQN
+from agents.dopamine_ppo import DopaminePPO
 from agents.registry import (
     ALGORITHMS,
     build,
@@ -19,10 +21,12 @@ from envs import make_vec_env
 
 
 def test_names_map_to_sb3_classes():
-    expected = {"dqn": DQN, "ppo": PPO, "a2c": A2C, "sac": SAC, "td3": TD3,
+    expected = {"dqn": DopamineDQN, "ppo": DopaminePPO, "a2c": A2C, "sac": SAC, "td3": TD3,
                 "qrdqn": QRDQN, "tqc": TQC, "recurrent_ppo": RecurrentPPO}
     assert ALGORITHMS == expected
-    assert get_algorithm("PPO") is PPO
+    # DQN and PPO take a TD-error module; with the default one they are stock SB3 (test_dopamine_agents).
+    assert issubclass(DopamineDQN, DQN) and issubclass(DopaminePPO, PPO)
+    assert get_algorithm("PPO") is DopaminePPO
 
 
 def test_unknown_name_lists_the_registered_ones():

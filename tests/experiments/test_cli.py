@@ -111,7 +111,7 @@ def test_evaluate_errors_name_the_problem(tmp_path, run_dir):
     (foreign / "config.yaml").write_text(yaml.safe_dump(config))
     (foreign / "model.zip").write_bytes((run_dir / "model.zip").read_bytes())
     result = neurodrive("evaluate", str(foreign))
-    assert result.returncode == 2 and "cannot load as PPO" in result.stderr
+    assert result.returncode == 2 and "cannot load as agent.algo='ppo'" in result.stderr
 
 
 def test_run_names_are_unique(tmp_path):

@@ -1,0 +1,263 @@
+"""Dopamine-style TD-error modules: what the TD error becomes before it drives learning.
+
+Phasic dopamine carries a reward prediction error (Schultz, Dayan & Montague 1997). Each module
+maps the TD error ``td_error`` (delta = r + gamma V(s') - V(s)) to a ``dopamine_signal`` that
+replaces it in the update ``V(s) += alpha * signal``. Plain torch, no SB3: the agents wire these
+into DQN's per-sample loss and PPO's GAE.
+
+Interface (a user's own module implements the same and loads by dotted path):
+
+- ``transform(td_error, reward=None) -> signal`` (same shape; may update the module's state);
+- ``dqn_loss(current, target, reward) -> (loss, td_error, signal)``: a loss whose gradient with
+  respect to ``current`` is ``-signal`` (per sample, averaged), for DQN;
+- ``n_channels`` and ``acting_channel``: value channels the Q-network needs, and the one actions use;
+- ``stats() -> dict[str, float]``: module-specific values to log;
+- ``state_dict()`` / ``load_state_dict()``: whatever state the module carries.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _check_open_interval(name: str, value: float, low: float, high: float) -> float:
+    if not low < value < high:
+        raise ValueError(f"neuro.dopamine.{name}: must be in ({low:g}, {high:g}), got {value!r}")
+    return float(value)
+
+
+def _check_positive(name: str, value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"neuro.dopamine.{name}: must be > 0, got {value!r}")
+    return float(value)
+
+
+class DopamineModule:
+    """Base class: the identity signal and a per-sample weighted Huber loss built from ``transform``.
+
+    The weighted loss ``mean(w * huber(current, target))`` with ``w = sg(signal / td_error)`` has the
+    gradient ``-w * clip(td_error, -1, 1)``: exactly ``-signal`` inside Huber's quadratic zone
+    (|td_error| <= 1), the module's direction with DQN's usual clipping outside it.
+    """
+
+    name: ClassVar[str] = "base"
+    n_channels: int = 1
+    acting_channel: int = 0
+
+    def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
+        return td_error
+
+    def dqn_loss(self, current: Tensor, target: Tensor, reward: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        td_error = (target - current).detach()
+        signal = self.transform(td_error, reward)
+        safe_error = torch.where(td_error == 0, torch.ones_like(td_error), td_error)
+        weight = torch.where(td_error == 0, torch.ones_like(td_error), signal / safe_error)
+        loss = (weight * F.smooth_l1_loss(current, target, reduction="none")).mean()
+        return loss, td_error, signal
+
+    def stats(self) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({params})"
+
+
+class StandardTD(DopamineModule):
+    """Stock TD learning: signal = delta (Schultz, Dayan & Montague 1997).
+
+    Its DQN loss is SB3's own ``smooth_l1_loss``, so it reproduces stock DQN bit for bit.
+    """
+
+    name = "standard"
+
+    def dqn_loss(self, current: Tensor, target: Tensor, reward: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        td_error = (target - current).detach()
+        return F.smooth_l1_loss(current, target), td_error, td_error
+
+
+class AsymmetricTD(DopamineModule):
+    """Risk-sensitive TD: d' = (1 - kappa) d if d > 0 else (1 + kappa) d (Mihatsch & Neuneier 2002).
+
+    kappa > 0 is pessimistic, kappa < 0 optimistic; the fixed point of V is the expectile at
+    tau = (1 - kappa) / 2 of the target distribution.
+
+    :param kappa: risk parameter in (-1, 1).
+    """
+
+    name = "asymmetric"
+
+    def __init__(self, kappa: float = 0.0) -> None:
+        self.kappa = _check_open_interval("kappa", kappa, -1.0, 1.0)
+
+    def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
+        return torch.where(td_error > 0, (1.0 - self.kappa) * td_error, (1.0 + self.kappa) * td_error)
+
+
+class SaturatingTD(DopamineModule):
+    """Low-baseline dopamine: d' = min(d, ceiling) if d > 0 else compression * d
+    (Niv, Duff & Dayan 2005: a low tonic baseline leaves little room below it, so negative
+    errors are compressed; the firing rate has a ceiling, so positive errors are bounded).
+
+    :param compression: factor on negative errors, in (0, 1].
+    :param ceiling: largest positive signal, > 0.
+    """
+
+    name = "saturating"
+
+    def __init__(self, compression: float = 0.2, ceiling: float = 1.0) -> None:
+        if not 0.0 < compression <= 1.0:
+            raise ValueError(f"neuro.dopamine.compression: must be in (0, 1], got {compression!r}")
+        self.compression = float(compression)
+        self.ceiling = _check_positive("ceiling", ceiling)
+
+    def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
+        return torch.where(td_error > 0, td_error.clamp(max=self.ceiling), self.compression * td_error)
+
+
+class OpponentTD(DopamineModule):
+    """Dopamine/serotonin opponency: DA = g+ max(d, 0), 5-HT = g- max(-d, 0), signal = DA - 5-HT
+    (Daw, Kakade & Dayan 2002).
+
+    :param gain_positive: dopamine gain g+ on positive errors, > 0.
+    :param gain_negative: serotonin gain g- on negative errors, > 0.
+    """
+
+    name = "opponent"
+
+    def __init__(self, gain_positive: float = 1.0, gain_negative: float = 1.0) -> None:
+        self.gain_positive = _check_positive("gain_positive", gain_positive)
+        self.gain_negative = _check_positive("gain_negative", gain_negative)
+        self._dopamine = 0.0
+        self._serotonin = 0.0
+
+    def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
+        dopamine = self.gain_positive * td_error.clamp(min=0.0)
+        serotonin = self.gain_negative * (-td_error).clamp(min=0.0)
+        self._dopamine = float(dopamine.mean())
+        self._serotonin = float(serotonin.mean())
+        return dopamine - serotonin
+
+    def stats(self) -> dict[str, float]:
+        return {"dopamine": self._dopamine, "serotonin": self._serotonin}
+
+
+class AverageRewardTD(DopamineModule):
+    """Differential TD: d = r - r_bar + V(s') - V(s), with r_bar += eta (r - r_bar) per sample
+    (Daw, Kakade & Dayan 2002; Tsitsiklis & Van Roy 1999). The agent supplies delta with the
+    reward included, so the signal is ``delta - r_bar``; use it with gamma close to 1.
+
+    :param eta: step size of the average-reward estimate, in (0, 1).
+    :param initial_rate: starting r_bar.
+    """
+
+    name = "average_reward"
+
+    def __init__(self, eta: float = 0.01, initial_rate: float = 0.0) -> None:
+        self.eta = _check_open_interval("eta", eta, 0.0, 1.0)
+        self.reward_rate = float(initial_rate)
+
+    def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
+        if reward is None:
+            raise ValueError("average_reward needs the rewards of the batch")
+        signal = td_error - self.reward_rate
+        self.update_rate(reward)
+        return signal
+
+    def update_rate(self, reward: Tensor) -> None:
+        """r_bar += eta (r - r_bar) for each reward in order (closed form for a batch)."""
+        rewards = reward.detach().reshape(-1).double()
+        n = rewards.numel()
+        if n == 0:
+            return
+        # After n updates: r_bar (1-eta)^n + sum_k eta (1-eta)^(n-1-k) r_k.
+        decay = (1.0 - self.eta) ** torch.arange(n - 1, -1, -1, dtype=torch.float64)
+        self.reward_rate = float(self.reward_rate * (1.0 - self.eta) ** n + self.eta * (decay * rewards).sum())
+
+    def stats(self) -> dict[str, float]:
+        return {"reward_rate": self.reward_rate}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"reward_rate": self.reward_rate}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.reward_rate = float(state["reward_rate"])
+
+
+class DistributionalTD(DopamineModule):
+    """Distributional dopamine: channel i updates V_i += a_i+ f(d_i) if d_i > 0 else a_i- f(d_i),
+    settling at tau_i = a_i+ / (a_i+ + a_i-) (Dabney et al. 2020, Nature 577:671).
+
+    f(d) = d (``code: expectile``) makes V_i the tau_i-expectile, f(d) = sign(d) (``quantile``) the
+    tau_i-quantile. Here a_i+ = 2 tau_i and a_i- = 2 (1 - tau_i), so the tau = 0.5 channel is plain
+    TD; actions use it (the mean, for the expectile code).
+
+    :param n_channels: number of channels; taus are (i + 0.5) / n, so n must be odd.
+    :param taus: explicit asymmetries in (0, 1) instead of ``n_channels``; must contain 0.5.
+    :param code: ``expectile`` or ``quantile``.
+    """
+
+    name = "distributional"
+    CODES: ClassVar[tuple[str, ...]] = ("expectile", "quantile")
+
+    def __init__(self, n_channels: int = 11, taus: list[float] | None = None, code: str = "expectile") -> None:
+        if taus is None:
+            if not isinstance(n_channels, int) or n_channels < 1 or n_channels % 2 == 0:
+                raise ValueError(f"neuro.dopamine.n_channels: must be a positive odd integer, got {n_channels!r}")
+            taus = [(i + 0.5) / n_channels for i in range(n_channels)]
+        taus = [float(t) for t in taus]
+        if not taus or any(not 0.0 < t < 1.0 for t in taus):
+            raise ValueError(f"neuro.dopamine.taus: each must be in (0, 1), got {taus!r}")
+        if 0.5 not in taus:
+            raise ValueError(f"neuro.dopamine.taus: must contain 0.5 (the acting channel), got {taus!r}")
+        if code not in self.CODES:
+            raise ValueError(f"neuro.dopamine.code: {code!r}; allowed: {', '.join(self.CODES)}")
+        self.taus = taus
+        self.code = code
+        self.n_channels = len(taus)
+        self.acting_channel = taus.index(0.5)
+        tau = torch.tensor(taus)
+        self._gain_positive = 2.0 * tau
+        self._gain_negative = 2.0 * (1.0 - tau)
+        self._channel_values: list[float] = []
+
+    def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
+        """``td_error`` has the channels on its last axis."""
+        f = td_error if self.code == "expectile" else torch.sign(td_error)
+        gain_positive = self._gain_positive.to(td_error)
+        gain_negative = self._gain_negative.to(td_error)
+        return torch.where(td_error > 0, gain_positive * f, gain_negative * f)
+
+    def dqn_loss(self, current: Tensor, target: Tensor, reward: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """``current`` and ``target`` are (batch, channels); the gradient per channel is -signal."""
+        td_error = (target - current).detach()
+        signal = self.transform(td_error)
+        pseudo_target = (current + signal).detach()
+        loss = 0.5 * ((current - pseudo_target) ** 2).sum(dim=-1).mean()
+        self._channel_values = current.detach().mean(dim=0).tolist()
+        return loss, td_error, signal
+
+    def stats(self) -> dict[str, float]:
+        """Each channel's mean value (keyed by its tau) and the spread between the extreme taus."""
+        if not self._channel_values:
+            return {}
+        by_tau = sorted(zip(self.taus, self._channel_values, strict=True))
+        values = {f"channel_value/tau_{tau:.3f}": value for tau, value in by_tau}
+        low, high = by_tau[0][1], by_tau[-1][1]
+        return {**values, "value_spread": high - low}
+
+
+DOPAMINE_MODULES: dict[str, type[DopamineModule]] = {
+    cls.name: cls
+    for cls in (StandardTD, AsymmetricTD, SaturatingTD, OpponentTD, AverageRewardTD, DistributionalTD)
+}
