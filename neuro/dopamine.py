@@ -37,11 +37,11 @@ def _check_positive(name: str, value: float) -> float:
 
 
 class DopamineModule:
-    """Base class: the identity signal and a per-sample weighted Huber loss built from ``transform``.
+    """Base class: the identity signal, and a DQN loss built from ``transform``.
 
-    The weighted loss ``mean(w * huber(current, target))`` with ``w = sg(signal / td_error)`` has the
-    gradient ``-w * clip(td_error, -1, 1)``: exactly ``-signal`` inside Huber's quadratic zone
-    (|td_error| <= 1), the module's direction with DQN's usual clipping outside it.
+    The loss is a per-sample squared loss to a module-shaped target, ``0.5 (Q - sg(Q + signal))^2``
+    summed over channels and averaged over the batch: its gradient with respect to Q is exactly
+    ``-signal`` (divided by the batch size), so one gradient step applies the module's rule.
     """
 
     name: ClassVar[str] = "base"
@@ -51,12 +51,14 @@ class DopamineModule:
     def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
         return td_error
 
-    def dqn_loss(self, current: Tensor, target: Tensor, reward: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def dqn_loss(
+        self, current: Tensor, target: Tensor, reward: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``current`` and ``target`` are (batch, channels); returns (loss, td_error, signal)."""
         td_error = (target - current).detach()
         signal = self.transform(td_error, reward)
-        safe_error = torch.where(td_error == 0, torch.ones_like(td_error), td_error)
-        weight = torch.where(td_error == 0, torch.ones_like(td_error), signal / safe_error)
-        loss = (weight * F.smooth_l1_loss(current, target, reduction="none")).mean()
+        shaped_target = (current + signal).detach()
+        loss = 0.5 * ((current - shaped_target) ** 2).sum(dim=-1).mean()
         return loss, td_error, signal
 
     def stats(self) -> dict[str, float]:
@@ -81,7 +83,9 @@ class StandardTD(DopamineModule):
 
     name = "standard"
 
-    def dqn_loss(self, current: Tensor, target: Tensor, reward: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def dqn_loss(
+        self, current: Tensor, target: Tensor, reward: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         td_error = (target - current).detach()
         return F.smooth_l1_loss(current, target), td_error, td_error
 
@@ -238,14 +242,11 @@ class DistributionalTD(DopamineModule):
         gain_negative = self._gain_negative.to(td_error)
         return torch.where(td_error > 0, gain_positive * f, gain_negative * f)
 
-    def dqn_loss(self, current: Tensor, target: Tensor, reward: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """``current`` and ``target`` are (batch, channels); the gradient per channel is -signal."""
-        td_error = (target - current).detach()
-        signal = self.transform(td_error)
-        pseudo_target = (current + signal).detach()
-        loss = 0.5 * ((current - pseudo_target) ** 2).sum(dim=-1).mean()
+    def dqn_loss(
+        self, current: Tensor, target: Tensor, reward: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         self._channel_values = current.detach().mean(dim=0).tolist()
-        return loss, td_error, signal
+        return super().dqn_loss(current, target, reward)
 
     def stats(self) -> dict[str, float]:
         """Each channel's mean value (keyed by its tau) and the spread between the extreme taus."""

@@ -120,3 +120,23 @@ def test_run_names_are_unique(tmp_path):
 
     config = load_config(EXPERIMENTS / "smoke.yaml", [f"logging.root={tmp_path}"])
     assert len({create_run_dir(config) for _ in range(3)}) == 3
+
+
+def test_train_with_a_dopamine_module_logs_it(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = neurodrive("train", str(EXPERIMENTS / "dopamine" / "dqn_distributional.yaml"),
+                        "--set", f"logging.root={tmp_path}", "--set", "training.total_timesteps=300",
+                        "--set", "agent.hyperparameters.learning_starts=50", "--set", "training.eval_every=0",
+                        "--set", "training.eval_episodes=1", "--set", "training.eval_n_envs=1",
+                        "--set", "training.checkpoint_every=0", "--set", "logging.progress_bar=false",
+                        "--set", "neuro.dopamine.n_channels=5")
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "dqn_distributional").iterdir()
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    assert {"dopamine/td_error_mean", "dopamine/signal_std", "dopamine/value_spread",
+            "dopamine/channel_value/tau_0.100"} <= set(events.Tags()["scalars"])
+    assert "dopamine/signal" in events.Tags()["histograms"]
+    hparams = b"".join(events.PluginTagToContent("hparams").values())
+    assert b"neuro.dopamine.type" in hparams and b"distributional" in hparams

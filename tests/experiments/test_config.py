@@ -21,14 +21,14 @@ def write(tmp_path, text: str):
     return path
 
 
-@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_experiments_validate(path):
     config = load_config(path)
     assert config.name == path.stem
 
 
 def test_shipped_set_has_the_required_experiments():
-    pairs = {(c.agent.algo, c.env.id) for c in map(load_config, EXPERIMENTS.glob("*.yaml"))}
+    pairs = {(c.agent.algo, c.env.id) for c in map(load_config, EXPERIMENTS.rglob("*.yaml"))}
     assert {("dqn", "highway-fast-v0"), ("ppo", "highway-fast-v0"), ("ppo", "merge-v0")} <= pairs
     assert any(env_id == "racetrack-v0" for _, env_id in pairs)
 
@@ -87,3 +87,24 @@ def test_bad_override_syntax():
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_dopamine_experiments_cover_every_module():
+    from neuro import DOPAMINE_MODULES
+
+    configs = [load_config(path) for path in (EXPERIMENTS / "dopamine").glob("*.yaml")]
+    dqn_modules = {c.neuro.dopamine["type"] for c in configs if c.agent.algo == "dqn"}
+    assert dqn_modules == set(DOPAMINE_MODULES)
+    assert {"asymmetric"} <= {c.neuro.dopamine["type"] for c in configs if c.agent.algo == "ppo"}
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["neuro.dopamine={type: asymmetric, kappa: 1.2}"], r"neuro.dopamine.kappa: must be in \(-1, 1\)"),
+    (["neuro.dopamine={type: dopa}"], r"neuro.dopamine.type: unknown module 'dopa'; allowed: standard"),
+    (["neuro.serotonin={}"], r"neuro.serotonin: unknown key; allowed: dopamine"),
+    (["agent.algo=sac", "env.id=racetrack-v0", "neuro.dopamine={type: standard}"],
+     r"neuro.dopamine: SAC takes no TD-error module"),
+])
+def test_bad_neuro_sections_fail_before_training(tmp_path, overrides, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, GOOD), overrides)
