@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
@@ -19,6 +19,8 @@ class DrivingEvalCallback(BaseCallback):
 
     :param on_evaluation: called with each evaluation record (``step`` plus the summary); the run
         loop uses it to save ``eval.json`` so a crash later loses no finished evaluation.
+    :param hooks: more callables on each record; one returning ``False`` stops training (a sweep's
+        pruner uses this). ``stopped_early`` then holds the step.
     """
 
     def __init__(
@@ -30,8 +32,11 @@ class DrivingEvalCallback(BaseCallback):
         success: Callable[[dict[str, Any]], bool | None] | None = None,
         deterministic: bool = True,
         verbose: int = 0,
+        hooks: Sequence[Callable[[dict[str, Any]], bool | None]] = (),
     ) -> None:
         super().__init__(verbose)
+        self.hooks = list(hooks)
+        self.stopped_early: int | None = None
         self.eval_env = eval_env
         self.eval_every = eval_every
         self.n_episodes = n_episodes
@@ -43,12 +48,17 @@ class DrivingEvalCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         if self.eval_every > 0 and self.num_timesteps - self._last_eval_step >= self.eval_every:
-            self.evaluate()
+            record = self.evaluate()
+            if any(hook(record) is False for hook in self.hooks):
+                self.stopped_early = self.num_timesteps
+                return False
         return True
 
     def _on_training_end(self) -> None:
         if not self.history or self.history[-1]["step"] != self.num_timesteps:
-            self.evaluate()
+            record = self.evaluate()
+            for hook in self.hooks:
+                hook(record)
 
     def evaluate(self) -> dict[str, Any]:
         self._last_eval_step = self.num_timesteps

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -25,7 +26,7 @@ from typing import Any
 
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from stable_baselines3.common.logger import configure
 
 from agents.callbacks import DrivingEvalCallback, HParamsCallback
@@ -135,8 +136,18 @@ class RunFolder:
             ) from None
 
 
-def train(config: ExperimentConfig, command: list[str] | None = None) -> Path:
-    """Train one agent and fill its run folder; returns the folder."""
+def train(
+    config: ExperimentConfig,
+    command: list[str] | None = None,
+    evaluation_hooks: Sequence[Callable[[dict[str, Any]], bool | None]] = (),
+    callbacks: Sequence[BaseCallback] = (),
+) -> Path:
+    """Train one agent and fill its run folder; returns the folder.
+
+    :param evaluation_hooks: called with each evaluation record; one returning ``False`` stops the
+        run early (status ``stopped``), as a sweep's pruner does.
+    :param callbacks: extra SB3 callbacks, run after the platform's own.
+    """
     choice = choose_backend(config.env.id, config.env.backend, config.env.config)
     resolved = config.model_copy(deep=True)
     resolved.env.backend = choice.backend
@@ -174,21 +185,22 @@ def train(config: ExperimentConfig, command: list[str] | None = None) -> Path:
         evaluations.append(record)
         write_json_atomic(run.path / "eval.json", {"evaluations": evaluations, "final": record})
 
-    callbacks: list[Any] = [
-        HParamsCallback(hparams(config, choice.backend)),
-        DrivingEvalCallback(eval_env, training.eval_every, training.eval_episodes, save_evaluation,
-                            get_scenario(config.env.id).success, verbose=config.logging.verbose),
-    ]
+    evaluation = DrivingEvalCallback(
+        eval_env, training.eval_every, training.eval_episodes, save_evaluation,
+        get_scenario(config.env.id).success, verbose=config.logging.verbose, hooks=evaluation_hooks,
+    )
+    run_callbacks: list[BaseCallback] = [HParamsCallback(hparams(config, choice.backend)), evaluation]
     if training.checkpoint_every:
-        callbacks.append(CheckpointCallback(
+        run_callbacks.append(CheckpointCallback(
             max(training.checkpoint_every // config.env.n_envs, 1), str(run.path / "checkpoints"),
             name_prefix="model",
         ))
     (run.path / "checkpoints").mkdir(exist_ok=True)
+    run_callbacks += list(callbacks)
 
     started = time.perf_counter()
     try:
-        model.learn(training.total_timesteps, callback=CallbackList(callbacks),
+        model.learn(training.total_timesteps, callback=CallbackList(run_callbacks),
                     progress_bar=config.logging.progress_bar)
     except KeyboardInterrupt:
         model.save(run.model_path)
@@ -203,7 +215,8 @@ def train(config: ExperimentConfig, command: list[str] | None = None) -> Path:
         eval_env.close()
     model.save(run.model_path)
     run.write_meta({
-        **meta, "status": "finished", "steps": model.num_timesteps,
+        **meta, "status": "finished" if evaluation.stopped_early is None else "stopped",
+        "steps": model.num_timesteps,
         "wall_time_s": round(time.perf_counter() - started, 2),
         "finished": datetime.now(UTC).isoformat(),
     })

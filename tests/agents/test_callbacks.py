@@ -45,3 +45,17 @@ def test_hparams_record_is_written_to_tensorboard(model, tmp_path):
     content = events.PluginTagToContent("hparams")
     assert any(b"gamma" in blob for blob in content.values())
     assert any(b"eval/mean_return" in blob for blob in content.values())
+
+
+def test_a_hook_returning_false_stops_training(model):
+    seen = []
+
+    def stop_after_second(record):
+        seen.append(record["step"])
+        return len(seen) < 2
+
+    callback = DrivingEvalCallback(make_vec_env("highway-fast-v0", 1, seed=0, stream=1), eval_every=100,
+                                   n_episodes=1, hooks=[stop_after_second])
+    model.learn(1000, callback=callback)
+    assert seen == [100, 200]
+    assert callback.stopped_early == 200 and model.num_timesteps == 200
