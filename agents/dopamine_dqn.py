@@ -7,6 +7,7 @@ several value channels (``distributional``) gets an N-headed Q-network; actions 
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,6 +20,7 @@ from torch import nn
 
 from agents.dopamine_logging import DopamineLog
 from neuro.dopamine import DopamineModule
+from neuro.guards import check_finite
 from neuro.registry import make_dopamine
 
 
@@ -130,6 +132,10 @@ class DopamineDQN(DQN):
                 current_q_values, target_q_values, replay_data.rewards
             )
             losses.append(loss.item())
+            if not math.isfinite(losses[-1]):  # find the first bad quantity only when the loss is bad
+                for name, value in (("td_error", td_error), ("dopamine_signal", dopamine_signal)):
+                    check_finite(name, value, self.num_timesteps)
+                check_finite("loss", loss, self.num_timesteps)
             log.add(td_error, dopamine_signal)
 
             self.policy.optimizer.zero_grad()

@@ -19,6 +19,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.dopamine_logging import DopamineLog
 from neuro.dopamine import DopamineModule
+from neuro.guards import check_finite
 from neuro.registry import make_dopamine
 
 
@@ -84,7 +85,13 @@ class DopaminePPO(PPO):
                          n_rollout_steps: int) -> bool:
         collected = super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
         if collected and getattr(rollout_buffer, "td_error", None) is not None:
+            check_finite("td_error", rollout_buffer.td_error, self.num_timesteps)
+            check_finite("dopamine_signal", rollout_buffer.dopamine_signal, self.num_timesteps)
             log = DopamineLog()
             log.add(th.from_numpy(rollout_buffer.td_error), th.from_numpy(rollout_buffer.dopamine_signal))
             log.record(self.logger, self.dopamine)
         return collected
+
+    def train(self) -> None:
+        super().train()
+        check_finite("loss", self.logger.name_to_value.get("train/loss", 0.0), self.num_timesteps)

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from experiments.checkpoints import CheckpointError
 from experiments.config import ConfigError, load_config
+from neuro.guards import NonFiniteError
 
 # Piped output (tests, logs) gets wide tables instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -27,8 +29,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except (NonFiniteError, CheckpointError) as error:
+        print(f"error: {error} (run.json names the last good checkpoint)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("interrupted; the run folder keeps the model saved at the interruption", file=sys.stderr)
+        print("interrupted at once (second signal); resume from the last checkpoint with "
+              "neurodrive train --resume RUN_DIR", file=sys.stderr)
         return 130
 
 
@@ -36,8 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neurodrive", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train an agent from an experiment file")
-    train.add_argument("config", help="experiment YAML file")
+    train = commands.add_parser("train", help="train an agent from an experiment file, or resume a run")
+    train.add_argument("config", nargs="?", help="experiment YAML file")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field by dotted path, e.g. agent.hyperparameters.gamma=0.9")
     train.set_defaults(handler=_train)
@@ -63,10 +70,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from experiments.run import train
+    from experiments.checkpoints import RunInterrupted
+    from experiments.run import resume, train
 
-    config = load_config(args.config, args.overrides)  # all validation before any work
-    run_dir = train(config, command=["neurodrive", *sys.argv[1:]])
+    command = ["neurodrive", *sys.argv[1:]]
+    if (args.config is None) == (args.resume is None):
+        raise ConfigError("train: give either CONFIG or --resume RUN_DIR")
+    if args.resume and args.overrides:
+        raise ConfigError("--set: a resumed run keeps its saved config; start a new run to change it")
+    try:
+        if args.resume:
+            run_dir = resume(args.resume, command=command)
+        else:
+            config = load_config(args.config, args.overrides)  # all validation before any work
+            run_dir = train(config, command=command)
+    except RunInterrupted as stop:
+        print(f"interrupted at step {stop.step}; checkpoint saved. Resume with: "
+              f"neurodrive train --resume {stop.run_dir}", file=sys.stderr)
+        return 130
     console.print(f"run folder: {run_dir}")
     return 0
 

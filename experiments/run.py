@@ -26,14 +26,21 @@ from typing import Any
 
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import CSVOutputFormat, HumanOutputFormat, Logger, TensorBoardOutputFormat
 
 from agents.callbacks import DrivingEvalCallback, HParamsCallback
 from agents.registry import algorithm_name, build, get_algorithm
 from envs.evaluation import DrivingMetrics, evaluate_driving
 from envs.factory import choose_backend, make_highway_env, make_vec_env
 from envs.scenarios import get_scenario
+from experiments.checkpoints import (
+    InterruptFlag,
+    ResumableCheckpointCallback,
+    RunInterrupted,
+    latest_checkpoint,
+    restore_rng,
+)
 from experiments.config import ConfigError, ExperimentConfig, load_config, save_config
 
 logger = logging.getLogger("neurodrive.run")
@@ -176,51 +183,143 @@ def train(
     model = build(config.agent.algo, env, config.agent.policy, config.agent.hyperparameters,
                   config.agent.policy_kwargs, seed=training.seed, device=training.device,
                   dopamine=config.neuro.dopamine)
-    formats = ["tensorboard", "csv"] + (["stdout"] if config.logging.verbose else [])
-    model.set_logger(configure(str(run.path / "tb"), formats))
+    session = TrainingSession(run, resolved, meta, model, eval_env)
+    return session.run(evaluation_hooks, callbacks)
 
-    evaluations: list[dict[str, Any]] = []
 
-    def save_evaluation(record: dict[str, Any]) -> None:
-        evaluations.append(record)
-        write_json_atomic(run.path / "eval.json", {"evaluations": evaluations, "final": record})
+def resume(
+    run_dir: str | Path,
+    command: list[str] | None = None,
+    evaluation_hooks: Sequence[Callable[[dict[str, Any]], bool | None]] = (),
+    callbacks: Sequence[BaseCallback] = (),
+) -> Path:
+    """Continue a run from its latest checkpoint, up to its ``total_timesteps``."""
+    run = RunFolder(Path(run_dir))
+    config = run.load_config()
+    meta = run.read_meta()
+    if meta.get("status") in ("finished", "stopped"):
+        raise ConfigError(f"{run.path}: the run is already {meta['status']}; nothing to resume")
+    checkpoint = latest_checkpoint(run.path / "checkpoints")
+    if checkpoint is None:
+        raise ConfigError(f"{run.path}: no checkpoint to resume from (checkpoints/latest.json is missing); "
+                          "set training.checkpoint_every to make runs resumable")
+    state = checkpoint.load_state()
+    torch.set_num_threads(config.training.torch_threads)
+    training = config.training
+    # Pickled highway-env envs continue mid-episode; native pools restart their episodes.
+    env = state["env"] or make_vec_env(config.env.id, config.env.n_envs, training.seed, config.env.backend,
+                                       config.env.config)
+    eval_env = state["eval_env"] or make_vec_env(config.env.id, training.eval_n_envs, training.seed,
+                                                 config.env.backend, config.env.config, stream=EVAL_STREAM)
+    model = get_algorithm(config.agent.algo).load(checkpoint.model_path, env=env, device=training.device)
+    if checkpoint.replay_buffer_path.is_file():
+        model.load_replay_buffer(checkpoint.replay_buffer_path)
+    if state["env"] is not None:
+        model._last_obs = state["last_obs"]
+        model._last_episode_starts = state["last_episode_starts"]
+        model._last_original_obs = state["last_original_obs"]
+    meta = {**meta, "status": "running",
+            "resumed": [*meta.get("resumed", []), {"from_step": checkpoint.step,
+                                                   "at": datetime.now(UTC).isoformat()}]}
+    run.write_meta(meta)
+    logger.info("resuming %s from step %d", run.path, checkpoint.step)
+    session = TrainingSession(run, config, meta, model, eval_env, evaluations=state["evaluations"],
+                              start_step=checkpoint.step, rng_state=checkpoint.load_rng())
+    return session.run(evaluation_hooks, callbacks)
 
-    evaluation = DrivingEvalCallback(
-        eval_env, training.eval_every, training.eval_episodes, save_evaluation,
-        get_scenario(config.env.id).success, verbose=config.logging.verbose, hooks=evaluation_hooks,
-    )
-    run_callbacks: list[BaseCallback] = [HParamsCallback(hparams(config, choice.backend)), evaluation]
-    if training.checkpoint_every:
-        run_callbacks.append(CheckpointCallback(
-            max(training.checkpoint_every // config.env.n_envs, 1), str(run.path / "checkpoints"),
-            name_prefix="model",
-        ))
-    (run.path / "checkpoints").mkdir(exist_ok=True)
-    run_callbacks += list(callbacks)
 
-    started = time.perf_counter()
-    try:
-        model.learn(training.total_timesteps, callback=CallbackList(run_callbacks),
-                    progress_bar=config.logging.progress_bar)
-    except KeyboardInterrupt:
+class TrainingSession:
+    """One ``learn`` call over a run folder: logger, callbacks, checkpoints and the final status."""
+
+    def __init__(self, run: RunFolder, config: ExperimentConfig, meta: dict[str, Any], model: BaseAlgorithm,
+                 eval_env: Any, evaluations: list[dict[str, Any]] | None = None, start_step: int = 0,
+                 rng_state: dict[str, Any] | None = None) -> None:
+        self.run_folder = run
+        self.config = config
+        self.meta = meta
+        self.model = model
+        self.eval_env = eval_env
+        self.evaluations = list(evaluations or [])
+        self.start_step = start_step
+        self.rng_state = rng_state
+
+    def _save_evaluation(self, record: dict[str, Any]) -> None:
+        self.evaluations.append(record)
+        write_json_atomic(self.run_folder.path / "eval.json", {"evaluations": self.evaluations, "final": record})
+
+    def run(self, evaluation_hooks: Sequence[Callable[[dict[str, Any]], bool | None]] = (),
+            callbacks: Sequence[BaseCallback] = ()) -> Path:
+        run, config, model, training = self.run_folder, self.config, self.model, self.config.training
+        resuming = self.start_step > 0
+        model.set_logger(make_logger(run.path / "tb", self.start_step, config.logging.verbose))
+        evaluation = DrivingEvalCallback(
+            self.eval_env, training.eval_every, training.eval_episodes, self._save_evaluation,
+            get_scenario(config.env.id).success, verbose=config.logging.verbose, hooks=evaluation_hooks,
+        )
+        evaluation.history = self.evaluations
+        evaluation._last_eval_step = self.evaluations[-1]["step"] if self.evaluations else 0
+        if resuming and self.evaluations:
+            write_json_atomic(run.path / "eval.json", {"evaluations": self.evaluations, "final": self.evaluations[-1]})
+        interrupt = InterruptFlag()
+        checkpoint_dir = run.path / "checkpoints"
+        checkpoint_dir.mkdir(exist_ok=True)
+        checkpoints = ResumableCheckpointCallback(checkpoint_dir, training.checkpoint_every, interrupt, evaluation,
+                                                  self.eval_env, first_step=self.start_step)
+        run_callbacks: list[BaseCallback] = [] if resuming else [HParamsCallback(hparams(config, config.env.backend))]
+        run_callbacks += [evaluation, checkpoints, *callbacks]
+        # A run saves on SIGINT/SIGTERM even before its first checkpoint: the flag needs a checkpoint cadence.
+        interrupt.install()
+        started = time.perf_counter()
+        try:
+            if self.rng_state is not None:
+                restore_rng(self.rng_state, model)  # last, so nothing above draws from the restored streams
+            model.learn(training.total_timesteps - model.num_timesteps, callback=CallbackList(run_callbacks),
+                        progress_bar=config.logging.progress_bar, reset_num_timesteps=not resuming)
+        except RunInterrupted as stop:
+            stop.run_dir = run.path
+            run.write_meta({**self.meta, "status": "interrupted", "steps": stop.step,
+                            "resume": f"neurodrive train --resume {run.path}"})
+            raise
+        except BaseException as error:
+            status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+            last = latest_checkpoint(checkpoint_dir)
+            run.write_meta({**self.meta, "status": status, "steps": model.num_timesteps,
+                            "error": f"{type(error).__name__}: {error}",
+                            "last_checkpoint_step": last.step if last else None})
+            raise
+        finally:
+            interrupt.restore()
+            model.get_env().close()
+            self.eval_env.close()
         model.save(run.model_path)
-        run.write_meta({**meta, "status": "interrupted", "steps": model.num_timesteps})
-        raise
-    except BaseException as error:
-        run.write_meta({**meta, "status": "failed", "steps": model.num_timesteps,
-                        "error": f"{type(error).__name__}: {error}"})
-        raise
-    finally:
-        env.close()
-        eval_env.close()
-    model.save(run.model_path)
-    run.write_meta({
-        **meta, "status": "finished" if evaluation.stopped_early is None else "stopped",
-        "steps": model.num_timesteps,
-        "wall_time_s": round(time.perf_counter() - started, 2),
-        "finished": datetime.now(UTC).isoformat(),
-    })
-    return run.path
+        run.write_meta({
+            **self.meta, "status": "finished" if evaluation.stopped_early is None else "stopped",
+            "steps": model.num_timesteps,
+            "wall_time_s": round(time.perf_counter() - started, 2),
+            "finished": datetime.now(UTC).isoformat(),
+        })
+        return run.path
+
+
+class _TensorBoardFormat(TensorBoardOutputFormat):
+    """SB3's TensorBoard writer with ``purge_step``: a resumed run's events replace, in TensorBoard,
+    whatever the interrupted run logged after its checkpoint, so no step is shown twice."""
+
+    def __init__(self, folder: str, purge_step: int | None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
+        self._is_closed = False
+
+
+def make_logger(folder: Path, start_step: int, verbose: int) -> Logger:
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_name = "progress.csv" if start_step == 0 else f"progress.resumed-{start_step}.csv"
+    formats: list[Any] = [_TensorBoardFormat(str(folder), start_step or None),
+                          CSVOutputFormat(str(folder / csv_name))]
+    if verbose:
+        formats.append(HumanOutputFormat(sys.stdout))
+    return Logger(str(folder), formats)
 
 
 def hparams(config: ExperimentConfig, backend: str) -> dict[str, bool | str | float | int | None]:

@@ -1,4 +1,6 @@
-"""Throughput benchmark: raw EnvPool vs the platform's EnvPool adapter vs highway-env.
+"""Throughput benchmarks: env steps/s of the backends, and training steps/s with each TD-error module.
+
+Section ``env``: raw EnvPool vs the platform's EnvPool adapter vs highway-env.
 
 All backends run ``highway-fast-v0`` with uniformly random actions (pre-generated, so drawing
 them costs nothing inside the timed loops). For each ``n_envs`` the raw pool and the adapter are
@@ -10,20 +12,29 @@ returns reward 0), whereas the adapter resets in the same step. Raw throughput i
 reported twice: all env-steps per second, and "useful" transitions per second (env-steps minus
 those auto-reset steps).
 
+Section ``neuro``: training steps/s of DQN and PPO (the ``experiments/highway_*.yaml`` configs,
+EnvPool backend, CPU, one torch thread) with each dopamine module, against stock SB3 on the same
+config. Every model is built and warmed up once (DQN past ``learning_starts``, PPO one rollout and
+update); each repeat then times ``model.learn(N)`` of stock and every module once, in a shuffled
+order, so load drift on the machine hits all alike. Overhead is ``1 - module / stock`` (medians).
+
 Usage, from the repository root::
 
-    python scripts/benchmark.py [--quick] [--out bench.json] [--repeats N] [--skip-highway-env]
+    python scripts/benchmark.py [--section env|neuro|all] [--quick] [--out bench.json] [--repeats N]
+                                [--neuro-repeats N] [--skip-highway-env]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import gc
 import importlib.metadata
 import json
 import os
 import platform
+import resource
 import shlex
 import statistics
 import sys
@@ -43,6 +54,21 @@ HIGHWAY_ENV_N_ENVS: tuple[int, ...] = (1, 2)
 TARGET_N_ENVS = 64
 TARGET_RATIO = 0.95
 PACKAGES: tuple[str, ...] = ("envpool", "highway-env", "stable-baselines3", "torch", "gymnasium", "numpy")
+
+# Neuro section: the TD-error modules timed against stock SB3 (YAML-style ``neuro.dopamine`` specs).
+DOPAMINE_SPECS: tuple[dict[str, Any], ...] = (
+    {"type": "standard"},
+    {"type": "asymmetric", "kappa": 0.3},
+    {"type": "saturating", "compression": 0.2, "ceiling": 1.0},
+    {"type": "opponent", "gain_positive": 1.0, "gain_negative": 1.5},
+    {"type": "average_reward", "eta": 0.01},
+    {"type": "distributional", "n_channels": 11},
+    {"type": "distributional", "n_channels": 51},
+)
+NEURO_POLICY_KWARGS: dict[str, Any] = {"net_arch": [256, 256]}
+MAX_OVERHEAD = 0.10
+MAX_OVERHEAD_DISTRIBUTIONAL = 0.25  # for distributional modules with up to MAX_DISTRIBUTIONAL_CHANNELS
+MAX_DISTRIBUTIONAL_CHANNELS = 51
 
 
 @dataclass(frozen=True)
@@ -69,6 +95,64 @@ FULL = Settings()
 QUICK = Settings(repeats=3, repeat_s=0.25, warmup_s=0.1, highway_env_steps=5, highway_env_repeats=2)
 
 
+@dataclass(frozen=True)
+class AlgoConfig:
+    """One algorithm's training config, as in its ``experiments/highway_*.yaml``.
+
+    :param algo: registry name, also the stock SB3 class name in lower case.
+    :param n_envs: parallel EnvPool envs.
+    :param hyperparameters: constructor arguments, the same for stock SB3 and every module.
+    """
+
+    algo: str
+    n_envs: int
+    hyperparameters: dict[str, Any]
+
+
+NEURO_CONFIGS: tuple[AlgoConfig, ...] = (
+    AlgoConfig("dqn", 1, {  # experiments/highway_dqn.yaml
+        "learning_rate": 5e-4, "buffer_size": 15000, "learning_starts": 200, "batch_size": 32, "gamma": 0.8,
+        "train_freq": 1, "gradient_steps": 1, "target_update_interval": 50, "exploration_fraction": 0.7,
+    }),
+    AlgoConfig("ppo", 16, {  # experiments/highway_ppo.yaml
+        "learning_rate": 5e-4, "n_steps": 128, "batch_size": 256, "n_epochs": 10, "gamma": 0.8,
+        "gae_lambda": 0.95, "ent_coef": 0.01,
+    }),
+)
+
+
+@dataclass(frozen=True)
+class NeuroSettings:
+    """How long and how often each training configuration is timed.
+
+    :param repeats: timed repeats; each runs stock SB3 and every module once, in a shuffled order.
+    :param dqn_steps: env steps per timed DQN ``learn`` (one gradient step each).
+    :param dqn_warmup_steps: untimed DQN steps first; past ``learning_starts`` so training runs.
+    :param ppo_steps: env steps per timed PPO ``learn`` (2048 per rollout and update).
+    :param ppo_warmup_steps: untimed PPO steps first: one rollout and update.
+    :param torch_threads: ``torch.set_num_threads``, as the platform's runs (``training.torch_threads``).
+    :param seed: seed of every model and env, and of the repeat orders.
+    """
+
+    repeats: int = 3
+    dqn_steps: int = 2000
+    dqn_warmup_steps: int = 400
+    ppo_steps: int = 4096
+    ppo_warmup_steps: int = 2048
+    torch_threads: int = 1
+    seed: int = 0
+
+    def steps(self, algo: str) -> tuple[int, int]:
+        """(warm-up steps, timed steps per repeat) for ``algo``."""
+        if algo == "dqn":
+            return self.dqn_warmup_steps, self.dqn_steps
+        return self.ppo_warmup_steps, self.ppo_steps
+
+
+NEURO_FULL = NeuroSettings()
+NEURO_QUICK = NeuroSettings(repeats=2, dqn_steps=500, dqn_warmup_steps=300, ppo_steps=2048)
+
+
 @dataclass
 class Row:
     """Throughput of one backend at one ``n_envs``: env-steps per second, median of the repeats."""
@@ -85,6 +169,24 @@ class Row:
     useful_per_s: float | None = None
     auto_reset_steps: int | None = None
     total_env_steps: int | None = None
+
+
+@dataclass
+class NeuroRow:
+    """Training steps/s of one algorithm with one TD-error module (``spec`` None: stock SB3)."""
+
+    algo: str
+    module: str
+    spec: dict[str, Any] | None
+    steps_per_repeat: int
+    repeats: list[float]
+    steps_per_s: float | None
+    # Modules only: 1 - module / stock, of the medians and (paired) the median of per-repeat ratios.
+    overhead: float | None = None
+    paired_overhead: float | None = None
+    max_overhead: float | None = None
+    met: bool | None = None
+    skipped: str | None = None
 
 
 def random_actions(space: Any, n_steps: int, n_envs: int, rng: np.random.Generator) -> np.ndarray:
@@ -274,6 +376,10 @@ def _fmt_rate(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
+def _fmt_pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
 def _spread(values: list[float] | None) -> str:
     if not values:
         return "-"
@@ -325,31 +431,224 @@ def print_report(
     )
 
 
+def module_label(spec: dict[str, Any] | None) -> str:
+    """``stock SB3`` for no module, else ``type(param=value, ...)``."""
+    if spec is None:
+        return "stock SB3"
+    params = ", ".join(f"{key}={value}" for key, value in spec.items() if key != "type")
+    return f"{spec['type']}({params})" if params else str(spec["type"])
+
+
+def max_overhead(spec: dict[str, Any] | None) -> float | None:
+    """The overhead target of a module; None for stock SB3 and for wider distributional modules."""
+    if spec is None:
+        return None
+    if spec["type"] == "distributional":
+        wide = spec.get("n_channels", 11) > MAX_DISTRIBUTIONAL_CHANNELS
+        return None if wide else MAX_OVERHEAD_DISTRIBUTIONAL
+    return MAX_OVERHEAD
+
+
+def build_training_model(config: AlgoConfig, spec: dict[str, Any] | None, seed: int) -> Any:
+    """Stock SB3 (``spec`` None) or the platform's ``build`` with TD-error module ``spec``, on its own env."""
+    import stable_baselines3
+
+    from agents.registry import build
+    from envs import make_vec_env
+
+    env = make_vec_env(ENV_ID, config.n_envs, seed=seed, backend="envpool")
+    policy_kwargs = copy.deepcopy(NEURO_POLICY_KWARGS)
+    try:
+        if spec is None:
+            cls = getattr(stable_baselines3, config.algo.upper())
+            return cls("MlpPolicy", env, seed=seed, device="cpu", policy_kwargs=policy_kwargs,
+                       **config.hyperparameters)
+        return build(config.algo, env, hyperparameters=config.hyperparameters, policy_kwargs=policy_kwargs,
+                     seed=seed, device="cpu", dopamine=dict(spec))
+    except BaseException:
+        env.close()
+        raise
+
+
+def timed_learn(model: Any, steps: int) -> float:
+    """Env steps per second of ``model.learn(steps)``, continuing the model's run."""
+    gc.collect()
+    before = model.num_timesteps
+    start = time.perf_counter()
+    model.learn(steps, reset_num_timesteps=False)
+    elapsed = time.perf_counter() - start
+    return (model.num_timesteps - before) / elapsed
+
+
+def bench_neuro_algo(
+    config: AlgoConfig, settings: NeuroSettings, rng: np.random.Generator, console: Console
+) -> tuple[list[NeuroRow], list[list[str]]]:
+    """Stock SB3 and every module on ``config``, timed in shuffled interleaved repeats.
+
+    Returns the rows (stock first) and the order each repeat ran them in. A module the algorithm
+    refuses (``ValueError`` from ``build``) gets a skipped row carrying the error.
+    """
+    warmup_steps, steps = settings.steps(config.algo)
+    specs: list[dict[str, Any] | None] = []
+    models: list[Any] = []
+    skipped: list[NeuroRow] = []
+    with console.status(f"{config.algo}: building and warming up") as status:
+        for spec in (None, *DOPAMINE_SPECS):
+            try:
+                model = build_training_model(config, spec, settings.seed)
+            except ValueError as error:
+                if spec is None:
+                    raise
+                skipped.append(NeuroRow(config.algo, module_label(spec), spec, steps, [], None,
+                                        max_overhead=max_overhead(spec), skipped=str(error)))
+                continue
+            status.update(f"{config.algo}: warm-up, {module_label(spec)}")
+            model.learn(warmup_steps, reset_num_timesteps=False)
+            specs.append(spec)
+            models.append(model)
+
+        rates: list[list[float]] = [[] for _ in models]
+        orders: list[list[str]] = []
+        for repeat in range(settings.repeats):
+            order = [int(i) for i in rng.permutation(len(models))]
+            orders.append([module_label(specs[i]) for i in order])
+            for i in order:
+                status.update(f"{config.algo}: repeat {repeat + 1}/{settings.repeats}, {module_label(specs[i])}")
+                rates[i].append(timed_learn(models[i], steps))
+    for model in models:
+        model.get_env().close()
+
+    stock_rates = rates[0]
+    stock = statistics.median(stock_rates)
+    rows = [NeuroRow(config.algo, module_label(None), None, steps, stock_rates, stock)]
+    for spec, module_rates in zip(specs[1:], rates[1:], strict=True):
+        median = statistics.median(module_rates)
+        overhead = 1.0 - median / stock
+        target = max_overhead(spec)
+        rows.append(NeuroRow(
+            config.algo, module_label(spec), spec, steps, module_rates, median, overhead=overhead,
+            paired_overhead=statistics.median(1.0 - m / s for m, s in zip(module_rates, stock_rates, strict=True)),
+            max_overhead=target, met=None if target is None else overhead <= target,
+        ))
+    return rows + skipped, orders
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def print_neuro_report(console: Console, rows: list[NeuroRow], settings: NeuroSettings) -> None:
+    """The training steps/s table with the overhead verdict per module."""
+    table = Table(
+        title=f"{ENV_ID}: training steps/s, stock SB3 vs dopamine modules, median of {settings.repeats} repeats",
+        caption="overhead = 1 - module/stock (medians); paired: median of per-repeat overheads; "
+                "negative = faster than stock",
+    )
+    for column in ("algo", "module", "steps/repeat", "steps/s", "min – max", "overhead", "paired",
+                   "target", "verdict"):
+        table.add_column(column, justify="left" if column in ("algo", "module", "verdict") else "right")
+    for row in rows:
+        if row.skipped is not None:
+            verdict = "skipped"
+        elif row.spec is None:
+            verdict = "baseline"
+        elif row.met is None:
+            verdict = "no target"
+        else:
+            verdict = "[green]PASS[/green]" if row.met else "[red]NOT MET[/red]"
+        table.add_row(
+            row.algo, row.module, str(row.steps_per_repeat), _fmt_rate(row.steps_per_s), _spread(row.repeats),
+            _fmt_pct(row.overhead), _fmt_pct(row.paired_overhead),
+            "-" if row.max_overhead is None else f"<= {row.max_overhead:.0%}", verdict,
+        )
+    console.print(table)
+    for row in rows:
+        if row.skipped is not None:
+            console.print(f"{row.algo} {row.module} skipped: {row.skipped}", highlight=False, soft_wrap=True)
+
+    judged = [row for row in rows if row.met is not None]
+    missed = [row for row in judged if not row.met]
+    goal = (f"overhead <= {MAX_OVERHEAD:.0%} per module, <= {MAX_OVERHEAD_DISTRIBUTIONAL:.0%} for "
+            f"distributional with <= {MAX_DISTRIBUTIONAL_CHANNELS} channels")
+    if not missed:
+        console.print(f"Target ({goal}): [green]MET[/green] for all {len(judged)} modules measured")
+    else:
+        names = ", ".join(f"{row.algo} {row.module} ({row.overhead:.1%})" for row in missed)
+        console.print(f"Target ({goal}): [red]NOT MET[/red] for {len(missed)} of {len(judged)}: {names}",
+                      highlight=False, soft_wrap=True)
+
+
+def run_neuro_section(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """Time every algorithm with every module, print the report; return the ``neuro`` results."""
+    import torch
+
+    settings = NEURO_QUICK if args.quick else NEURO_FULL
+    if args.neuro_repeats is not None:
+        settings = replace(settings, repeats=args.neuro_repeats)
+    torch.set_num_threads(settings.torch_threads)
+    rng = np.random.default_rng(settings.seed)
+    load_start = os.getloadavg()[0]
+    wall_start = time.perf_counter()
+    rows: list[NeuroRow] = []
+    orders: dict[str, list[list[str]]] = {}
+    for config in NEURO_CONFIGS:
+        algo_rows, orders[config.algo] = bench_neuro_algo(config, settings, rng, console)
+        rows += algo_rows
+    wall_s = time.perf_counter() - wall_start
+    judged = [row.met for row in rows if row.met is not None]
+    print_neuro_report(console, rows, settings)
+    peak = peak_rss_mib()
+    console.print(f"Neuro section: {wall_s:.1f} s wall; peak resident memory of the process {peak:,.0f} MiB "
+                  "(ru_maxrss, whole process so far)")
+    return {
+        "env_id": ENV_ID,
+        "backend": "envpool",
+        "device": "cpu",
+        "settings": asdict(settings),
+        "configs": {config.algo: {"n_envs": config.n_envs, "hyperparameters": config.hyperparameters,
+                                  "policy_kwargs": NEURO_POLICY_KWARGS} for config in NEURO_CONFIGS},
+        "target": {
+            "metric": "overhead = 1 - module steps/s / stock SB3 steps/s (medians)",
+            "max_overhead": MAX_OVERHEAD,
+            "max_overhead_distributional": MAX_OVERHEAD_DISTRIBUTIONAL,
+            "max_distributional_channels": MAX_DISTRIBUTIONAL_CHANNELS,
+            "met": all(judged) if judged else None,
+        },
+        "rows": [asdict(row) for row in rows],
+        "orders": orders,
+        "peak_rss_mib": peak,
+        "load_avg_1min_start_end": [load_start, os.getloadavg()[0]],
+        "wall_s": wall_s,
+    }
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short step counts (~20 s), for a smoke test")
+    parser.add_argument("--section", choices=("env", "neuro", "all"), default="all",
+                        help="env: env steps/s of the backends; neuro: training overhead of the TD-error modules")
+    parser.add_argument("--quick", action="store_true",
+                        help="short step counts (env ~20 s, neuro under a minute), for a smoke test")
     parser.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON results file")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per EnvPool configuration")
+    parser.add_argument("--neuro-repeats", type=int, default=None,
+                        help="timed repeats of the neuro section (default 3, 2 with --quick)")
     parser.add_argument("--skip-highway-env", action="store_true", help="skip the Python highway-env rows")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats: must be >= 1")
+    if args.neuro_repeats is not None and args.neuro_repeats < 1:
+        parser.error("--neuro-repeats: must be >= 1")
     return args
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run every configuration, print the tables, write the JSON file; return the results."""
-    args = parse_args(argv)
-    command = shlex.join([sys.executable, *(sys.argv if argv is None else [sys.argv[0], *argv])])
+def run_env_section(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """Time every backend at every ``n_envs``, print the report; return the env results."""
     settings = QUICK if args.quick else FULL
     if args.repeats is not None:
         settings = replace(settings, repeats=args.repeats)
-    console = Console()
-    if not console.is_terminal:  # piped or logged: do not squeeze the table into 80 columns
-        console = Console(width=150)
     rng = np.random.default_rng(settings.seed)
-    started = datetime.datetime.now(datetime.UTC)
-    machine = machine_info()
     wall_start = time.perf_counter()
 
     rows: list[Row] = []
@@ -374,20 +673,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "met": None if at_target is None else at_target["adapter_over_raw"] >= TARGET_RATIO,
     }
     wall_s = time.perf_counter() - wall_start
-    machine["load_avg_1_5_15_end"] = list(os.getloadavg())
-    results = {
-        "date": started.isoformat(timespec="seconds"),
-        "command": command,
+    print_report(console, rows, ratios, target)
+    return {
         "env_id": ENV_ID,
-        "mode": "quick" if args.quick else "full",
         "settings": asdict(settings),
-        "machine": machine,
         "rows": [asdict(row) for row in rows],
         "ratios": ratios,
         "target": target,
-        "wall_s": wall_s,
+        "env_wall_s": wall_s,
     }
-    print_report(console, rows, ratios, target)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the chosen sections, print their tables, write the JSON file; return the results."""
+    args = parse_args(argv)
+    command = shlex.join([sys.executable, *(sys.argv if argv is None else [sys.argv[0], *argv])])
+    console = Console()
+    if not console.is_terminal:  # piped or logged: do not squeeze the table into 80 columns
+        console = Console(width=150)
+    started = datetime.datetime.now(datetime.UTC)
+    machine = machine_info()
+    wall_start = time.perf_counter()
+
+    results: dict[str, Any] = {
+        "date": started.isoformat(timespec="seconds"),
+        "command": command,
+        "section": args.section,
+        "mode": "quick" if args.quick else "full",
+        "machine": machine,
+    }
+    if args.section in ("env", "all"):
+        results.update(run_env_section(args, console))
+    if args.section in ("neuro", "all"):
+        results["neuro"] = run_neuro_section(args, console)
+    wall_s = time.perf_counter() - wall_start
+    machine["load_avg_1_5_15_end"] = list(os.getloadavg())
+    results["wall_s"] = wall_s
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     load_start, load_end = machine["load_avg_1_5_15"][0], machine["load_avg_1_5_15_end"][0]

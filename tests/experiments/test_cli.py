@@ -40,8 +40,12 @@ def test_train_writes_every_file_of_the_run_folder(run_dir):
     assert meta["command"][:2] == ["neurodrive", "train"]
     assert run_dir.name.endswith("-seed0")
     assert DQN.load(run_dir / "model.zip").num_timesteps == meta["steps"]
+    # Checkpoints at rollout boundaries every 100 steps; the finished model is model.zip.
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
-        "model_100_steps.zip", "model_200_steps.zip", "model_300_steps.zip"]
+        "latest.json", "step_000000100", "step_000000200"]
+    assert sorted(p.name for p in (run_dir / "checkpoints" / "step_000000200").iterdir()) == [
+        "model.zip", "replay_buffer.pkl", "rng.pt", "state.pkl"]
+    assert DQN.load(run_dir / "checkpoints" / "step_000000200" / "model.zip").num_timesteps == 200
     evaluations = json.loads((run_dir / "eval.json").read_text())["evaluations"]
     assert [e["step"] for e in evaluations] == [150, 300]
     assert all(e["n_episodes"] == 2 for e in evaluations)
