@@ -244,7 +244,7 @@ class TrainingSession:
         self.rng_state = rng_state
 
     def _save_evaluation(self, record: dict[str, Any]) -> None:
-        self.evaluations.append(record)
+        # self.evaluations is the eval callback's history: it already holds the record.
         write_json_atomic(self.run_folder.path / "eval.json", {"evaluations": self.evaluations, "final": record})
 
     def run(self, evaluation_hooks: Sequence[Callable[[dict[str, Any]], bool | None]] = (),
