@@ -24,8 +24,10 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import re
+import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -296,18 +298,9 @@ class Sweep:
     source: str
     study_name: str
     root: Path
-    seeds: list[int] = field(init=False)
-    budget: int = field(init=False)
-    eval_every: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        base = validate_config(self.base, f"{self.source}: experiment")
-        training = base.training
-        count_or_list = self.spec.seeds
-        self.seeds = ([training.seed + index for index in range(count_or_list)]
-                      if isinstance(count_or_list, int) else list(count_or_list))
-        self.budget = self.spec.budget or training.total_timesteps
-        self.eval_every = training.eval_every if self.spec.eval_every is None else self.spec.eval_every
+    seeds: list[int]
+    budget: int  # env steps per seed
+    eval_every: int
 
     @property
     def sweep_dir(self) -> Path:
@@ -415,7 +408,7 @@ def sweep_from_raw(raw: dict[str, Any], source: str, folder: Path, default_name:
         raise ConfigError(_format_errors(error, source)) from None
     base = _load_base(spec.experiment, source, folder)
     for path, value in spec.fixed.items():
-        _check_owned(path, "fixed")
+        _check_owned(path, f"{source}: fixed")
         try:
             set_path(base, path, value)
         except ConfigError as error:
@@ -424,7 +417,11 @@ def sweep_from_raw(raw: dict[str, Any], source: str, folder: Path, default_name:
     _check_study_name(name)
     base_config = validate_config(base, f"{source}: experiment")
     sweep_root = Path(root or spec.root or Path(base_config.logging.root) / "sweeps")
-    sweep = Sweep(spec, base, source, name, sweep_root)
+    training = base_config.training
+    seeds = ([training.seed + index for index in range(spec.seeds)] if isinstance(spec.seeds, int)
+             else list(spec.seeds))
+    eval_every = training.eval_every if spec.eval_every is None else spec.eval_every
+    sweep = Sweep(spec, base, source, name, sweep_root, seeds, spec.budget or training.total_timesteps, eval_every)
     _check_sweep(sweep, base_config)
     return sweep
 
@@ -444,15 +441,13 @@ def _load_base(experiment: str | dict[str, Any], source: str, folder: Path) -> d
 
 
 def _check_study_name(name: str) -> None:
-    import re
-
     if not re.match(STUDY_NAME_PATTERN, name):
         raise ConfigError(f"--study-name: {name!r} must match {STUDY_NAME_PATTERN} (it names the sweep folder)")
 
 
 def _check_owned(path: str, where: str) -> None:
     if path in SWEEP_OWNED:
-        raise ConfigError(f"{where}.{path}: set by the sweep ({SWEEP_OWNED[path]}), not here")
+        raise ConfigError(f"{where}.{path}: set by the sweep ({SWEEP_OWNED[path]}), not a searchable or fixed field")
 
 
 def _check_sweep(sweep: Sweep, base: ExperimentConfig) -> None:
@@ -460,7 +455,7 @@ def _check_sweep(sweep: Sweep, base: ExperimentConfig) -> None:
     spec, source = sweep.spec, sweep.source
     parameters = spec.parameters
     for index, (path, parameter) in enumerate(parameters.items()):
-        _check_owned(path, "parameters")
+        _check_owned(path, f"{source}: parameters")
         _check_env_config_key(path, base.env.id, f"{source}: parameters.{path}")
         earlier = list(parameters)[:index]
         for other, wanted in parameter.condition.items():
@@ -490,7 +485,7 @@ def _first_values(sweep: Sweep) -> dict[str, Any]:
     """The first value of every parameter whose condition holds under the first values."""
     values: dict[str, Any] = {}
     for path, parameter in sweep.spec.parameters.items():
-        if all(choice_label(values.get(other)) == choice_label(wanted) and other in values
+        if all(other in values and choice_label(values[other]) == choice_label(wanted)
                for other, wanted in parameter.condition.items()):
             values[path] = parameter.probe_values()[0]
     return values
@@ -592,28 +587,37 @@ def _format_errors(error: ValidationError, source: str) -> str:
             message = f"unknown key; allowed: {', '.join(_allowed_keys(item['loc'][:-1]))}"
         elif item["type"] == "missing":
             message = "required field is missing"
-        elif item["type"] not in ("value_error", "literal_error") or "got" not in message:
-            if item["type"] != "value_error":
-                message = f"{message} (got {item.get('input')!r})"
+        elif item["type"] != "value_error":
+            message = f"{message} (got {item.get('input')!r})"
         lines.append(f"  {location or '(top level)'}: {message}")
     return "\n".join(lines)
 
 
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _unwrap_union(annotation: Any) -> Any:
+    """``X | None`` and ``int | list[int]``: the member that can hold keys (a model, dict or list)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for member in typing.get_args(annotation):
+            if _is_model(member) or typing.get_origin(member) in (dict, list):
+                return member
+    return annotation
+
+
 def _allowed_keys(location: tuple[Any, ...]) -> list[str]:
-    """The keys of the schema model at ``location`` (its aliases, as written in the file)."""
-    annotation: Any = SweepSpec
+    """The keys of the schema model at ``location``, as written in the file (aliases)."""
+    node: Any = SweepSpec
     for part in location:
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            annotation = annotation.model_fields[str(part)].annotation
-        else:  # dict[str, Model] or list[Model]: the key or index selects the model
-            annotation = typing.get_args(annotation)[-1]
-        while typing.get_origin(annotation) is not None and not (
-                isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            models = [arg for arg in typing.get_args(annotation)
-                      if isinstance(arg, type) and issubclass(arg, BaseModel)]
-            if not models:
-                break
-            annotation = models[0]
-    if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        node = _unwrap_union(node)
+        if _is_model(node):
+            node = node.model_fields[str(part)].annotation
+        elif typing.get_origin(node) in (dict, list):
+            node = typing.get_args(node)[-1]  # a mapping key or list index selects the value type
+        else:
+            return []
+    node = _unwrap_union(node)
+    if not _is_model(node):
         return []
-    return [info.alias or name for name, info in annotation.model_fields.items()]
+    return [info.alias or name for name, info in node.model_fields.items()]

@@ -1,0 +1,98 @@
+"""Each line of the README's bad-input table: the command fails early with a message naming the problem."""
+
+import shutil
+
+import pytest
+import yaml
+
+from experiments.cli import main
+from tests_support import EXPERIMENTS
+
+SMOKE = str(EXPERIMENTS / "smoke.yaml")
+
+
+def run(capsys, *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    assert main(["train", SMOKE, "--set", f"logging.root={root}", "--set", "training.eval_every=0",
+                 "--set", "training.total_timesteps=100"]) == 0
+    (run_dir,) = (root / "smoke").iterdir()
+    return run_dir
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["env.n_envs=[1"], "malformed YAML"),
+    (["env.lane=3"], "env.lane: unknown key; allowed: id, backend, n_envs, config"),
+    (["training.seed=abc"], "training.seed: Input should be a valid integer"),
+    (["training.eval_episodes=0"], "training.eval_episodes: Input should be greater than 0"),
+    (["env.id=highway-v7"], "env.id: unknown scenario 'highway-v7'; allowed:"),
+    (["env.backend=envpool", "env.config.other_vehicles_type=x.Y"],
+     "env.config.other_vehicles_type: the EnvPool port of highway-fast-v0 cannot honour this key"),
+])
+def test_train_rejects_bad_config_before_any_work(capsys, tmp_path, overrides, message):
+    args = ["train", SMOKE, "--set", f"logging.root={tmp_path / 'runs'}"]
+    for item in overrides:
+        args += ["--set", item]
+    code, err = run(capsys, *args)
+    assert code == 2 and message in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unwritable_run_root(capsys, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    code, err = run(capsys, "train", SMOKE, "--set", f"logging.root={blocker}/runs")
+    assert code == 2 and "logging.root: cannot create a run folder" in err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "record"])
+def test_missing_run_folder(capsys, tmp_path, command):
+    code, err = run(capsys, command, str(tmp_path / "nope"))
+    assert code == 2 and "no such run folder" in err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "record"])
+def test_corrupt_config_and_model(capsys, tmp_path, finished_run, command):
+    broken = tmp_path / "broken"
+    shutil.copytree(finished_run, broken)
+    (broken / "config.yaml").write_text("name: [unclosed\n")
+    code, err = run(capsys, command, str(broken))
+    assert code == 2 and "malformed YAML" in err
+    shutil.copy(finished_run / "config.yaml", broken / "config.yaml")
+    (broken / "model.zip").write_bytes(b"not a zip file")
+    code, err = run(capsys, command, str(broken))
+    assert code == 2 and "cannot load as agent.algo='dqn'" in err
+    (broken / "model.zip").unlink()
+    code, err = run(capsys, command, str(broken))
+    assert code == 2 and "model.zip is missing" in err
+
+
+def test_model_from_another_algorithm(capsys, tmp_path, finished_run):
+    other = tmp_path / "other"
+    shutil.copytree(finished_run, other)
+    config = yaml.safe_load((other / "config.yaml").read_text())
+    config["agent"] = {"algo": "a2c"}
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    code, err = run(capsys, "evaluate", str(other))
+    assert code == 2 and "cannot load as agent.algo='a2c'" in err
+
+
+def test_resume_errors(capsys, tmp_path, finished_run):
+    code, err = run(capsys, "train", "--resume", str(tmp_path / "nope"))
+    assert code == 2 and "no such run folder" in err
+    code, err = run(capsys, "train", "--resume", str(finished_run))
+    assert code == 2 and "already finished; nothing to resume" in err
+    no_checkpoint = tmp_path / "no_checkpoint"
+    shutil.copytree(finished_run, no_checkpoint)
+    meta = (no_checkpoint / "run.json").read_text().replace('"finished"', '"failed"')
+    (no_checkpoint / "run.json").write_text(meta)
+    shutil.rmtree(no_checkpoint / "checkpoints")
+    code, err = run(capsys, "train", "--resume", str(no_checkpoint))
+    assert code == 2 and "no checkpoint to resume from" in err
+    code, err = run(capsys, "train", SMOKE, "--resume", str(finished_run))
+    assert code == 2 and "give either CONFIG or --resume" in err
