@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -146,7 +147,56 @@ def make_highway_env(env_id: str, config: dict[str, Any] | None = None,
         kwargs["config"] = config
     if render_mode is not None:  # lane-keeping-v0's constructor takes no render_mode
         kwargs["render_mode"] = render_mode
-    return gym.make(env_id, **kwargs)
+    own = dict(_PRISTINE_IDM)
+    with _own_idm_parameters(own):  # construction already resets the env
+        env = gym.make(env_id, **kwargs)
+    return OwnVehicleDefaults(env, own)
+
+
+@contextmanager
+def _own_idm_parameters(own: dict[str, float]) -> Iterator[None]:
+    """Inside, IDMVehicle's class parameters are ``own`` (which records any change); outside, as before."""
+    from highway_env.vehicle.behavior import IDMVehicle
+
+    outside = {name: getattr(IDMVehicle, name) for name in own}
+    for name, value in own.items():
+        setattr(IDMVehicle, name, value)
+    try:
+        yield
+    finally:
+        own.update({name: getattr(IDMVehicle, name) for name in own})
+        for name, value in outside.items():
+            setattr(IDMVehicle, name, value)
+
+
+class OwnVehicleDefaults(gym.Wrapper):
+    """Give each env its own copy of the IDM class parameters highway-env mutates process-wide.
+
+    intersection-v0 sets ``IDMVehicle.DISTANCE_WANTED`` and ``COMFORT_ACC_MAX/MIN`` on the class,
+    so every highway-env scenario built later in the same process would drive differently. This
+    wrapper swaps the env's own values in around each ``reset``/``step``.
+    """
+
+    def __init__(self, env: gym.Env, own: dict[str, float]) -> None:
+        super().__init__(env)
+        self._own = own
+
+    def reset(self, **kwargs: Any) -> Any:
+        with _own_idm_parameters(self._own):
+            return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> Any:
+        with _own_idm_parameters(self._own):
+            return self.env.step(action)
+
+
+def _pristine_idm_parameters() -> dict[str, float]:
+    from highway_env.vehicle.behavior import IDMVehicle
+
+    return {name: getattr(IDMVehicle, name) for name in ("DISTANCE_WANTED", "COMFORT_ACC_MAX", "COMFORT_ACC_MIN")}
+
+
+_PRISTINE_IDM = _pristine_idm_parameters()  # read at import, before any env has run
 
 
 def _highway_env_fn(

@@ -142,3 +142,23 @@ def test_vec_env_wrappers_apply_on_both_backends():
 def test_bad_n_envs():
     with pytest.raises(ValueError, match="env.n_envs"):
         make_vec_env("highway-fast-v0", 0)
+
+
+def test_a_highway_env_scenario_is_not_changed_by_another_in_the_same_process():
+    """highway-env's intersection writes IDM parameters on the class; our envs keep their own."""
+    def highway_rollout():
+        vec_env = make_vec_env("highway-fast-v0", 1, seed=6, backend="highway-env")
+        observations = [vec_env.reset()]
+        observations += [vec_env.step(np.array([1]))[0] for _ in range(20)]
+        vec_env.close()
+        return np.stack(observations)
+
+    from highway_env.vehicle.behavior import IDMVehicle
+
+    before = highway_rollout()
+    intersection = make_vec_env("intersection-v0", 1, seed=0, backend="highway-env")
+    intersection.reset()
+    intersection.step(np.array([1]))
+    assert IDMVehicle.DISTANCE_WANTED != 7  # the process's class is left as it was
+    assert np.array_equal(before, highway_rollout())
+    intersection.close()
