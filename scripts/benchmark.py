@@ -539,7 +539,7 @@ def peak_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def print_neuro_report(console: Console, rows: list[NeuroRow], settings: NeuroSettings) -> None:
+def print_neuro_report(console: Console, rows: list[NeuroRow], settings: NeuroSettings, quick: bool) -> None:
     """The training steps/s table with the overhead verdict per module."""
     table = Table(
         title=f"{ENV_ID}: training steps/s, stock SB3 vs dopamine modules, median of {settings.repeats} repeats",
@@ -559,7 +559,8 @@ def print_neuro_report(console: Console, rows: list[NeuroRow], settings: NeuroSe
         else:
             verdict = "[green]PASS[/green]" if row.met else "[red]NOT MET[/red]"
         table.add_row(
-            row.algo, row.module, str(row.steps_per_repeat), _fmt_rate(row.steps_per_s), _spread(row.repeats),
+            row.algo, row.module, "-" if row.skipped else str(row.steps_per_repeat), _fmt_rate(row.steps_per_s),
+            _spread(row.repeats),
             _fmt_pct(row.overhead), _fmt_pct(row.paired_overhead),
             "-" if row.max_overhead is None else f"<= {row.max_overhead:.0%}", verdict,
         )
@@ -578,6 +579,9 @@ def print_neuro_report(console: Console, rows: list[NeuroRow], settings: NeuroSe
         names = ", ".join(f"{row.algo} {row.module} ({row.overhead:.1%})" for row in missed)
         console.print(f"Target ({goal}): [red]NOT MET[/red] for {len(missed)} of {len(judged)}: {names}",
                       highlight=False, soft_wrap=True)
+    if quick:
+        console.print("--quick: short runs and 2 repeats, a smoke test; on a shared machine single verdicts can "
+                      "flip by 10-20 points, take them from a full run", soft_wrap=True)
 
 
 def run_neuro_section(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -598,7 +602,7 @@ def run_neuro_section(args: argparse.Namespace, console: Console) -> dict[str, A
         rows += algo_rows
     wall_s = time.perf_counter() - wall_start
     judged = [row.met for row in rows if row.met is not None]
-    print_neuro_report(console, rows, settings)
+    print_neuro_report(console, rows, settings, args.quick)
     peak = peak_rss_mib()
     console.print(f"Neuro section: {wall_s:.1f} s wall; peak resident memory of the process {peak:,.0f} MiB "
                   "(ru_maxrss, whole process so far)")
