@@ -105,13 +105,13 @@ class DopamineDQN(DQN):
             self.policy_kwargs = {**self.policy_kwargs, "n_channels": self.dopamine.n_channels,
                                   "acting_channel": self.dopamine.acting_channel}
         super()._setup_model()
+        self._dopamine_log = DopamineLog()
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """SB3's ``DQN.train`` with the loss from the dopamine module (see ``neuro.dopamine``)."""
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         n_channels, acting = self.dopamine.n_channels, self.dopamine.acting_channel
-        log = DopamineLog()
         losses = []
         for _ in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
@@ -136,7 +136,7 @@ class DopamineDQN(DQN):
                 for name, value in (("td_error", td_error), ("dopamine_signal", dopamine_signal)):
                     check_finite(name, value, self.num_timesteps)
                 check_finite("loss", loss, self.num_timesteps)
-            log.add(td_error, dopamine_signal)
+            self._dopamine_log.add(td_error, dopamine_signal)
 
             self.policy.optimizer.zero_grad()
             loss.backward()
@@ -146,4 +146,10 @@ class DopamineDQN(DQN):
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/loss", np.mean(losses))
-        log.record(self.logger, self.dopamine)
+
+    def dump_logs(self) -> None:
+        self._dopamine_log.record(self.logger, self.dopamine)
+        super().dump_logs()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_dopamine_log"]

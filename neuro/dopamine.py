@@ -142,18 +142,20 @@ class OpponentTD(DopamineModule):
     def __init__(self, gain_positive: float = 1.0, gain_negative: float = 1.0) -> None:
         self.gain_positive = _check_positive("gain_positive", gain_positive)
         self.gain_negative = _check_positive("gain_negative", gain_negative)
-        self._dopamine = 0.0
-        self._serotonin = 0.0
+        self._last: tuple[Tensor, Tensor] | None = None  # read only when logged
 
     def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
         dopamine = self.gain_positive * td_error.clamp(min=0.0)
         serotonin = self.gain_negative * (-td_error).clamp(min=0.0)
-        self._dopamine = float(dopamine.mean())
-        self._serotonin = float(serotonin.mean())
+        self._last = (dopamine.detach(), serotonin.detach())
         return dopamine - serotonin
 
     def stats(self) -> dict[str, float]:
-        return {"dopamine": self._dopamine, "serotonin": self._serotonin}
+        """Mean DA and 5-HT activity of the last batch."""
+        if self._last is None:
+            return {}
+        dopamine, serotonin = self._last
+        return {"dopamine": float(dopamine.mean()), "serotonin": float(serotonin.mean())}
 
 
 class AverageRewardTD(DopamineModule):
@@ -233,7 +235,7 @@ class DistributionalTD(DopamineModule):
         tau = torch.tensor(taus)
         self._gain_positive = 2.0 * tau
         self._gain_negative = 2.0 * (1.0 - tau)
-        self._channel_values: list[float] = []
+        self._last_values: Tensor | None = None
 
     def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
         """``td_error`` has the channels on its last axis."""
@@ -245,14 +247,14 @@ class DistributionalTD(DopamineModule):
     def dqn_loss(
         self, current: Tensor, target: Tensor, reward: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
-        self._channel_values = current.detach().mean(dim=0).tolist()
+        self._last_values = current.detach()  # reduced only when logged
         return super().dqn_loss(current, target, reward)
 
     def stats(self) -> dict[str, float]:
         """Each channel's mean value (keyed by its tau) and the spread between the extreme taus."""
-        if not self._channel_values:
+        if self._last_values is None:
             return {}
-        by_tau = sorted(zip(self.taus, self._channel_values, strict=True))
+        by_tau = sorted(zip(self.taus, self._last_values.mean(dim=0).tolist(), strict=True))
         values = {f"channel_value/tau_{tau:.3f}": value for tau, value in by_tau}
         low, high = by_tau[0][1], by_tau[-1][1]
         return {**values, "value_spread": high - low}
