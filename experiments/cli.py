@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
 
     envs = commands.add_parser("envs", help="list scenarios, backends, spaces and defaults")
     envs.set_defaults(handler=_envs)
+
+    from experiments.bench import add_bench_command
+
+    add_bench_command(commands)
     return parser
 
 

@@ -144,3 +144,17 @@ def test_train_with_a_dopamine_module_logs_it(tmp_path):
     assert "dopamine/signal" in events.Tags()["histograms"]
     hparams = b"".join(events.PluginTagToContent("hparams").values())
     assert b"neuro.dopamine.type" in hparams and b"distributional" in hparams
+
+
+def test_bench_smoke(tmp_path):
+    """The benchmark runs and writes its figures (speeds are measured there, never asserted here)."""
+    out = tmp_path / "bench.json"
+    result = neurodrive("bench", "--section", "env", "--quick", "--repeats", "1", "--skip-highway-env",
+                        "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    results = json.loads(out.read_text())
+    assert {row["n_envs"] for row in results["rows"]} == {1, 8, 64}
+    assert {row["backend"] for row in results["rows"]} == {"envpool-raw", "envpool-adapter"}
+    ratio = results["ratios"][-1]
+    assert ratio["n_envs"] == 64 and ratio["adapter_over_raw"] > 0
+    assert "neurodrive bench" in results["command"]
