@@ -247,8 +247,12 @@ class DistributionalTD(DopamineModule):
     def dqn_loss(
         self, current: Tensor, target: Tensor, reward: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
-        self._last_values = current.detach()  # reduced only when logged
+        self.observe_values(current)
         return super().dqn_loss(current, target, reward)
+
+    def observe_values(self, values: Tensor) -> None:
+        """Remember the latest (batch, channels) values for ``stats`` (reduced only when logged)."""
+        self._last_values = values.detach()
 
     def stats(self) -> dict[str, float]:
         """Each channel's mean value (keyed by its tau) and the spread between the extreme taus."""

@@ -113,7 +113,7 @@ def test_each_module_trains_dqn_without_nan(spec, tmp_path):
         assert key in logged
 
 
-@pytest.mark.parametrize("spec", [m for m in MODULES if m["type"] != "distributional"], ids=lambda s: s["type"])
+@pytest.mark.parametrize("spec", MODULES, ids=lambda s: f"{s['type']}-{s.get('code', '')}")
 def test_each_module_trains_ppo_without_nan(spec):
     model = build("ppo", make_vec_env("highway-fast-v0", 2, seed=0),
                   hyperparameters={k: v for k, v in PPO_ARGS.items() if k != "policy_kwargs"},
@@ -155,5 +155,51 @@ def test_module_object_passes_through():
 def test_errors_for_algorithms_without_a_module():
     with pytest.raises(ValueError, match="neuro.dopamine: SAC takes no TD-error module; algorithms that do: dqn, ppo"):
         build("sac", make_vec_env("racetrack-v0", 1, backend="highway-env"), dopamine={"type": "asymmetric"})
-    with pytest.raises(ValueError, match="neuro.dopamine: distributional needs a 5-channel value head"):
-        build("ppo", make_vec_env("highway-fast-v0", 1), dopamine={"type": "distributional", "n_channels": 5})
+    with pytest.raises(ValueError, match="clip_range_vf: not supported with a multi-channel distributional"):
+        build("ppo", make_vec_env("highway-fast-v0", 1), hyperparameters={"clip_range_vf": 0.2},
+              dopamine={"type": "distributional", "n_channels": 5})
+
+
+def test_distributional_ppo_channel_targets_follow_each_channels_rule():
+    """Each channel's target is V_i + GAE of its own transformed errors a_i(+/-) delta_i (numpy
+    reference); the policy's advantage is the tau = 0.5 channel's plain GAE."""
+    taus = [0.1, 0.5, 0.9]
+    model = DopaminePPO("MlpPolicy", make_vec_env("highway-fast-v0", 2, seed=1),
+                        dopamine={"type": "distributional", "taus": taus}, seed=1, device="cpu",
+                        gamma=0.9, gae_lambda=0.8, **PPO_ARGS)
+    _, callback = model._setup_learn(64, None)
+    callback.on_training_start(locals(), globals())
+    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=32)
+    buffer = model.rollout_buffer
+    assert buffer.values.shape == (32, 2, 3) and buffer.returns.shape == (32, 2, 3)
+    with torch.no_grad():
+        last_values = model.policy.all_values(torch.as_tensor(model._last_obs)).numpy()
+    dones = model._last_episode_starts.astype(float)  # the rollout's last dones, as SB3 passed them
+    for channel, tau in enumerate(taus):
+        def rule(delta, tau=tau):
+            return 2 * tau * delta if delta > 0 else 2 * (1 - tau) * delta
+
+        expected = numpy_gae(buffer.rewards.astype(np.float64), buffer.values[..., channel].astype(np.float64),
+                             buffer.episode_starts, last_values[:, channel], dones, 0.9, 0.8, rule)
+        assert buffer.returns[..., channel] == pytest.approx(expected + buffer.values[..., channel], abs=1e-4)
+    acting = numpy_gae(buffer.rewards.astype(np.float64), buffer.values[..., 1].astype(np.float64),
+                       buffer.episode_starts, last_values[:, 1], dones, 0.9, 0.8, lambda d: d)
+    assert buffer.advantages == pytest.approx(acting, abs=1e-4)
+    # The acting channel is what SB3's collection stored and what the policy reports.
+    observations = torch.as_tensor(buffer.observations[0])
+    assert torch.allclose(model.policy.predict_values(observations), model.policy.all_values(observations)[:, 1:2])
+
+
+def test_distributional_ppo_trains_and_saves(tmp_path):
+    model = build("ppo", make_vec_env("highway-fast-v0", 2, seed=0),
+                  hyperparameters={k: v for k, v in PPO_ARGS.items() if k != "policy_kwargs"},
+                  policy_kwargs={"net_arch": [32]}, seed=0, device="cpu",
+                  dopamine={"type": "distributional", "n_channels": 5})
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(192)
+    assert all(torch.isfinite(p).all() for p in model.policy.parameters())
+    assert "dopamine/value_spread" in open(tmp_path / "progress.csv").readline()
+    model.save(tmp_path / "model.zip")
+    loaded = DopaminePPO.load(tmp_path / "model.zip")
+    assert loaded.policy.value_net.out_features == 5
+    assert loaded.rollout_buffer.channel_values is not None

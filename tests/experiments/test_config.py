@@ -98,7 +98,7 @@ def test_dopamine_experiments_cover_every_module():
     configs = [load_config(path) for path in (EXPERIMENTS / "dopamine").glob("*.yaml")]
     dqn_modules = {c.neuro.dopamine["type"] for c in configs if c.agent.algo == "dqn"}
     assert dqn_modules == set(DOPAMINE_MODULES)
-    assert {"asymmetric"} <= {c.neuro.dopamine["type"] for c in configs if c.agent.algo == "ppo"}
+    assert {"asymmetric", "distributional"} <= {c.neuro.dopamine["type"] for c in configs if c.agent.algo == "ppo"}
 
 
 @pytest.mark.parametrize("overrides, expected", [
