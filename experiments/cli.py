@@ -1,4 +1,4 @@
-"""The ``neurodrive`` command line: train, evaluate, record, envs."""
+"""The ``neurodrive`` command line: train, evaluate, record, envs, sweep, dashboard."""
 
 from __future__ import annotations
 
@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     from experiments.bench import add_bench_command
 
     add_bench_command(commands)
+
+    from experiments.sweep import add_sweep_commands
+
+    add_sweep_commands(commands)
     return parser
 
 

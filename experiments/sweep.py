@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # the heavy imports wait until a command runs: the CLI import
 logger = logging.getLogger("neurodrive.sweep")
 console = Console(width=None if sys.stdout.isatty() else 200)
 DASHBOARD_HOST = "127.0.0.1"
+INTERRUPT_GRACE_S = 30  # how long interrupted workers get to save and re-queue before they are signalled
 
 
 def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
@@ -81,7 +83,12 @@ def sweep_command(args: argparse.Namespace) -> int:
         failed_workers = 0
     else:
         command = ["neurodrive", *mask_argv(sys.argv[1:])]  # run.json keeps it: no password
-        study, failed_workers = run_sweep(sweep, target, args.n_trials, args.workers, command)
+        try:
+            study, failed_workers = run_sweep(sweep, target, args.n_trials, args.workers, command)
+        except KeyboardInterrupt:
+            print("interrupted; the interrupted trials are re-queued: rerun the same command to resume",
+                  file=sys.stderr)
+            return 130
     from experiments.sweep_report import write_report
 
     print_report(write_report(study, sweep), sweep)
@@ -124,7 +131,12 @@ def run_sweep(sweep: Sweep, target: StorageTarget, n_trials: int | None = None, 
             for process in processes:
                 process.join()
         except KeyboardInterrupt:
-            for process in processes:  # each interrupts and re-queues its own trial
+            # Ctrl-C in a terminal reaches every worker: each saves, re-queues its trial and exits.
+            # Workers that did not get the signal (the parent alone was signalled) get it now.
+            deadline = time.monotonic() + INTERRUPT_GRACE_S
+            for process in processes:
+                process.join(max(deadline - time.monotonic(), 0))
+            for process in processes:
                 if process.is_alive() and process.pid is not None:
                     os.kill(process.pid, signal.SIGINT)
             for process in processes:

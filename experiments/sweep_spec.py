@@ -174,12 +174,14 @@ class ParameterSpec(_Strict):
     def grid_values(self, path: str) -> list[Any]:
         if self.choices is not None:
             return self.labels
+        if self.int_range is not None:
+            low, high = self.int_range
+            return list(range(low, high + 1, int(self.step or 1)))
         if self.step is None:
-            raise ValueError(f"parameters.{path}: the grid sampler needs a step for a {self.kind} range")
-        low, high = self.float_range if self.float_range is not None else self.int_range  # type: ignore[misc]
+            raise ValueError(f"parameters.{path}: the grid sampler needs a step for a float range")
+        low, high = self.float_range  # type: ignore[misc]
         count = int(np.floor((high - low) / self.step + 1e-9)) + 1
-        values = [low + index * self.step for index in range(count)]
-        return [int(v) for v in values] if self.int_range is not None else values
+        return [low + index * self.step for index in range(count)]
 
 
 class ObjectiveSpec(_Strict):
@@ -386,7 +388,7 @@ class Sweep:
         return PRUNERS[self.spec.pruner.type](**self.spec.pruner.options)
 
 
-def load_sweep(path: str | Path, study_name: str | None = None, root: str | Path | None = None) -> Sweep:
+def load_sweep(path: str | Path, study_name: str | None = None) -> Sweep:
     """Read and check a sweep file; every error names the field and the reason, before any trial."""
     path = Path(path)
     try:
@@ -397,11 +399,11 @@ def load_sweep(path: str | Path, study_name: str | None = None, root: str | Path
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     return sweep_from_raw(raw, str(path), path.parent, default_name=path.stem.removesuffix(".sweep"),
-                          study_name=study_name, root=root)
+                          study_name=study_name)
 
 
 def sweep_from_raw(raw: dict[str, Any], source: str, folder: Path, default_name: str,
-                   study_name: str | None = None, root: str | Path | None = None) -> Sweep:
+                   study_name: str | None = None) -> Sweep:
     try:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as error:
@@ -416,7 +418,7 @@ def sweep_from_raw(raw: dict[str, Any], source: str, folder: Path, default_name:
     name = study_name or spec.study_name or default_name
     _check_study_name(name)
     base_config = validate_config(base, f"{source}: experiment")
-    sweep_root = Path(root or spec.root or Path(base_config.logging.root) / "sweeps")
+    sweep_root = Path(spec.root or Path(base_config.logging.root) / "sweeps")
     training = base_config.training
     seeds = ([training.seed + index for index in range(spec.seeds)] if isinstance(spec.seeds, int)
              else list(spec.seeds))
@@ -456,6 +458,8 @@ def _check_sweep(sweep: Sweep, base: ExperimentConfig) -> None:
     parameters = spec.parameters
     for index, (path, parameter) in enumerate(parameters.items()):
         _check_owned(path, f"{source}: parameters")
+        if path in spec.fixed:
+            raise ConfigError(f"{source}: parameters.{path}: also under fixed; a field is either searched or fixed")
         _check_env_config_key(path, base.env.id, f"{source}: parameters.{path}")
         earlier = list(parameters)[:index]
         for other, wanted in parameter.condition.items():
@@ -554,6 +558,11 @@ def _check_sampler_and_pruner(sweep: Sweep) -> None:
         raise ConfigError(f"{source}: eval_every: pruner {spec.pruner.type!r} needs evaluations during "
                           f"training; eval_every must be between 1 and budget - 1 ({sweep.budget - 1}), "
                           f"got {sweep.eval_every}")
+    conditional = [path for path, parameter in spec.parameters.items() if parameter.condition]
+    if spec.sampler.type == "grid" and conditional:
+        raise ConfigError(f"{source}: sampler: grid enumerates every combination, so the conditional "
+                          f"{', '.join(conditional)} would repeat configurations; allowed with conditions: "
+                          "tpe, random, cmaes, gp")
     try:
         if spec.sampler.type == "grid":
             sweep.grid_space()

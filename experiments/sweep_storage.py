@@ -25,6 +25,7 @@ import socket
 import uuid
 import warnings
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -185,8 +186,12 @@ def fail_dead_trials(study: optuna.Study, target: StorageTarget, sweep_dir: Path
         failed = []
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             worker_id = trial.user_attrs.get(WORKER_ATTR)
-            # No worker id yet: the trial was created a moment ago and its objective has not started.
-            if worker_id is None or WorkerLease.is_alive(sweep_dir, worker_id):
+            if worker_id is None:
+                # Created a moment ago, its objective not yet started; or its worker died right then.
+                started = trial.datetime_start or datetime.now()
+                if (datetime.now() - started).total_seconds() < heartbeat.grace_period:
+                    continue
+            elif WorkerLease.is_alive(sweep_dir, worker_id):
                 continue
             try:
                 study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)

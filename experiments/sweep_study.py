@@ -36,6 +36,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from experiments.checkpoints import RunInterrupted
 from experiments.config import ConfigError
 from experiments.run import write_json_atomic
 from experiments.sweep_spec import Sweep, choice_label
@@ -46,6 +47,7 @@ logger = logging.getLogger("neurodrive.sweep")
 RUN_DIRS_ATTR = "run_dirs"
 SEED_VALUES_ATTR = "seed_values"
 SKIPPED_ATTR = "skipped"  # a trial created after other workers had met the budget; never trained
+ERROR_ATTR = "error"  # why a trial crashed, for the dashboard
 INTERRUPTED_ATTR = "interrupted"  # Ctrl-C: failed and re-queued, so a resumed sweep runs it again
 FINGERPRINT_ATTR = "neurodrive:sweep"  # what a resumed study must share with the first run
 
@@ -124,13 +126,20 @@ class TrialObjective:
         self._check_budget(trial)
         # A re-queued trial inherits the attributes of the attempt that died; start clean.
         trial.set_user_attr(RUN_DIRS_ATTR, [])
-        trial.set_user_attr("host", socket.gethostname())
         if INTERRUPTED_ATTR in trial.user_attrs:
             trial.set_user_attr(INTERRUPTED_ATTR, False)
         try:
             return self._train_seeds(trial)
         except KeyboardInterrupt:
             trial.set_user_attr(INTERRUPTED_ATTR, True)
+            raise
+        except RunInterrupted as stop:
+            # The run saved a checkpoint and stopped on SIGINT/SIGTERM. It is an Exception, which the
+            # worker's optimize() would record as a crashed trial and go on; stop the worker instead.
+            trial.set_user_attr(INTERRUPTED_ATTR, True)
+            raise KeyboardInterrupt(str(stop)) from stop
+        except Exception as error:  # a crashed trial (NaN guard, bad combination): say why in the study
+            trial.set_user_attr(ERROR_ATTR, f"{type(error).__name__}: {error}")
             raise
 
     def _check_budget(self, trial: optuna.Trial) -> None:
