@@ -177,12 +177,17 @@ def train(
 
     torch.set_num_threads(config.training.torch_threads)
     training = config.training
-    env = make_vec_env(config.env.id, config.env.n_envs, training.seed, choice.backend, config.env.config)
-    eval_env = make_vec_env(config.env.id, training.eval_n_envs, training.seed, choice.backend,
-                            config.env.config, stream=EVAL_STREAM)
-    model = build(config.agent.algo, env, config.agent.policy, config.agent.hyperparameters,
-                  config.agent.policy_kwargs, seed=training.seed, device=training.device,
-                  dopamine=config.neuro.dopamine)
+    try:
+        env = make_vec_env(config.env.id, config.env.n_envs, training.seed, choice.backend, config.env.config)
+        eval_env = make_vec_env(config.env.id, training.eval_n_envs, training.seed, choice.backend,
+                                config.env.config, stream=EVAL_STREAM)
+        model = build(config.agent.algo, env, config.agent.policy, config.agent.hyperparameters,
+                      config.agent.policy_kwargs, seed=training.seed, device=training.device,
+                      dopamine=config.neuro.dopamine)
+    except BaseException as error:  # the folder exists: say why it holds no training
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        run.write_meta({**meta, "status": status, "steps": 0, "error": f"{type(error).__name__}: {error}"})
+        raise
     session = TrainingSession(run, resolved, meta, model, eval_env)
     return session.run(evaluation_hooks, callbacks)
 

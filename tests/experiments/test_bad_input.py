@@ -1,5 +1,6 @@
 """Each line of the README's bad-input table: the command fails early with a message naming the problem."""
 
+import json
 import shutil
 
 import pytest
@@ -96,3 +97,13 @@ def test_resume_errors(capsys, tmp_path, finished_run):
     assert code == 2 and "no checkpoint to resume from" in err
     code, err = run(capsys, "train", SMOKE, "--resume", str(finished_run))
     assert code == 2 and "give either CONFIG or --resume" in err
+
+
+def test_a_failure_while_building_is_recorded(capsys, tmp_path):
+    """A value SB3 rejects only when it builds the model: the run folder says failed, and why."""
+    code, err = run(capsys, "train", SMOKE, "--set", f"logging.root={tmp_path}",
+                    "--set", "agent.policy=NoSuchPolicy")
+    assert code == 2 and "Policy NoSuchPolicy unknown" in err
+    (run_dir,) = (tmp_path / "smoke").iterdir()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "failed" and meta["steps"] == 0 and meta["error"]
