@@ -1,4 +1,4 @@
-"""The ``neurodrive`` command line: train, evaluate, record, envs, sweep, dashboard."""
+"""The ``neurodrive`` command line: train, evaluate, record, envs, bench, sweep, dashboard, fidelity."""
 
 from __future__ import annotations
 
@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     from experiments.sweep import add_sweep_commands
 
     add_sweep_commands(commands)
+
+    from experiments.fidelity import add_fidelity_command
+
+    add_fidelity_command(commands)
     return parser
 
 
