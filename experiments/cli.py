@@ -33,8 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error} (run.json names the last good checkpoint)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted at once (second signal); resume from the last checkpoint with "
-              "neurodrive train --resume RUN_DIR", file=sys.stderr)
+        print("interrupted: `neurodrive train --resume RUN_DIR` continues a run from its last checkpoint; "
+              "rerunning a sweep resumes it (interrupted trials are re-queued)", file=sys.stderr)
         return 130
 
 

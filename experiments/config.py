@@ -149,18 +149,24 @@ def validate_config(raw: Any, source: str = "config") -> ExperimentConfig:
         raise ConfigError(format_validation_error(error, source)) from None
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Read, override and validate an experiment file."""
-    path = Path(path)
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (an empty file is an empty one)."""
     try:
         text = path.read_text()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
     raw = parse_yaml(text, str(path))
     if raw is None:
-        raw = {}
+        return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read, override and validate an experiment file."""
+    path = Path(path)
+    raw = read_yaml_mapping(path)
     for assignment in overrides:
         apply_override(raw, assignment)
     return validate_config(raw, str(path))

@@ -20,10 +20,9 @@ import signal
 import socket
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -236,20 +235,10 @@ def dashboard_storage(target: str | None) -> tuple[BaseStorage, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m experiments.sweep {sweep,dashboard} ...``, with the CLI's error handling."""
-    parser = argparse.ArgumentParser(prog="neurodrive", description=__doc__.splitlines()[0])
-    add_sweep_commands(parser.add_subparsers(dest="command", required=True))
-    args: Any = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    warnings.filterwarnings("ignore", module="highway_env")
-    try:
-        return args.handler(args)
-    except (ConfigError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; interrupted trials are re-queued: rerun the command to resume", file=sys.stderr)
-        return 130
+    """``python -m experiments.sweep {sweep,dashboard} ...``: the ``neurodrive`` CLI's own entry."""
+    from experiments.cli import main as cli_main
+
+    return cli_main(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

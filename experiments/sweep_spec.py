@@ -46,7 +46,7 @@ from pydantic import (
 )
 
 from envs.scenarios import get_scenario, highway_env_default_config
-from experiments.config import ConfigError, ExperimentConfig, parse_yaml, validate_config
+from experiments.config import ConfigError, ExperimentConfig, read_yaml_mapping, validate_config
 
 # Defaults where the better direction is unambiguous; mean_length needs an explicit one.
 METRIC_DIRECTIONS: dict[str, str | None] = {
@@ -391,13 +391,7 @@ class Sweep:
 def load_sweep(path: str | Path, study_name: str | None = None) -> Sweep:
     """Read and check a sweep file; every error names the field and the reason, before any trial."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
-    raw = parse_yaml(text, str(path))
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path)
     return sweep_from_raw(raw, str(path), path.parent, default_name=path.stem.removesuffix(".sweep"),
                           study_name=study_name)
 
@@ -431,15 +425,10 @@ def sweep_from_raw(raw: dict[str, Any], source: str, folder: Path, default_name:
 def _load_base(experiment: str | dict[str, Any], source: str, folder: Path) -> dict[str, Any]:
     if isinstance(experiment, dict):
         return copy.deepcopy(experiment)
-    path = folder / experiment
     try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError(f"{source}: experiment: cannot read {path}: {error.strerror}") from None
-    raw = parse_yaml(text, str(path))
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: experiment: {path} is not a mapping")
-    return raw
+        return read_yaml_mapping(folder / experiment)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: experiment: {error}") from None
 
 
 def _check_study_name(name: str) -> None:

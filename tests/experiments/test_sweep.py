@@ -174,7 +174,7 @@ def test_bad_sweep_file_fails_on_the_command_line_before_any_trial(tmp_path):
 def test_missing_experiment_file_is_named(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("experiment: nowhere.yaml\nparameters: {agent.hyperparameters.gamma: {float: [0.5, 0.9]}}\n")
-    with pytest.raises(ConfigError, match=r"experiment: cannot read .*nowhere.yaml"):
+    with pytest.raises(ConfigError, match=r"experiment: .*nowhere.yaml: cannot read"):
         load_sweep(path)
 
 
