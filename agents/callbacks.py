@@ -21,6 +21,7 @@ class DrivingEvalCallback(BaseCallback):
         loop uses it to save ``eval.json`` so a crash later loses no finished evaluation.
     :param hooks: more callables on each record; one returning ``False`` stops training (a sweep's
         pruner uses this). ``stopped_early`` then holds the step.
+    :param history: evaluations a resumed run already made; the cadence continues from the last.
     """
 
     def __init__(
@@ -33,6 +34,7 @@ class DrivingEvalCallback(BaseCallback):
         deterministic: bool = True,
         verbose: int = 0,
         hooks: Sequence[Callable[[dict[str, Any]], bool | None]] = (),
+        history: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(verbose)
         self.hooks = list(hooks)
@@ -43,8 +45,8 @@ class DrivingEvalCallback(BaseCallback):
         self.on_evaluation = on_evaluation
         self.success = success
         self.deterministic = deterministic
-        self.history: list[dict[str, Any]] = []
-        self._last_eval_step = 0
+        self.history: list[dict[str, Any]] = history if history is not None else []
+        self._last_eval_step = self.history[-1]["step"] if self.history else 0
 
     def _on_step(self) -> bool:
         if self.eval_every > 0 and self.num_timesteps - self._last_eval_step >= self.eval_every:

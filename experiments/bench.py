@@ -31,7 +31,6 @@ import argparse
 import copy
 import datetime
 import gc
-import importlib.metadata
 import json
 import os
 import platform
@@ -48,6 +47,8 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+
+from experiments.files import library_versions
 
 ENV_ID = "highway-fast-v0"
 N_ENVS: tuple[int, ...] = (1, 8, 64)
@@ -357,12 +358,7 @@ def compute_ratios(raw: Row, adapter: Row) -> dict[str, Any]:
 
 def machine_info() -> dict[str, Any]:
     """CPU count, load, Python and library versions."""
-    versions: dict[str, str | None] = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
+    versions = library_versions(PACKAGES)
     return {
         "cpu_count": os.cpu_count(),
         "load_avg_1_5_15": list(os.getloadavg()),

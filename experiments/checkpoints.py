@@ -33,6 +33,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from agents.callbacks import DrivingEvalCallback
+from experiments.files import write_json_atomic
 
 
 class RunInterrupted(Exception):  # noqa: N818  (a stop request, not an error)
@@ -154,12 +155,10 @@ def save_checkpoint(model: BaseAlgorithm, checkpoint_dir: Path, eval_env: VecEnv
         }
         with open(temp / "state.pkl", "wb") as handle:
             cloudpickle.dump(state, handle)
-        if final.exists():  # a re-save at the same step (resume saves nothing new before moving on)
+        if final.exists():  # an interrupt right after a resume saves the step it resumed from again
             shutil.rmtree(final)
         os.replace(temp, final)
-        pointer_temp = checkpoint_dir / ".latest.json.tmp"
-        pointer_temp.write_text(json.dumps({"step": step, "folder": name}))
-        os.replace(pointer_temp, checkpoint_dir / "latest.json")
+        write_json_atomic(checkpoint_dir / "latest.json", {"step": step, "folder": name})
     except OSError as error:
         shutil.rmtree(temp, ignore_errors=True)
         previous = latest_checkpoint(checkpoint_dir)

@@ -26,7 +26,6 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepR
 from envs.evaluation import DrivingMetrics, Predictor, evaluate_driving
 from envs.factory import make_vec_env
 from envs.scenarios import SCENARIOS, envpool_kwargs, highway_env_default_config
+from experiments.files import library_versions, write_json_atomic
 
 CANDIDATE, REFERENCE = "envpool", "highway-env"
 BACKENDS: tuple[str, str] = (CANDIDATE, REFERENCE)
@@ -579,16 +579,6 @@ class FidelityReport:
         }
 
 
-def library_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
 def run_fidelity(settings: FidelitySettings, command: str, agent: Predictor | None = None,
                  progress: Callable[[str], None] = lambda _: None) -> FidelityReport:
     """Measure every scenario in ``settings``; the agent runs on ``settings.agent_scenario`` only."""
@@ -598,7 +588,7 @@ def run_fidelity(settings: FidelitySettings, command: str, agent: Predictor | No
         for env_id in settings.scenarios
     ]
     return FidelityReport(settings, reports, command, datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                          library_versions(), time.perf_counter() - start)
+                          library_versions(VERSIONED), time.perf_counter() - start)
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -812,7 +802,6 @@ def settings_from_args(args: argparse.Namespace) -> tuple[FidelitySettings, Pred
 
 
 def write_report(report: FidelityReport, out: Path, markdown: Path | None) -> None:
-    from experiments.run import write_json_atomic
 
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, report.to_dict())

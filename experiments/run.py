@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +38,7 @@ from experiments.checkpoints import (
     restore_rng,
 )
 from experiments.config import ConfigError, ExperimentConfig, load_config, save_config
+from experiments.files import library_versions, write_json_atomic
 
 logger = logging.getLogger("neurodrive.run")
 
@@ -49,24 +46,6 @@ EVAL_STREAM = 1  # seed stream of evaluation envs during training
 POSTHOC_EVAL_STREAM = 2  # seed stream of `neurodrive evaluate`, unseen during training
 LIBRARIES = ("neurodrive", "stable-baselines3", "sb3-contrib", "gymnasium", "highway-env",
              "envpool", "torch", "numpy", "optuna", "pydantic")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temp file and a rename, so a crash never leaves half a file."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        json.dump(data, handle, indent=2)
-        temp_name = handle.name
-    os.replace(temp_name, path)
-
-
-def library_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def platform_commit() -> str | None:
@@ -167,7 +146,7 @@ def train(
         "algo": config.agent.algo,
         "env_id": config.env.id,
         "backend": {"requested": config.env.backend, "chosen": choice.backend, "reason": choice.reason},
-        "versions": library_versions(),
+        "versions": library_versions(LIBRARIES),
         "platform_commit": platform_commit(),
         "command": command or sys.argv,
         "started": datetime.now(UTC).isoformat(),
@@ -260,9 +239,8 @@ class TrainingSession:
         evaluation = DrivingEvalCallback(
             self.eval_env, training.eval_every, training.eval_episodes, self._save_evaluation,
             get_scenario(config.env.id).success, verbose=config.logging.verbose, hooks=evaluation_hooks,
+            history=self.evaluations,
         )
-        evaluation.history = self.evaluations
-        evaluation._last_eval_step = self.evaluations[-1]["step"] if self.evaluations else 0
         if resuming and self.evaluations:
             write_json_atomic(run.path / "eval.json", {"evaluations": self.evaluations, "final": self.evaluations[-1]})
         interrupt = InterruptFlag()

@@ -20,7 +20,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
 from experiments.config import validate_config
-from experiments.run import write_json_atomic
+from experiments.files import write_json_atomic
 from experiments.sweep_spec import Sweep, set_path
 from experiments.sweep_study import RUN_DIRS_ATTR, trial_folder_name
 

@@ -38,7 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from experiments.checkpoints import RunInterrupted
 from experiments.config import ConfigError
-from experiments.run import write_json_atomic
+from experiments.files import write_json_atomic
 from experiments.sweep_spec import Sweep, choice_label
 from experiments.sweep_storage import WORKER_ATTR, StorageTarget, WorkerLease, fail_dead_trials
 
