@@ -18,11 +18,14 @@ config. Every model is built and warmed up once (DQN past ``learning_starts``, P
 update); each repeat then times ``model.learn(N)`` of stock and every module once, in a shuffled
 order, so load drift on the machine hits all alike. Overhead is ``1 - module / stock`` (medians).
 
+Section ``training``: the shipped configs' training steps/s against the same model on a zero-cost
+VecEnv (the learner-bound limit), and each row's peak memory (``experiments/bench_training.py``).
+
 Usage::
 
     neurodrive bench   (or, from the repository root, python scripts/benchmark.py)
-    neurodrive bench [--section env|neuro|all] [--quick] [--out bench.json] [--repeats N]
-                                [--neuro-repeats N] [--skip-highway-env]
+    neurodrive bench [--section env|neuro|training|all] [--quick] [--out bench.json] [--repeats N]
+                     [--neuro-repeats N] [--training-repeats N] [--skip-highway-env]
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from experiments.bench_training import run_training_section
 from experiments.files import library_versions
 
 ENV_ID = "highway-fast-v0"
@@ -626,14 +630,17 @@ def run_neuro_section(args: argparse.Namespace, console: Console) -> dict[str, A
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--section", choices=("env", "neuro", "all"), default="all",
-                        help="env: env steps/s of the backends; neuro: training overhead of the TD-error modules")
+    parser.add_argument("--section", choices=("env", "neuro", "training", "all"), default="all",
+                        help="env: env steps/s of the backends; neuro: training overhead of the TD-error modules; "
+                             "training: shipped configs vs the learner-bound limit, and peak memory")
     parser.add_argument("--quick", action="store_true",
                         help="short step counts (env ~20 s, neuro under a minute), for a smoke test")
     parser.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON results file")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per EnvPool configuration")
     parser.add_argument("--neuro-repeats", type=int, default=None,
                         help="timed repeats of the neuro section (default 3, 2 with --quick)")
+    parser.add_argument("--training-repeats", type=int, default=None,
+                        help="timed repeats of the training section (default 3, 1 with --quick)")
     parser.add_argument("--skip-highway-env", action="store_true", help="skip the Python highway-env rows")
 
 
@@ -700,7 +707,7 @@ def run_env_section(args: argparse.Namespace, console: Console) -> dict[str, Any
 
 def run_bench(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """Run the chosen sections, print their tables, write the JSON file; return the results."""
-    for name in ("repeats", "neuro_repeats"):
+    for name in ("repeats", "neuro_repeats", "training_repeats"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')}: must be >= 1")
     console = Console()
@@ -721,6 +728,8 @@ def run_bench(args: argparse.Namespace, command: str) -> dict[str, Any]:
         results.update(run_env_section(args, console))
     if args.section in ("neuro", "all"):
         results["neuro"] = run_neuro_section(args, console)
+    if args.section in ("training", "all"):
+        results["training"] = run_training_section(args.quick, console, repeats=args.training_repeats)
     wall_s = time.perf_counter() - wall_start
     machine["load_avg_1_5_15_end"] = list(os.getloadavg())
     results["wall_s"] = wall_s

@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="default: the backend the run trained on")
     evaluate.add_argument("--n-envs", type=int, default=1)
     evaluate.add_argument("--seed", type=int, default=None)
+    evaluate.add_argument("--model", choices=("final", "best"), default="final",
+                          help="final: model.zip; best: best_model.zip, kept at the best training evaluation")
     evaluate.set_defaults(handler=_evaluate)
 
     record = commands.add_parser("record", help="render the agent driving to mp4 (headless)")
@@ -109,7 +111,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes: must be >= 1, got {args.episodes}")
-    metrics, out = evaluate_run(args.run_dir, args.episodes, args.backend, args.n_envs, args.seed)
+    metrics, out = evaluate_run(args.run_dir, args.episodes, args.backend, args.n_envs, args.seed, args.model)
     table = Table(title=f"evaluation ({metrics.n_episodes} episodes)")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -3,14 +3,15 @@
 A run folder ``<root>/<name>/<timestamp>-seed<seed>/`` holds:
 ``config.yaml`` (resolved, reloadable), ``run.json`` (status, seed, backend choice, library
 versions, command line, platform commit), ``tb/`` (TensorBoard events and progress.csv),
-``checkpoints/``, ``eval.json`` (every periodic evaluation, rewritten after each) and
-``model.zip``.
+``checkpoints/``, ``eval.json`` (every periodic evaluation, rewritten after each),
+``best_model.zip`` (the model at its best evaluation so far) and ``model.zip`` (the last one).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -44,6 +45,7 @@ logger = logging.getLogger("neurodrive.run")
 
 EVAL_STREAM = 1  # seed stream of evaluation envs during training
 POSTHOC_EVAL_STREAM = 2  # seed stream of `neurodrive evaluate`, unseen during training
+MODELS = ("final", "best")  # which model of a run folder `evaluate` and `record` load
 LIBRARIES = ("neurodrive", "stable-baselines3", "sb3-contrib", "gymnasium", "highway-env",
              "envpool", "torch", "numpy", "optuna", "pydantic")
 
@@ -95,6 +97,10 @@ class RunFolder:
     def model_path(self) -> Path:
         return self.path / "model.zip"
 
+    @property
+    def best_model_path(self) -> Path:
+        return self.path / "best_model.zip"
+
     def read_meta(self) -> dict[str, Any]:
         return json.loads((self.path / "run.json").read_text())
 
@@ -108,16 +114,21 @@ class RunFolder:
             raise ConfigError(f"{self.path}: not a run folder (config.yaml is missing)")
         return load_config(self.config_path)
 
-    def load_model(self, config: ExperimentConfig) -> BaseAlgorithm:
-        if not self.model_path.is_file():
-            raise ConfigError(f"{self.path}: model.zip is missing (did the run finish?)")
+    def load_model(self, config: ExperimentConfig, which: str = "final") -> BaseAlgorithm:
+        """The last model (``final``) or the one at the best evaluation (``best``)."""
+        if which not in MODELS:
+            raise ConfigError(f"--model: unknown model {which!r}; allowed: {', '.join(MODELS)}")
+        path = self.model_path if which == "final" else self.best_model_path
+        if not path.is_file():
+            hint = "did the run finish?" if which == "final" else "the run has made no evaluation yet"
+            raise ConfigError(f"{self.path}: {path.name} is missing ({hint})")
         algo_cls = get_algorithm(config.agent.algo)
         # SB3 zips hold pickled objects: only load run folders you trust.
         try:
-            return algo_cls.load(self.model_path, device=config.training.device)
+            return algo_cls.load(path, device=config.training.device)
         except Exception as error:  # SB3 raises many types for a foreign or corrupt zip
             raise ConfigError(
-                f"{self.model_path}: cannot load as agent.algo={config.agent.algo!r} "
+                f"{path}: cannot load as agent.algo={config.agent.algo!r} "
                 f"({algo_cls.__name__}, from config.yaml): {type(error).__name__}: {error}"
             ) from None
 
@@ -212,6 +223,26 @@ def resume(
     return session.run(evaluation_hooks, callbacks)
 
 
+class BestModelKeeper:
+    """Evaluation hook: save the model whenever its greedy mean return beats every earlier evaluation
+    (SB3's ``EvalCallback`` best model). Written to a temp file and renamed, so a crash mid-save
+    keeps the previous best. Selection uses the training-time eval episodes (seed stream 1); judge
+    the kept model on fresh ones (``neurodrive evaluate --model best``, stream 2)."""
+
+    def __init__(self, model: BaseAlgorithm, path: Path, history: Sequence[dict[str, Any]] = ()) -> None:
+        self.model = model
+        self.path = path
+        self.best: dict[str, Any] | None = max(history, key=lambda record: record["mean_return"], default=None)
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if self.best is not None and record["mean_return"] <= self.best["mean_return"]:
+            return
+        temp = self.path.with_name(f".{self.path.name}.tmp")
+        self.model.save(temp)
+        os.replace(temp, self.path)
+        self.best = record
+
+
 class TrainingSession:
     """One ``learn`` call over a run folder: logger, callbacks, checkpoints and the final status."""
 
@@ -229,20 +260,23 @@ class TrainingSession:
 
     def _save_evaluation(self, record: dict[str, Any]) -> None:
         # self.evaluations is the eval callback's history: it already holds the record.
-        write_json_atomic(self.run_folder.path / "eval.json", {"evaluations": self.evaluations, "final": record})
+        best = max(self.evaluations, key=lambda entry: entry["mean_return"])
+        write_json_atomic(self.run_folder.path / "eval.json",
+                          {"evaluations": self.evaluations, "final": record, "best": best})
 
     def run(self, evaluation_hooks: Sequence[Callable[[dict[str, Any]], bool | None]] = (),
             callbacks: Sequence[BaseCallback] = ()) -> Path:
         run, config, model, training = self.run_folder, self.config, self.model, self.config.training
         resuming = self.start_step > 0
         model.set_logger(make_logger(run.path / "tb", self.start_step, config.logging.verbose))
+        keep_best = BestModelKeeper(model, run.best_model_path, self.evaluations)
         evaluation = DrivingEvalCallback(
             self.eval_env, training.eval_every, training.eval_episodes, self._save_evaluation,
-            get_scenario(config.env.id).success, verbose=config.logging.verbose, hooks=evaluation_hooks,
-            history=self.evaluations,
+            get_scenario(config.env.id).success, verbose=config.logging.verbose,
+            hooks=[keep_best, *evaluation_hooks], history=self.evaluations,
         )
         if resuming and self.evaluations:
-            write_json_atomic(run.path / "eval.json", {"evaluations": self.evaluations, "final": self.evaluations[-1]})
+            self._save_evaluation(self.evaluations[-1])
         interrupt = InterruptFlag()
         checkpoint_dir = run.path / "checkpoints"
         checkpoint_dir.mkdir(exist_ok=True)
@@ -326,13 +360,14 @@ def hparams(config: ExperimentConfig, backend: str) -> dict[str, bool | str | fl
 
 
 def evaluate_run(run_dir: str | Path, episodes: int = 20, backend: str | None = None,
-                 n_envs: int = 1, seed: int | None = None) -> tuple[DrivingMetrics, Path]:
-    """Greedy evaluation of a run's model on either backend; writes ``evaluate-<backend>.json``."""
+                 n_envs: int = 1, seed: int | None = None, which: str = "final") -> tuple[DrivingMetrics, Path]:
+    """Greedy evaluation of a run's final or best model on either backend; writes
+    ``evaluate-<backend>.json`` (``evaluate-best-<backend>.json`` for the best model)."""
     run = RunFolder(Path(run_dir))
     config = run.load_config()
     backend = backend or config.env.backend
     choice = choose_backend(config.env.id, backend, config.env.config)
-    model = run.load_model(config)
+    model = run.load_model(config, which)
     seed = config.training.seed if seed is None else seed
     env = make_vec_env(config.env.id, n_envs, seed, choice.backend, config.env.config,
                        stream=POSTHOC_EVAL_STREAM)
@@ -340,8 +375,9 @@ def evaluate_run(run_dir: str | Path, episodes: int = 20, backend: str | None = 
         metrics = evaluate_driving(model, env, episodes, success=get_scenario(config.env.id).success)
     finally:
         env.close()
-    out = run.path / f"evaluate-{choice.backend}.json"
-    write_json_atomic(out, {"backend": choice.backend, "seed": seed, **metrics.to_dict()})
+    name = f"evaluate-{choice.backend}.json" if which == "final" else f"evaluate-{which}-{choice.backend}.json"
+    out = run.path / name
+    write_json_atomic(out, {"backend": choice.backend, "seed": seed, "model": which, **metrics.to_dict()})
     return metrics, out
 
 

@@ -65,6 +65,17 @@ def test_tensorboard_has_sb3_eval_and_hparams(run_dir):
         assert name in hparams
 
 
+def test_best_model_is_the_model_at_the_best_evaluation(run_dir):
+    evaluations = json.loads((run_dir / "eval.json").read_text())
+    best = max(evaluations["evaluations"], key=lambda record: record["mean_return"])
+    assert evaluations["best"] == best
+    assert DQN.load(run_dir / "best_model.zip").num_timesteps == best["step"]
+    result = neurodrive("evaluate", str(run_dir), "--episodes", "2", "--backend", "envpool", "--model", "best")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run_dir / "evaluate-best-envpool.json").read_text())
+    assert report["model"] == "best" and report["summary"]["n_episodes"] == 2
+
+
 @pytest.mark.parametrize("backend", ["highway-env", "envpool"])
 def test_evaluate_on_either_backend(run_dir, backend):
     result = neurodrive("evaluate", str(run_dir), "--episodes", "3", "--backend", backend)
