@@ -45,7 +45,7 @@ logger = logging.getLogger("neurodrive.run")
 
 EVAL_STREAM = 1  # seed stream of evaluation envs during training
 POSTHOC_EVAL_STREAM = 2  # seed stream of `neurodrive evaluate`, unseen during training
-MODELS = ("final", "best")  # which model of a run folder `evaluate` and `record` load
+MODELS = ("final", "best")  # which model of a run folder `neurodrive evaluate --model` loads
 LIBRARIES = ("neurodrive", "stable-baselines3", "sb3-contrib", "gymnasium", "highway-env",
              "envpool", "torch", "numpy", "optuna", "pydantic")
 
