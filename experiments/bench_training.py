@@ -25,6 +25,8 @@ import numpy as np
 from gymnasium import spaces
 from rich.console import Console
 from rich.table import Table
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,16 +131,13 @@ class TrainingRow:
     met: bool | None = None
 
 
-def _step_counts(config: Any, settings: TrainingSettings) -> tuple[int, int]:
-    """(warm-up, timed) env steps: one rollout then ``rollouts`` more for on-policy agents;
-    ``learning_starts`` (plus a little training) then ``off_policy_steps`` for off-policy ones."""
-    hyperparameters = config.agent.hyperparameters
-    n_envs = config.env.n_envs
-    if "n_steps" in hyperparameters or config.agent.algo in ("ppo", "a2c", "recurrent_ppo"):
-        rollout = n_envs * int(hyperparameters.get("n_steps", 2048 if config.agent.algo != "a2c" else 5))
+def step_counts(model: BaseAlgorithm, settings: TrainingSettings) -> tuple[int, int]:
+    """(warm-up, timed) env steps: one rollout, then ``rollouts`` more, for on-policy agents;
+    ``learning_starts`` plus a little training, then ``off_policy_steps``, for off-policy ones."""
+    if isinstance(model, OnPolicyAlgorithm):
+        rollout = model.n_steps * model.n_envs
         return rollout, rollout * settings.rollouts
-    learning_starts = int(hyperparameters.get("learning_starts", 100))
-    return learning_starts + 20 * n_envs, settings.off_policy_steps
+    return model.learning_starts + 20 * model.n_envs, settings.off_policy_steps
 
 
 def time_training(config_path: str, env_kind: str, settings: TrainingSettings) -> dict[str, Any]:
@@ -161,7 +160,7 @@ def time_training(config_path: str, env_kind: str, settings: TrainingSettings) -
     model = build(config.agent.algo, env, config.agent.policy, config.agent.hyperparameters,
                   config.agent.policy_kwargs, seed=settings.seed, device=config.training.device,
                   dopamine=config.neuro.dopamine)
-    warmup_steps, timed_steps = _step_counts(config, settings)
+    warmup_steps, timed_steps = step_counts(model, settings)
     model.learn(warmup_steps)
     before = model.num_timesteps
     start = time.perf_counter()

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 from rich.console import Console
-from stable_baselines3 import PPO
+from stable_baselines3 import A2C, DQN, PPO
 
-from experiments.bench_training import TrainingSettings, ZeroCostVecEnv, run_training_section, time_training
+from experiments.bench_training import (
+    TrainingSettings,
+    ZeroCostVecEnv,
+    run_training_section,
+    step_counts,
+    time_training,
+)
 
 KINEMATICS = spaces.Box(-1.0, 1.0, (5, 5), dtype=np.float32)
 
@@ -36,6 +42,15 @@ def test_sb3_trains_on_the_zero_cost_env() -> None:
     model.learn(128)
     assert model.num_timesteps == 128
     assert len(model.ep_info_buffer) == 2 * (128 // 2 // 30)  # 64 steps per env: 2 episodes each
+
+
+def test_step_counts_follow_the_algorithm_kind_not_its_argument_names() -> None:
+    env = ZeroCostVecEnv(KINEMATICS, spaces.Discrete(5), n_envs=2)
+    settings = TrainingSettings(rollouts=3, off_policy_steps=500)
+    assert step_counts(A2C("MlpPolicy", env), settings) == (2 * 5, 3 * 2 * 5)  # A2C's default n_steps is 5
+    assert step_counts(PPO("MlpPolicy", env, n_steps=64, batch_size=64), settings) == (128, 384)
+    # DQN with n-step returns is still off-policy: warm up past learning_starts.
+    assert step_counts(DQN("MlpPolicy", env, n_steps=3, learning_starts=300), settings) == (300 + 40, 500)
 
 
 def test_time_training_runs_the_config_for_the_stated_steps() -> None:
