@@ -17,11 +17,11 @@ EVAL_METRICS = ("eval/mean_return", "eval/crash_rate", "eval/mean_speed", "eval/
 class DrivingEvalCallback(BaseCallback):
     """Every ``eval_every`` env steps, evaluate greedily and log ``eval/*`` driving metrics.
 
-    :param on_evaluation: called with each evaluation record (``step`` plus the summary); the run
-        loop uses it to save ``eval.json`` so a crash later loses no finished evaluation.
-    :param hooks: more callables on each record; one returning ``False`` stops training (a sweep's
-        pruner uses this). ``stopped_early`` then holds the step.
-    :param history: evaluations a resumed run already made; the cadence continues from the last.
+    :param on_evaluation: called first with each evaluation record (``step`` plus the summary);
+        the run loop's evaluation history stores it (``eval.json``, the best model).
+    :param hooks: more callables on each record, every one of them called; one returning ``False``
+        stops training (a sweep's pruner uses this). ``stopped_early`` then holds the step.
+    :param last_step: the step of the last evaluation a resumed run made; the cadence continues from it.
     """
 
     def __init__(
@@ -34,7 +34,7 @@ class DrivingEvalCallback(BaseCallback):
         deterministic: bool = True,
         verbose: int = 0,
         hooks: Sequence[Callable[[dict[str, Any]], bool | None]] = (),
-        history: list[dict[str, Any]] | None = None,
+        last_step: int = 0,
     ) -> None:
         super().__init__(verbose)
         self.hooks = list(hooks)
@@ -45,19 +45,19 @@ class DrivingEvalCallback(BaseCallback):
         self.on_evaluation = on_evaluation
         self.success = success
         self.deterministic = deterministic
-        self.history: list[dict[str, Any]] = history if history is not None else []
-        self._last_eval_step = self.history[-1]["step"] if self.history else 0
+        self._last_eval_step = last_step
 
     def _on_step(self) -> bool:
         if self.eval_every > 0 and self.num_timesteps - self._last_eval_step >= self.eval_every:
             record = self.evaluate()
-            if any(hook(record) is False for hook in self.hooks):
+            verdicts = [hook(record) for hook in self.hooks]  # every hook sees every record
+            if any(verdict is False for verdict in verdicts):
                 self.stopped_early = self.num_timesteps
                 return False
         return True
 
     def _on_training_end(self) -> None:
-        if not self.history or self.history[-1]["step"] != self.num_timesteps:
+        if self._last_eval_step != self.num_timesteps:  # the final model always gets an evaluation
             record = self.evaluate()
             for hook in self.hooks:
                 hook(record)
@@ -69,10 +69,9 @@ class DrivingEvalCallback(BaseCallback):
         )
         record = {"step": self.num_timesteps, **metrics.summary()}
         for key, value in record.items():
-            if key not in ("step", "n_episodes") and value is not None:
+            if key not in ("step", "n_episodes") and isinstance(value, (int, float)):
                 self.logger.record(f"eval/{key}", value)
         self.logger.dump(self.num_timesteps)
-        self.history.append(record)
         if self.on_evaluation is not None:
             self.on_evaluation(record)
         if self.verbose:

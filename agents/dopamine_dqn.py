@@ -18,10 +18,10 @@ from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN, 
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from agents.dopamine_logging import DopamineLog
+from agents.neuro_logging import NeuroLog
 from neuro.dopamine import DopamineModule
 from neuro.guards import check_finite
-from neuro.registry import make_dopamine
+from neuro.parts import make_neuro
 
 
 class ChannelQNetwork(QNetwork):
@@ -81,10 +81,13 @@ class ChannelMultiInputPolicy(ChannelDQNPolicy):
 
 
 class DopamineDQN(DQN):
-    """DQN with a pluggable TD-error module (``dopamine``); all other arguments are SB3's.
+    """DQN with pluggable neuro parts (``neuro``); all other arguments are SB3's.
 
-    :param dopamine: a ``DopamineModule`` or its spec ``{type: ..., **params}``; default standard TD.
+    :param neuro: the parts by kind, each a built part or its spec ``{type: ..., **params}``:
+        ``dopamine`` (the TD-error module; default standard TD).
     """
+
+    neuro_parts: ClassVar[tuple[str, ...]] = ("dopamine",)
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": ChannelDQNPolicy,
@@ -92,10 +95,15 @@ class DopamineDQN(DQN):
         "MultiInputPolicy": ChannelMultiInputPolicy,
     }
 
-    def __init__(self, policy: str | type[DQNPolicy], env: Any,
-                 dopamine: DopamineModule | dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self.dopamine = make_dopamine(dopamine)
+    def __init__(self, policy: str | type[DQNPolicy], env: Any, neuro: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        self.neuro = make_neuro(neuro, self.neuro_parts)
         super().__init__(policy, env, **kwargs)
+
+    @property
+    def dopamine(self) -> DopamineModule:
+        """The TD-error module (``neuro.dopamine``)."""
+        return self.neuro["dopamine"]
 
     def _setup_model(self) -> None:
         if self.dopamine.n_channels > 1:
@@ -105,7 +113,7 @@ class DopamineDQN(DQN):
             self.policy_kwargs = {**self.policy_kwargs, "n_channels": self.dopamine.n_channels,
                                   "acting_channel": self.dopamine.acting_channel}
         super()._setup_model()
-        self._dopamine_log = DopamineLog()
+        self._neuro_log = NeuroLog()
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """SB3's ``DQN.train`` with the loss from the dopamine module (see ``neuro.dopamine``)."""
@@ -136,7 +144,7 @@ class DopamineDQN(DQN):
                 for name, value in (("td_error", td_error), ("dopamine_signal", dopamine_signal)):
                     check_finite(name, value, self.num_timesteps)
                 check_finite("loss", loss, self.num_timesteps)
-            self._dopamine_log.add(td_error, dopamine_signal)
+            self._neuro_log.add(td_error, dopamine_signal)
 
             self.policy.optimizer.zero_grad()
             loss.backward()
@@ -148,7 +156,7 @@ class DopamineDQN(DQN):
         self.logger.record("train/loss", np.mean(losses))
 
     def dump_logs(self) -> None:
-        self._dopamine_log.record(self.logger, self.dopamine)
+        self._neuro_log.record(self.logger, self.neuro)
         super().dump_logs()
 
     def _excluded_save_params(self) -> list[str]:

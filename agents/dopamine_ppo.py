@@ -30,10 +30,10 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
-from agents.dopamine_logging import DopamineLog
+from agents.neuro_logging import NeuroLog
 from neuro.dopamine import DopamineModule
 from neuro.guards import check_finite
-from neuro.registry import make_dopamine
+from neuro.parts import make_neuro
 
 
 class DopamineRolloutBuffer(RolloutBuffer):
@@ -132,20 +132,27 @@ class ChannelMultiInputActorCriticPolicy(ChannelActorCriticPolicy):
 
 
 class DopaminePPO(PPO):
-    """PPO with a pluggable TD-error module (``dopamine``); all other arguments are SB3's.
+    """PPO with pluggable neuro parts (``neuro``); all other arguments are SB3's.
 
-    :param dopamine: a ``DopamineModule`` or its spec ``{type: ..., **params}``; default standard TD.
+    :param neuro: the parts by kind, each a built part or its spec ``{type: ..., **params}``:
+        ``dopamine`` (the TD-error module; default standard TD).
     """
+
+    neuro_parts: ClassVar[tuple[str, ...]] = ("dopamine",)
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": ChannelActorCriticPolicy,
         "MultiInputPolicy": ChannelMultiInputActorCriticPolicy,
     }
 
-    def __init__(self, policy: Any, env: Any, dopamine: DopamineModule | dict[str, Any] | None = None,
-                 **kwargs: Any) -> None:
-        self.dopamine = make_dopamine(dopamine)
+    def __init__(self, policy: Any, env: Any, neuro: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.neuro = make_neuro(neuro, self.neuro_parts)
         super().__init__(policy, env, **kwargs)
+
+    @property
+    def dopamine(self) -> DopamineModule:
+        """The TD-error module (``neuro.dopamine``)."""
+        return self.neuro["dopamine"]
 
     def _setup_model(self) -> None:
         if self.rollout_buffer_class is None:
@@ -188,9 +195,9 @@ class DopaminePPO(PPO):
         if collected and getattr(rollout_buffer, "td_error", None) is not None:
             check_finite("td_error", rollout_buffer.td_error, self.num_timesteps)
             check_finite("dopamine_signal", rollout_buffer.dopamine_signal, self.num_timesteps)
-            log = DopamineLog()
+            log = NeuroLog()
             log.add(th.from_numpy(rollout_buffer.td_error), th.from_numpy(rollout_buffer.dopamine_signal))
-            log.record(self.logger, self.dopamine)
+            log.record(self.logger, self.neuro)
         return collected
 
     def train(self) -> None:

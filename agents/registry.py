@@ -1,7 +1,9 @@
-"""Agents by name: a registry from a YAML ``algo`` name to an SB3 algorithm class.
+"""Agents by name: a registry from a YAML ``algo`` name to an SB3 algorithm class, and ``build``.
 
-A user's own class loads by dotted path (``mypkg.mymod:MyAlgo``); hyperparameters pass through
-to the class unchanged, but are checked against its signature before anything is built.
+A user's own class loads by dotted path (``mypkg.mymod:MyAlgo``), and so does a policy class
+(``agent.policy``). Hyperparameters pass through to the class unchanged, but are checked against
+its signature before anything is built. An algorithm takes neuro parts when it lists their kinds
+in ``neuro_parts`` and accepts them all in one ``neuro`` argument.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from typing import Any
 from sb3_contrib import QRDQN, TQC, RecurrentPPO
 from stable_baselines3 import A2C, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.dopamine_dqn import DopamineDQN
 from agents.dopamine_ppo import DopaminePPO
-from neuro.registry import load_object, make_dopamine
+from neuro.parts import part_registry
+from neuro.registry import constructor_signature, is_dotted_path, load_object
 
-# DQN and PPO take a TD-error module (``dopamine``); with the default one they are stock SB3.
+# DQN and PPO take a TD-error module (``neuro.dopamine``); with the default one they are stock SB3.
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "dqn": DopamineDQN,
     "ppo": DopaminePPO,
@@ -34,7 +38,7 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
 # Arguments the run loop sets itself; a config must not pass them as hyperparameters.
 _RESERVED = (
     "policy", "env", "seed", "tensorboard_log", "verbose", "policy_kwargs", "device", "_init_setup_model",
-    "dopamine",
+    "neuro",
 )
 # policy_kwargs entries that name a class; YAML gives them as dotted paths.
 _CLASS_KWARGS = ("activation_fn", "features_extractor_class", "optimizer_class", "net_arch_class")
@@ -54,7 +58,7 @@ def get_algorithm(name: str) -> type[BaseAlgorithm]:
     """Resolve an algorithm name or dotted path; the error lists the registered names."""
     if name.lower() in ALGORITHMS:
         return ALGORITHMS[name.lower()]
-    if ":" in name or "." in name:
+    if is_dotted_path(name):
         cls = load_object(name)
         if not (inspect.isclass(cls) and issubclass(cls, BaseAlgorithm)):
             raise ValueError(f"agent.algo: {name!r} is not an SB3 BaseAlgorithm subclass")
@@ -74,16 +78,12 @@ def algorithm_name(cls: type[BaseAlgorithm]) -> str:
 
 def constructor_arguments(cls: type[BaseAlgorithm]) -> list[str]:
     """Named constructor arguments, following ``**kwargs`` up the class hierarchy."""
-    names: list[str] = []
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        parameters = inspect.signature(klass.__init__).parameters.values()
-        names += [p.name for p in parameters if p.name != "self" and p.kind not in
-                  (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL) and p.name not in names]
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-            break
-    return names
+    return [parameter.name for parameter in constructor_signature(cls)[0]]
+
+
+def neuro_parts(cls: type[BaseAlgorithm]) -> tuple[str, ...]:
+    """The kinds of neuro part an algorithm consumes (its ``neuro_parts``)."""
+    return tuple(getattr(cls, "neuro_parts", ()))
 
 
 def check_hyperparameters(cls: type[BaseAlgorithm], hyperparameters: dict[str, Any]) -> None:
@@ -100,15 +100,38 @@ def check_hyperparameters(cls: type[BaseAlgorithm], hyperparameters: dict[str, A
             )
 
 
-def check_dopamine(cls: type[BaseAlgorithm], dopamine: dict[str, Any] | None) -> None:
-    """A TD-error module needs an algorithm that takes one; its parameters must be valid."""
-    if dopamine is None:
-        return
-    if "dopamine" not in constructor_arguments(cls):
-        takers = [name for name, algo in ALGORITHMS.items() if "dopamine" in constructor_arguments(algo)]
-        raise ValueError(f"neuro.dopamine: {cls.__name__} takes no TD-error module; "
-                         f"algorithms that do: {', '.join(takers)}")
-    make_dopamine(dopamine)
+def check_neuro(cls: type[BaseAlgorithm], neuro: dict[str, Any] | None) -> None:
+    """Every neuro part is known, consumed by the algorithm and valid (specs); builds nothing."""
+    for kind, spec in (neuro or {}).items():
+        registry = part_registry(kind)
+        if kind not in neuro_parts(cls):
+            takers = [name for name, algo in ALGORITHMS.items() if kind in neuro_parts(algo)]
+            raise ValueError(f"neuro.{kind}: {cls.__name__} takes no {kind} part; "
+                             f"algorithms that do: {', '.join(takers) or 'none'}")
+        if not isinstance(spec, registry.base):
+            registry.check(spec)
+
+
+def resolve_policy(cls: type[BaseAlgorithm], policy: str | None) -> str | type[BasePolicy] | None:
+    """A policy alias of the algorithm (``MlpPolicy``), a dotted path to a policy class, or None."""
+    if policy is None or not is_dotted_path(policy):
+        if policy is not None and policy not in getattr(cls, "policy_aliases", {}):
+            aliases = ", ".join(getattr(cls, "policy_aliases", {}))
+            raise ValueError(f"agent.policy: {cls.__name__} has no policy {policy!r}; "
+                             f"allowed: {aliases} or a dotted path package.module:Class")
+        return policy
+    policy_cls = load_object(policy)
+    if not (inspect.isclass(policy_cls) and issubclass(policy_cls, BasePolicy)):
+        raise ValueError(f"agent.policy: {policy!r} is not an SB3 policy class (BasePolicy subclass)")
+    return policy_cls
+
+
+def check_policy(cls: type[BaseAlgorithm], policy: str | None) -> None:
+    try:
+        resolve_policy(cls, policy)
+    except ValueError as error:
+        message = str(error)
+        raise ValueError(message if message.startswith("agent.policy") else f"agent.policy: {message}") from None
 
 
 def default_policy(cls: type[BaseAlgorithm], env: VecEnv) -> str:
@@ -140,21 +163,21 @@ def build(
     tensorboard_log: str | None = None,
     verbose: int = 0,
     device: str = "auto",
-    dopamine: dict[str, Any] | None = None,
+    neuro: dict[str, Any] | None = None,
 ) -> BaseAlgorithm:
     """Build an SB3 algorithm on ``env``; ``hyperparameters`` go to its constructor unchanged.
 
-    :param dopamine: TD-error module spec (``{type: asymmetric, kappa: 0.3}``), for algorithms
-        that take one.
+    :param neuro: the neuro parts by kind (``{"dopamine": {"type": "asymmetric", "kappa": 0.3}}``,
+        specs or built parts), for algorithms that take them.
     """
     cls = get_algorithm(algo)
     hyperparameters = dict(hyperparameters or {})
     check_hyperparameters(cls, hyperparameters)
-    check_dopamine(cls, dopamine)
-    if dopamine is not None:
-        hyperparameters["dopamine"] = make_dopamine(dopamine)
+    check_neuro(cls, neuro)
+    if neuro:
+        hyperparameters["neuro"] = dict(neuro)
     return cls(
-        policy or default_policy(cls, env),
+        resolve_policy(cls, policy) or default_policy(cls, env),
         env,
         policy_kwargs=resolve_policy_kwargs(policy_kwargs),
         seed=seed,

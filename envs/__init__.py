@@ -1,25 +1,32 @@
-"""Driving scenarios as SB3 VecEnvs, on EnvPool's native ports or on highway-env itself."""
+"""Driving scenarios as SB3 VecEnvs, on EnvPool's native ports or on highway-env itself.
 
-from envs.factory import (
-    BACKENDS,
-    BackendChoice,
-    choose_backend,
-    env_seeds,
-    make_highway_env,
-    make_vec_env,
-)
-from envs.scenarios import ENVPOOL_VERIFIED, SCENARIOS, BackendConfigError, Scenario, get_scenario
+Names load on first use, so ``import envs.scenarios`` (the CLI's ``envs`` command, config
+validation) does not import SB3 or torch.
+"""
 
-__all__ = [
-    "BACKENDS",
-    "ENVPOOL_VERIFIED",
-    "SCENARIOS",
-    "BackendChoice",
-    "BackendConfigError",
-    "Scenario",
-    "choose_backend",
-    "env_seeds",
-    "get_scenario",
-    "make_highway_env",
-    "make_vec_env",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BackendChoice": "envs.factory",
+    "choose_backend": "envs.factory",
+    "make_highway_env": "envs.factory",
+    "make_vec_env": "envs.factory",
+    "env_seeds": "envs.seeding",
+    "BACKEND_CHOICES": "envs.scenarios",
+    "ENVPOOL_VERIFIED": "envs.scenarios",
+    "SCENARIOS": "envs.scenarios",
+    "BackendConfigError": "envs.scenarios",
+    "Scenario": "envs.scenarios",
+    "get_scenario": "envs.scenarios",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'envs' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -7,8 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from envs.factory import envpool_available
-from envs.scenarios import ENVPOOL_VERIFIED, SCENARIOS, highway_env_default_config
+from envs.scenarios import ENVPOOL_VERIFIED, SCENARIOS, envpool_available, highway_env_default_config
 
 
 def describe_scenarios() -> list[dict[str, Any]]:
@@ -24,10 +23,11 @@ def describe_scenarios() -> list[dict[str, Any]]:
         if scenario.envpool_id and envpool_available():
             verified = "verified" if scenario.env_id in ENVPOOL_VERIFIED else "unverified"
             backends.append(f"envpool ({verified})")
+        description = scenario.description + (f" (superseded by {scenario.newer})" if scenario.newer else "")
         config = highway_env_default_config(scenario.env_id)
         rows.append({
             "id": scenario.env_id,
-            "description": scenario.description,
+            "description": description,
             "backends": ", ".join(backends),
             "observation": str(env.observation_space),
             "action": str(env.action_space),

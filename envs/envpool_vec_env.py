@@ -16,6 +16,8 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
 
+from envs.seeding import env_seeds
+
 # Per-step info keys copied from EnvPool's batched info into each env's info dict.
 _STEP_INFO_KEYS = ("crashed", "speed", "is_success")
 
@@ -73,8 +75,6 @@ class EnvPoolVecEnv(VecEnv):
 
     def seed(self, seed: int | None = None) -> Sequence[None | int]:
         """Reseed on the next ``reset`` (EnvPool seeds at construction, so the pool is rebuilt)."""
-        from envs.factory import env_seeds  # the same derivation as make_vec_env
-
         if seed is None:
             seed = int(np.random.randint(0, np.iinfo(np.int32).max))
         seeds = env_seeds(seed, self.num_envs, self.stream)

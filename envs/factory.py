@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,15 +17,18 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from envs.scenarios import (
+    BACKEND_CHOICES,
     ENVPOOL_VERIFIED,
     BackendConfigError,
+    envpool_available,
     envpool_kwargs,
     get_scenario,
+    note_superseded,
 )
+from envs.seeding import env_seeds
 
 Backend = Literal["auto", "envpool", "highway-env"]
-BACKENDS: tuple[str, ...] = ("auto", "envpool", "highway-env")
-VecEnvWrapper = Callable[[VecEnv], VecEnv]
+VecEnvTransform = Callable[[VecEnv], VecEnv]  # a VecEnv wrapper class or any function of a VecEnv
 
 logger = logging.getLogger("neurodrive.envs")
 
@@ -37,33 +41,11 @@ class BackendChoice:
     reason: str
 
 
-def env_seeds(seed: int, n_envs: int, stream: int = 0) -> list[int]:
-    """Per-env seeds from ``SeedSequence``: runs with different seeds share no env stream.
-
-    EnvPool and SB3 both seed env i with ``seed + i``, so the pools of seeds 0 and 1 would share
-    all but one stream. Env i of a run keeps its seed whatever ``n_envs`` is (a prefix property
-    of ``generate_state``). ``stream`` separates the envs of one run (0: training, 1: evaluation).
-    """
-    if seed < 0:
-        raise ValueError(f"training.seed: must be >= 0, got {seed}")
-    entropy = seed if stream == 0 else [seed, stream]
-    words = np.random.SeedSequence(entropy).generate_state(n_envs, dtype=np.uint32)
-    return [int(word >> 1) for word in words]  # fit a signed 32-bit seed field
-
-
-def envpool_available() -> bool:
-    try:
-        import envpool  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def choose_backend(env_id: str, backend: str = "auto", config: dict | None = None) -> BackendChoice:
     """Resolve ``backend`` for ``env_id``; errors name the field and the allowed values."""
     scenario = get_scenario(env_id)
-    if backend not in BACKENDS:
-        raise ValueError(f"env.backend: {backend!r} is not a backend; allowed: {', '.join(BACKENDS)}")
+    if backend not in BACKEND_CHOICES:
+        raise ValueError(f"env.backend: {backend!r} is not a backend; allowed: {', '.join(BACKEND_CHOICES)}")
     if backend == "highway-env":
         return BackendChoice("highway-env", "requested")
     if backend == "envpool":
@@ -95,7 +77,7 @@ def make_vec_env(
     seed: int = 0,
     backend: Backend = "auto",
     config: dict[str, Any] | None = None,
-    wrappers: Sequence[VecEnvWrapper] = (),
+    wrappers: Sequence[VecEnvTransform] = (),
     render_mode: str | None = None,
     num_threads: int | None = None,
     stream: int = 0,
@@ -147,10 +129,22 @@ def make_highway_env(env_id: str, config: dict[str, Any] | None = None,
         kwargs["config"] = config
     if render_mode is not None:  # lane-keeping-v0's constructor takes no render_mode
         kwargs["render_mode"] = render_mode
+        _ensure_runtime_dir()
+    note_superseded(env_id)
     own = dict(_PRISTINE_IDM)
-    with _own_idm_parameters(own):  # construction already resets the env
+    with _own_idm_parameters(own), warnings.catch_warnings():  # construction already resets the env
+        warnings.filterwarnings("ignore", message=r".*is out of date\. You should consider upgrading")
         env = gym.make(env_id, **kwargs)
     return OwnVehicleDefaults(env, own)
+
+
+def _ensure_runtime_dir() -> None:
+    """SDL (pygame's renderer) prints "Error: XDG_RUNTIME_DIR is invalid or not set" on a headless
+    machine, then renders fine: give it a private folder so a user is not told of an error."""
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and os.path.isdir(current):
+        return
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="neurodrive-runtime-")  # mode 0700
 
 
 @contextmanager

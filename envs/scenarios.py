@@ -1,19 +1,25 @@
-"""The driving scenarios, their native ports, and which ports are verified faithful.
+"""The driving scenarios, read from highway-env's registry, their native ports, and which ports
+are verified faithful.
 
-highway-env (the Python reference) defines every scenario. EnvPool ships native C++ ports of
-most of them; a port is *verified* when a fidelity run on fixed policies matched highway-env's
-statistics (``../shared/reference/backend_fidelity.md``). ``ENVPOOL_VERIFIED`` is the one place
-in code that list lives; ``backend="auto"`` reads nothing else.
+highway-env (the Python reference) defines every scenario: ``scenarios()`` lists each single-agent
+id it registers (multi-agent ones are left out: the platform's agents control one vehicle), with
+the EnvPool port of the same id where EnvPool ships one. A port is *verified* when a fidelity run
+on fixed policies matched highway-env's statistics (``neurodrive fidelity``, ``docs/fidelity.md``).
+``ENVPOOL_VERIFIED`` is the one place in code that list lives; ``backend="auto"`` reads nothing else.
+An id that highway-env has superseded (``merge-v0`` beside ``merge-v1``) stays usable; the
+platform says so in one line instead of gymnasium's warning per env.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import gymnasium as gym
+logger = logging.getLogger("neurodrive.envs")
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class Scenario:
     description: str
     envpool_id: str | None
     success_key: str | None = None  # dotted path in the step info that marks arrival / success
+    newer: str | None = None  # the latest version of the same scenario, where this one is superseded
 
     def success(self, info: dict[str, Any]) -> bool | None:
         """Arrival/success from a final step's info; ``None`` where this backend does not report it."""
@@ -37,23 +44,91 @@ class Scenario:
         return bool(value)
 
 
-SCENARIOS: dict[str, Scenario] = {
-    s.env_id: s
-    for s in (
-        Scenario("highway-v0", "4-lane highway, 50 vehicles, 40 s", "highway-v0"),
-        Scenario("highway-fast-v0", "3-lane highway, 20 vehicles, 30 s, 5 Hz", "highway-fast-v0"),
-        Scenario("merge-v0", "on-ramp merge", "merge-v0"),
-        Scenario("roundabout-v0", "roundabout entry and exit", "roundabout-v0"),
-        Scenario("intersection-v0", "unsignalised crossing, longitudinal control", "intersection-v0",
-                 success_key="rewards.arrived_reward"),
-        Scenario("racetrack-v0", "lateral control on a closed track", "racetrack-v0"),
-        Scenario("parking-v0", "goal-conditioned parking", "parking-v0", success_key="is_success"),
-        Scenario("exit-v0", "reach the highway exit", "exit-v0", success_key="is_success"),
-        Scenario("two-way-v0", "overtake on a two-way road", "two-way-v0"),
-        Scenario("u-turn-v0", "U-turn with traffic", "u-turn-v0"),
-        Scenario("lane-keeping-v0", "continuous lateral control", "lane-keeping-v0"),
-    )
+# Short descriptions of the scenarios most used here; others show their class's docstring.
+_DESCRIPTIONS: dict[str, str] = {
+    "highway-v0": "4-lane highway, 50 vehicles, 40 s",
+    "highway-fast-v0": "3-lane highway, 20 vehicles, 30 s, 5 Hz",
+    "merge-v0": "on-ramp merge",
+    "roundabout-v0": "roundabout entry and exit",
+    "intersection-v0": "unsignalised crossing, longitudinal control",
+    "racetrack-v0": "lateral control on a closed track",
+    "parking-v0": "goal-conditioned parking",
+    "exit-v0": "reach the highway exit",
+    "two-way-v0": "overtake on a two-way road",
+    "u-turn-v0": "U-turn with traffic",
+    "lane-keeping-v0": "continuous lateral control",
 }
+# Where a scenario family reports arrival or success in its step info.
+_SUCCESS_KEYS: dict[str, str] = {"intersection": "rewards.arrived_reward", "parking": "is_success",
+                                 "exit": "is_success"}
+_VERSIONED_ID = re.compile(r"^(?P<name>.+)-v(?P<version>\d+)$")
+
+
+def _env_class(entry_point: Any) -> type:
+    if callable(entry_point):
+        return entry_point
+    module_name, class_name = str(entry_point).split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def _envpool_ids() -> frozenset[str]:
+    if not envpool_available():
+        return frozenset()
+    import envpool
+
+    return frozenset(envpool.list_all_envs())
+
+
+def _describe(env_id: str, env_cls: type, name: str) -> str:
+    if env_id in _DESCRIPTIONS:
+        return _DESCRIPTIONS[env_id]
+    if f"{name}-v0" in _DESCRIPTIONS:
+        return f"{_DESCRIPTIONS[name + '-v0']} (a later version of {name}-v0)"
+    doc = (env_cls.__doc__ or "").strip().splitlines()
+    return doc[0].rstrip(".:") if doc else env_cls.__name__
+
+
+@cache
+def scenarios() -> dict[str, Scenario]:
+    """Every single-agent scenario highway-env registers, by id (no env is built)."""
+    import gymnasium as gym
+    import highway_env
+
+    gym.register_envs(highway_env)
+    specs = {env_id: spec for env_id, spec in gym.registry.items()
+             if str(getattr(spec.entry_point, "__module__", spec.entry_point)).startswith("highway_env")}
+    latest: dict[str, tuple[int, str]] = {}
+    for env_id in specs:
+        match = _VERSIONED_ID.match(env_id)
+        if match and int(match["version"]) >= latest.get(match["name"], (-1, ""))[0]:
+            latest[match["name"]] = (int(match["version"]), env_id)
+    ports = _envpool_ids()
+    found: dict[str, Scenario] = {}
+    for env_id, spec in sorted(specs.items()):
+        env_cls = _env_class(spec.entry_point)
+        config = env_cls.default_config()
+        if "MultiAgent" in str(config.get("observation", {}).get("type", "")) or \
+                "MultiAgent" in str(config.get("action", {}).get("type", "")):
+            continue
+        match = _VERSIONED_ID.match(env_id)
+        name = match["name"] if match else env_id
+        newest = latest.get(name, (0, env_id))[1]
+        found[env_id] = Scenario(
+            env_id,
+            _describe(env_id, env_cls, name),
+            env_id if env_id in ports else None,
+            success_key=next((key for family, key in _SUCCESS_KEYS.items() if name.startswith(family)), None),
+            newer=None if newest == env_id else newest,
+        )
+    return found
+
+
+def __getattr__(name: str) -> Any:
+    # ``SCENARIOS`` is read from highway-env's registry on first use, so importing this module stays light.
+    if name == "SCENARIOS":
+        return scenarios()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # Native ports whose fixed-policy statistics match highway-env: the verdicts of `neurodrive fidelity`
 # in docs/fidelity.md (a test holds the two equal). highway-v0's always-FASTER episodes run ~15%
@@ -67,32 +142,50 @@ _RENDER_KEYS = frozenset(
 )
 
 
+# The values of ``env.backend``: a native port, the Python reference, or the verified one of them.
+BACKEND_CHOICES: tuple[str, ...] = ("auto", "envpool", "highway-env")
+
+
+def envpool_available() -> bool:
+    try:
+        import envpool  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class BackendConfigError(ValueError):
     """A backend cannot honour a requested scenario config key."""
 
 
 def get_scenario(env_id: str) -> Scenario:
     """Look up a scenario, with an error that lists the known ids."""
+    known = scenarios()
     try:
-        return SCENARIOS[env_id]
+        return known[env_id]
     except KeyError:
         raise ValueError(
-            f"env.id: unknown scenario {env_id!r}; allowed: {', '.join(SCENARIOS)}"
+            f"env.id: unknown scenario {env_id!r}; allowed: {', '.join(known)}"
         ) from None
+
+
+@cache
+def note_superseded(env_id: str) -> None:
+    """Say once per process that ``env_id`` has a newer version (gymnasium's own warning is muted)."""
+    newer = get_scenario(env_id).newer
+    if newer is not None:
+        logger.warning("%s is an older version of a highway-env scenario; the latest is %s "
+                       "(both work; results are not comparable across versions)", env_id, newer)
 
 
 @cache
 def highway_env_default_config(env_id: str) -> dict[str, Any]:
     """The config highway-env uses for ``env_id`` when none is given (no env is built)."""
-    import highway_env  # noqa: F401  (registers the ids)
+    import gymnasium as gym
+    import highway_env
 
-    entry_point = gym.spec(env_id).entry_point
-    if callable(entry_point):
-        env_cls = entry_point
-    else:
-        module_name, class_name = str(entry_point).split(":")
-        env_cls = getattr(importlib.import_module(module_name), class_name)
-    return env_cls.default_config()
+    gym.register_envs(highway_env)
+    return _env_class(gym.spec(env_id).entry_point).default_config()
 
 
 @cache

@@ -11,29 +11,24 @@ Interface (a user's own module implements the same and loads by dotted path):
 - ``dqn_loss(current, target, reward) -> (loss, td_error, signal)``: a loss whose gradient with
   respect to ``current`` is ``-signal`` (per sample, averaged), for DQN;
 - ``n_channels`` and ``acting_channel``: value channels the Q-network needs, and the one actions use;
+- ``observe_values(values)``: the (batch, channels) values of the last update, for ``stats``;
 - ``stats() -> dict[str, float]``: module-specific values to log;
 - ``state_dict()`` / ``load_state_dict()``: whatever state the module carries.
+
+``DOPAMINE_MODULES`` maps ``neuro.dopamine.type`` to these classes; constructor annotations carry
+each parameter's bounds, checked by the registry before anything is built.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import AfterValidator
 from torch import Tensor
 
-
-def _check_open_interval(name: str, value: float, low: float, high: float) -> float:
-    if not low < value < high:
-        raise ValueError(f"neuro.dopamine.{name}: must be in ({low:g}, {high:g}), got {value!r}")
-    return float(value)
-
-
-def _check_positive(name: str, value: float) -> float:
-    if not value > 0:
-        raise ValueError(f"neuro.dopamine.{name}: must be > 0, got {value!r}")
-    return float(value)
+from neuro.registry import HalfOpenInterval, OpenInterval, Positive, Registry
 
 
 class DopamineModule:
@@ -61,6 +56,11 @@ class DopamineModule:
         loss = 0.5 * ((current - shaped_target) ** 2).sum(dim=-1).mean()
         return loss, td_error, signal
 
+    def observe_values(self, values: Tensor) -> None:
+        """The agent hands over the (batch, channels) values of each update; kept only by modules
+        that log them."""
+        return None
+
     def stats(self) -> dict[str, float]:
         return {}
 
@@ -75,6 +75,10 @@ class DopamineModule:
         return f"{type(self).__name__}({params})"
 
 
+DOPAMINE_MODULES: Registry[DopamineModule] = Registry("dopamine", DopamineModule, default="standard")
+
+
+@DOPAMINE_MODULES.register("standard")
 class StandardTD(DopamineModule):
     """Stock TD learning: signal = delta (Schultz, Dayan & Montague 1997).
 
@@ -90,6 +94,7 @@ class StandardTD(DopamineModule):
         return F.smooth_l1_loss(current, target), td_error, td_error
 
 
+@DOPAMINE_MODULES.register("asymmetric")
 class AsymmetricTD(DopamineModule):
     """Risk-sensitive TD: d' = (1 - kappa) d if d > 0 else (1 + kappa) d (Mihatsch & Neuneier 2002).
 
@@ -101,13 +106,14 @@ class AsymmetricTD(DopamineModule):
 
     name = "asymmetric"
 
-    def __init__(self, kappa: float = 0.0) -> None:
-        self.kappa = _check_open_interval("kappa", kappa, -1.0, 1.0)
+    def __init__(self, kappa: Annotated[float, OpenInterval(-1.0, 1.0)] = 0.0) -> None:
+        self.kappa = float(kappa)
 
     def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
         return torch.where(td_error > 0, (1.0 - self.kappa) * td_error, (1.0 + self.kappa) * td_error)
 
 
+@DOPAMINE_MODULES.register("saturating")
 class SaturatingTD(DopamineModule):
     """Low-baseline dopamine: d' = min(d, ceiling) if d > 0 else compression * d
     (Niv, Duff & Dayan 2005: a low tonic baseline leaves little room below it, so negative
@@ -119,16 +125,16 @@ class SaturatingTD(DopamineModule):
 
     name = "saturating"
 
-    def __init__(self, compression: float = 0.2, ceiling: float = 1.0) -> None:
-        if not 0.0 < compression <= 1.0:
-            raise ValueError(f"neuro.dopamine.compression: must be in (0, 1], got {compression!r}")
+    def __init__(self, compression: Annotated[float, HalfOpenInterval(0.0, 1.0)] = 0.2,
+                 ceiling: Annotated[float, Positive()] = 1.0) -> None:
         self.compression = float(compression)
-        self.ceiling = _check_positive("ceiling", ceiling)
+        self.ceiling = float(ceiling)
 
     def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
         return torch.where(td_error > 0, td_error.clamp(max=self.ceiling), self.compression * td_error)
 
 
+@DOPAMINE_MODULES.register("opponent")
 class OpponentTD(DopamineModule):
     """Dopamine/serotonin opponency: DA = g+ max(d, 0), 5-HT = g- max(-d, 0), signal = DA - 5-HT
     (Daw, Kakade & Dayan 2002).
@@ -139,9 +145,10 @@ class OpponentTD(DopamineModule):
 
     name = "opponent"
 
-    def __init__(self, gain_positive: float = 1.0, gain_negative: float = 1.0) -> None:
-        self.gain_positive = _check_positive("gain_positive", gain_positive)
-        self.gain_negative = _check_positive("gain_negative", gain_negative)
+    def __init__(self, gain_positive: Annotated[float, Positive()] = 1.0,
+                 gain_negative: Annotated[float, Positive()] = 1.0) -> None:
+        self.gain_positive = float(gain_positive)
+        self.gain_negative = float(gain_negative)
         self._last: tuple[Tensor, Tensor] | None = None  # read only when logged
 
     def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
@@ -158,6 +165,7 @@ class OpponentTD(DopamineModule):
         return {"dopamine": float(dopamine.mean()), "serotonin": float(serotonin.mean())}
 
 
+@DOPAMINE_MODULES.register("average_reward")
 class AverageRewardTD(DopamineModule):
     """Differential TD: d = r - r_bar + V(s') - V(s), with r_bar += eta (r - r_bar) per sample
     (Daw, Kakade & Dayan 2002; Tsitsiklis & Van Roy 1999). The agent supplies delta with the
@@ -169,8 +177,8 @@ class AverageRewardTD(DopamineModule):
 
     name = "average_reward"
 
-    def __init__(self, eta: float = 0.01, initial_rate: float = 0.0) -> None:
-        self.eta = _check_open_interval("eta", eta, 0.0, 1.0)
+    def __init__(self, eta: Annotated[float, OpenInterval(0.0, 1.0)] = 0.01, initial_rate: float = 0.0) -> None:
+        self.eta = float(eta)
         self.reward_rate = float(initial_rate)
 
     def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
@@ -200,6 +208,23 @@ class AverageRewardTD(DopamineModule):
         self.reward_rate = float(state["reward_rate"])
 
 
+def _odd_channel_count(n_channels: int) -> int:
+    if n_channels < 1 or n_channels % 2 == 0:
+        raise ValueError("must be a positive odd integer (the middle channel, tau = 0.5, acts)")
+    return n_channels
+
+
+def _taus_with_a_median(taus: list[float] | None) -> list[float] | None:
+    if taus is None:
+        return None
+    if not taus or any(not 0.0 < tau < 1.0 for tau in taus):
+        raise ValueError("each must be in (0, 1)")
+    if 0.5 not in taus:
+        raise ValueError("must contain 0.5 (the acting channel)")
+    return taus
+
+
+@DOPAMINE_MODULES.register("distributional")
 class DistributionalTD(DopamineModule):
     """Distributional dopamine: channel i updates V_i += a_i+ f(d_i) if d_i > 0 else a_i- f(d_i),
     settling at tau_i = a_i+ / (a_i+ + a_i-) (Dabney et al. 2020, Nature 577:671).
@@ -214,20 +239,13 @@ class DistributionalTD(DopamineModule):
     """
 
     name = "distributional"
-    CODES: ClassVar[tuple[str, ...]] = ("expectile", "quantile")
 
-    def __init__(self, n_channels: int = 11, taus: list[float] | None = None, code: str = "expectile") -> None:
+    def __init__(self, n_channels: Annotated[int, AfterValidator(_odd_channel_count)] = 11,
+                 taus: Annotated[list[float] | None, AfterValidator(_taus_with_a_median)] = None,
+                 code: Literal["expectile", "quantile"] = "expectile") -> None:
         if taus is None:
-            if not isinstance(n_channels, int) or n_channels < 1 or n_channels % 2 == 0:
-                raise ValueError(f"neuro.dopamine.n_channels: must be a positive odd integer, got {n_channels!r}")
             taus = [(i + 0.5) / n_channels for i in range(n_channels)]
         taus = [float(t) for t in taus]
-        if not taus or any(not 0.0 < t < 1.0 for t in taus):
-            raise ValueError(f"neuro.dopamine.taus: each must be in (0, 1), got {taus!r}")
-        if 0.5 not in taus:
-            raise ValueError(f"neuro.dopamine.taus: must contain 0.5 (the acting channel), got {taus!r}")
-        if code not in self.CODES:
-            raise ValueError(f"neuro.dopamine.code: {code!r}; allowed: {', '.join(self.CODES)}")
         self.taus = taus
         self.code = code
         self.n_channels = len(taus)
@@ -263,8 +281,3 @@ class DistributionalTD(DopamineModule):
         low, high = by_tau[0][1], by_tau[-1][1]
         return {**values, "value_spread": high - low}
 
-
-DOPAMINE_MODULES: dict[str, type[DopamineModule]] = {
-    cls.name: cls
-    for cls in (StandardTD, AsymmetricTD, SaturatingTD, OpponentTD, AverageRewardTD, DistributionalTD)
-}

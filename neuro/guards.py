@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 class NonFiniteError(FloatingPointError):
@@ -12,6 +16,7 @@ class NonFiniteError(FloatingPointError):
 
 def check_finite(name: str, value: torch.Tensor | np.ndarray | float, step: int) -> None:
     """Raise ``NonFiniteError`` naming ``name`` and ``step`` if ``value`` holds a NaN or inf."""
+    import torch  # here, so the CLI can catch NonFiniteError without importing torch
     if isinstance(value, torch.Tensor):
         finite = bool(torch.isfinite(value).all())
     else:

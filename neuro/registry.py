@@ -1,12 +1,28 @@
-"""YAML ``type:`` names to neuro classes; a user's own class loads by dotted path."""
+"""Registries of neuro parts: a YAML ``type:`` name, or a user's dotted path, to a class.
+
+One ``Registry`` per kind of part (``dopamine`` today; modulators, encoders and spiking layers
+next). A spec is ``{type: name or package.module:Class, **params}``. Its parameters are checked
+against the class's constructor signature, annotations included (``Annotated[float, Field(gt=0)]``),
+without building anything, so a config file is fully checked before any run starts. Every error
+starts with the part's config path (``neuro.dopamine.kappa: ...``).
+"""
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+import typing
+from collections.abc import Callable
+from functools import cache
+from typing import Any, Generic, TypeVar
 
-from neuro.dopamine import DOPAMINE_MODULES, DopamineModule, StandardTD
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, create_model
+
+T = TypeVar("T")
+
+
+class SpecError(ValueError):
+    """A neuro part's spec is invalid; the message starts with the part's config path."""
 
 
 def load_object(dotted_path: str) -> Any:
@@ -21,29 +37,175 @@ def load_object(dotted_path: str) -> Any:
         raise ValueError(f"cannot load {dotted_path!r}: {error}") from None
 
 
-def make_dopamine(spec: dict[str, Any] | DopamineModule | None) -> DopamineModule:
-    """Build a TD-error module from ``{type: name, **params}`` (``None``: standard TD)."""
-    if isinstance(spec, DopamineModule):
-        return spec
-    params = dict(spec or {})
-    type_name = str(params.pop("type", "standard"))
-    if type_name in DOPAMINE_MODULES:
-        cls = DOPAMINE_MODULES[type_name]
-    elif ":" in type_name or "." in type_name:
-        cls = load_object(type_name)
-        if not (inspect.isclass(cls) and callable(getattr(cls, "transform", None))
-                and callable(getattr(cls, "dqn_loss", None))):
-            raise ValueError(f"neuro.dopamine.type: {type_name!r} does not implement the TD-error "
-                             "module interface (transform, dqn_loss); subclass neuro.dopamine.DopamineModule")
-    else:
-        raise ValueError(f"neuro.dopamine.type: unknown module {type_name!r}; allowed: "
-                         f"{', '.join(DOPAMINE_MODULES)} or a dotted path package.module:Class")
-    accepted = [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
-    for key in params:
-        if key not in accepted:
-            raise ValueError(f"neuro.dopamine.{key}: {type_name} takes no such parameter; "
-                             f"allowed: {', '.join(accepted) or 'none'}")
-    return cls(**params)
+def is_dotted_path(name: str) -> bool:
+    return ":" in name or "." in name
 
 
-__all__ = ["StandardTD", "load_object", "make_dopamine"]
+def constructor_signature(cls: type) -> tuple[list[inspect.Parameter], bool]:
+    """The named constructor parameters of ``cls`` (annotations resolved) and whether it takes any
+    keyword beyond them.
+
+    ``**kwargs`` is followed up the class hierarchy to the next ``__init__`` (SB3's pattern); a class
+    without ``__init__`` takes what its base takes (``object``: nothing); a ``**kwargs`` that reaches
+    ``object`` is open-ended, since the class must consume those keywords itself.
+    """
+    parameters: list[inspect.Parameter] = []
+    open_ended = False
+    for klass in cls.__mro__:
+        if klass is object:
+            break
+        if "__init__" not in vars(klass):
+            continue
+        init = vars(klass)["__init__"]
+        try:
+            hints = typing.get_type_hints(init, include_extras=True)
+        except Exception:  # an annotation that does not resolve is checked as Any
+            hints = {}
+        seen = {p.name for p in parameters}
+        open_ended = False
+        for parameter in list(inspect.signature(init).parameters.values())[1:]:  # skip self
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                open_ended = True
+            elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL and parameter.name not in seen:
+                parameters.append(parameter.replace(annotation=hints.get(parameter.name, Any)))
+        if not open_ended:
+            break
+    return parameters, open_ended
+
+
+@cache
+def parameter_model(cls: type) -> type[BaseModel]:
+    """A pydantic model of ``cls``'s constructor parameters: types, bounds and defaults."""
+    parameters, open_ended = constructor_signature(cls)
+    fields: dict[str, Any] = {}
+    for parameter in parameters:
+        default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+        fields[parameter.name] = (parameter.annotation, default)
+    config = ConfigDict(extra="allow" if open_ended else "forbid", arbitrary_types_allowed=True)
+    return create_model(f"{cls.__name__}Parameters", __config__=config, **fields)
+
+
+def interface_methods(base: type) -> list[str]:
+    """The public methods a part of kind ``base`` must have (what the agents call)."""
+    return sorted(name for name, value in inspect.getmembers(base)
+                  if not name.startswith("_") and callable(value) and not inspect.isclass(value))
+
+
+class Registry(Generic[T]):
+    """YAML ``type:`` names to the classes of one kind of neuro part.
+
+    :param kind: the part's key under ``neuro:`` (``dopamine``).
+    :param base: the interface every part of this kind implements (a user's class may subclass it
+        or provide every public method it has).
+    :param default: the type a spec without ``type:`` gets.
+    """
+
+    def __init__(self, kind: str, base: type[T], default: str | None = None) -> None:
+        self.kind = kind
+        self.base = base
+        self.default = default
+        self.entries: dict[str, type[T]] = {}
+
+    @property
+    def where(self) -> str:
+        return f"neuro.{self.kind}"
+
+    def register(self, name: str) -> Callable[[type[T]], type[T]]:
+        """Class decorator: ``type: name`` resolves to the decorated class."""
+
+        def decorator(cls: type[T]) -> type[T]:
+            self.entries[name] = cls
+            return cls
+
+        return decorator
+
+    def resolve(self, type_name: str) -> type[T]:
+        """The class of a registered name or a dotted path; the error lists what is allowed."""
+        if type_name in self.entries:
+            return self.entries[type_name]
+        if not is_dotted_path(type_name):
+            raise SpecError(f"{self.where}.type: unknown {self.kind} type {type_name!r}; allowed: "
+                            f"{', '.join(self.entries)} or a dotted path package.module:Class")
+        try:
+            cls = load_object(type_name)
+        except ValueError as error:
+            raise SpecError(f"{self.where}.type: {error}") from None
+        missing = [name for name in interface_methods(self.base) if not callable(getattr(cls, name, None))]
+        if not inspect.isclass(cls) or missing:
+            raise SpecError(f"{self.where}.type: {type_name!r} does not implement the {self.kind} interface "
+                            f"(missing: {', '.join(missing) or 'not a class'}); subclass "
+                            f"{self.base.__module__}.{self.base.__qualname__}")
+        return cls
+
+    def split(self, spec: dict[str, Any] | None) -> tuple[type[T], dict[str, Any]]:
+        """Resolve a spec's class and check its parameters; builds nothing."""
+        if spec is not None and not isinstance(spec, dict):
+            raise SpecError(f"{self.where}: expected a mapping {{type: ..., **params}}, got {spec!r}")
+        params = dict(spec or {})
+        type_name = params.pop("type", self.default)
+        if type_name is None:
+            raise SpecError(f"{self.where}.type: required; allowed: {', '.join(self.entries)}")
+        cls = self.resolve(str(type_name))
+        try:
+            parameter_model(cls).model_validate(params)
+        except ValidationError as error:
+            raise SpecError(self._format(cls, type_name, error)) from None
+        return cls, params
+
+    def check(self, spec: dict[str, Any] | None) -> None:
+        """Fail with a ``SpecError`` naming the field, without building the part."""
+        self.split(spec)
+
+    def make(self, spec: dict[str, Any] | T | None) -> T:
+        """Build a part from its spec (an instance passes through)."""
+        if isinstance(spec, self.base):
+            return spec
+        cls, params = self.split(spec)  # type: ignore[arg-type]
+        return cls(**params)
+
+    def _format(self, cls: type, type_name: str, error: ValidationError) -> str:
+        allowed = ", ".join(parameter_model(cls).model_fields) or "none"
+        lines = []
+        for item in error.errors():
+            location = ".".join(str(part) for part in item["loc"])
+            if item["type"] == "extra_forbidden":
+                message = f"{type_name} takes no such parameter; allowed: {allowed}"
+            elif item["type"] == "missing":
+                message = "required parameter is missing"
+            else:
+                message = f"{item['msg'].removeprefix('Value error, ')} (got {item.get('input')!r})"
+            lines.append(f"{self.where}.{location}: {message}")
+        return "; ".join(lines)
+
+
+# Parameter constraints for neuro parts' constructor annotations: ``kappa: Annotated[float, OpenInterval(-1, 1)]``.
+# The registry checks them before anything is built; the message follows the field's config path.
+
+
+def OpenInterval(low: float, high: float) -> AfterValidator:  # noqa: N802  (reads as a type)
+    def check(value: float) -> float:
+        if not low < value < high:
+            raise ValueError(f"must be in ({low:g}, {high:g})")
+        return value
+
+    return AfterValidator(check)
+
+
+def HalfOpenInterval(low: float, high: float) -> AfterValidator:  # noqa: N802
+    """``(low, high]``."""
+
+    def check(value: float) -> float:
+        if not low < value <= high:
+            raise ValueError(f"must be in ({low:g}, {high:g}]")
+        return value
+
+    return AfterValidator(check)
+
+
+def Positive() -> AfterValidator:  # noqa: N802
+    def check(value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be > 0")
+        return value
+
+    return AfterValidator(check)

@@ -1,9 +1,9 @@
-"""Benchmark entry point: the same as `neurodrive bench` (logic in experiments/bench.py).
+"""Benchmark entry point: the same as `neurodrive bench` (logic in experiments/bench/).
 
-    python scripts/benchmark.py [--section env|neuro|all] [--quick] [--out bench.json]
+    python scripts/benchmark.py [--section env|neuro|training|startup|all] [--quick] [--out bench.json]
 """
 
-from experiments.bench import main
+from experiments.bench.command import main
 
 if __name__ == "__main__":
     main()

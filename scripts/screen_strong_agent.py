@@ -10,7 +10,7 @@ in parallel on a borrowed 16-core machine (2 cores each, ~the speed of one 2-cor
 Kept as run, including one flaw that matters when reading its DQN rows: ``learn`` is given an
 open-ended budget (10**9 steps), so DQN's exploration schedule (a fraction of that budget) kept
 epsilon near 1.0 throughout; those DQN agents learned from almost random behaviour. The shipped
-config (experiments/highway_fast_strong.yaml) uses the platform's run loop and a real schedule.
+config (experiments/presets/highway_fast_strong.yaml) uses the platform's run loop and a real schedule.
 Observation standardisation here is SB3's VecNormalize; the platform ships the same rule inside
 the policy (agents.extractors:RunningNormalization).
 """

@@ -3,4 +3,4 @@
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-EXPERIMENTS = REPO / "experiments"
+EXPERIMENTS = REPO / "experiments" / "presets"  # the ready YAML files

@@ -10,7 +10,7 @@ from agents.dopamine_dqn import DopamineDQN
 from agents.dopamine_ppo import DopaminePPO
 from agents.registry import build
 from envs import make_vec_env
-from neuro import AsymmetricTD
+from neuro.dopamine import AsymmetricTD
 
 DQN_ARGS = {"learning_starts": 32, "buffer_size": 500, "batch_size": 16, "train_freq": 1,
             "target_update_interval": 40, "policy_kwargs": {"net_arch": [32, 32]}}
@@ -36,7 +36,7 @@ def assert_same_parameters(ours, stock):
 def test_standard_dqn_is_stock_dqn(backend):
     """Same seed, same config: identical parameters after 170 gradient updates."""
     ours = DopamineDQN("MlpPolicy", make_vec_env("highway-fast-v0", 1, seed=4, backend=backend),
-                       dopamine={"type": "standard"}, seed=4, device="cpu", **DQN_ARGS)
+                       neuro={"dopamine": {"type": "standard"}}, seed=4, device="cpu", **DQN_ARGS)
     ours.learn(200)
     stock = DQN("MlpPolicy", make_vec_env("highway-fast-v0", 1, seed=4, backend=backend), seed=4,
                 device="cpu", **DQN_ARGS)
@@ -74,7 +74,7 @@ def numpy_gae(rewards, values, episode_starts, last_values, dones, gamma, lam, t
 
 def test_ppo_gae_runs_on_the_transformed_errors():
     model = DopaminePPO("MlpPolicy", make_vec_env("highway-fast-v0", 2, seed=1),
-                        dopamine={"type": "asymmetric", "kappa": 0.5}, seed=1, device="cpu",
+                        neuro={"dopamine": {"type": "asymmetric", "kappa": 0.5}}, seed=1, device="cpu",
                         gamma=0.9, gae_lambda=0.8, **PPO_ARGS)
     # One rollout by hand: after learn() SB3 has flattened the buffer for minibatches.
     _, callback = model._setup_learn(64, None)
@@ -97,18 +97,18 @@ def test_ppo_gae_runs_on_the_transformed_errors():
 def test_each_module_trains_dqn_without_nan(spec, tmp_path):
     model = build("dqn", make_vec_env("highway-fast-v0", 2, seed=0), hyperparameters=
                   {k: v for k, v in DQN_ARGS.items() if k != "policy_kwargs"},
-                  policy_kwargs={"net_arch": [32, 32]}, seed=0, device="cpu", dopamine=spec)
+                  policy_kwargs={"net_arch": [32, 32]}, seed=0, device="cpu", neuro={"dopamine": spec})
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(300)
     for parameter in model.policy.parameters():
         assert torch.isfinite(parameter).all()
     logged = open(tmp_path / "progress.csv").readline()
-    for key in ("dopamine/td_error_mean", "dopamine/td_error_std", "dopamine/fraction_positive",
-                "dopamine/signal_mean", "dopamine/signal_std"):
+    for key in ("neuro/dopamine/td_error_mean", "neuro/dopamine/td_error_std", "neuro/dopamine/fraction_positive",
+                "neuro/dopamine/signal_mean", "neuro/dopamine/signal_std"):
         assert key in logged
-    extra = {"opponent": ["dopamine/dopamine", "dopamine/serotonin"],
-             "average_reward": ["dopamine/reward_rate"],
-             "distributional": ["dopamine/value_spread", "dopamine/channel_value/tau_0.500"]}
+    extra = {"opponent": ["neuro/dopamine/dopamine", "neuro/dopamine/serotonin"],
+             "average_reward": ["neuro/dopamine/reward_rate"],
+             "distributional": ["neuro/dopamine/value_spread", "neuro/dopamine/channel_value/tau_0.500"]}
     for key in extra.get(spec["type"], []):
         assert key in logged
 
@@ -117,7 +117,7 @@ def test_each_module_trains_dqn_without_nan(spec, tmp_path):
 def test_each_module_trains_ppo_without_nan(spec):
     model = build("ppo", make_vec_env("highway-fast-v0", 2, seed=0),
                   hyperparameters={k: v for k, v in PPO_ARGS.items() if k != "policy_kwargs"},
-                  policy_kwargs={"net_arch": [32]}, seed=0, device="cpu", dopamine=spec)
+                  policy_kwargs={"net_arch": [32]}, seed=0, device="cpu", neuro={"dopamine": spec})
     model.learn(192)
     for parameter in model.policy.parameters():
         assert torch.isfinite(parameter).all()
@@ -125,7 +125,7 @@ def test_each_module_trains_ppo_without_nan(spec):
 
 def test_distributional_dqn_acts_on_the_tau_half_head():
     model = DopamineDQN("MlpPolicy", make_vec_env("highway-fast-v0", 2, seed=0),
-                        dopamine={"type": "distributional", "taus": [0.1, 0.5, 0.9]}, seed=0,
+                        neuro={"dopamine": {"type": "distributional", "taus": [0.1, 0.5, 0.9]}}, seed=0,
                         device="cpu", **DQN_ARGS)
     observations = torch.as_tensor(make_vec_env("highway-fast-v0", 2, seed=0).reset())
     channels = model.q_net.all_channels(observations)
@@ -138,7 +138,7 @@ def test_distributional_dqn_acts_on_the_tau_half_head():
 def test_module_state_survives_save_and_load(tmp_path):
     model = build("dqn", make_vec_env("highway-fast-v0", 1, seed=0),
                   hyperparameters={"learning_starts": 20, "buffer_size": 200},
-                  seed=0, device="cpu", dopamine={"type": "average_reward", "eta": 0.1})
+                  seed=0, device="cpu", neuro={"dopamine": {"type": "average_reward", "eta": 0.1}})
     model.learn(100)
     rate = model.dopamine.reward_rate
     assert rate != 0.0
@@ -148,16 +148,16 @@ def test_module_state_survives_save_and_load(tmp_path):
 
 def test_module_object_passes_through():
     module = AsymmetricTD(-0.4)
-    model = build("dqn", make_vec_env("highway-fast-v0", 1), seed=0, device="cpu", dopamine=module)
+    model = build("dqn", make_vec_env("highway-fast-v0", 1), seed=0, device="cpu", neuro={"dopamine": module})
     assert model.dopamine is module
 
 
 def test_errors_for_algorithms_without_a_module():
-    with pytest.raises(ValueError, match="neuro.dopamine: SAC takes no TD-error module; algorithms that do: dqn, ppo"):
-        build("sac", make_vec_env("racetrack-v0", 1, backend="highway-env"), dopamine={"type": "asymmetric"})
+    with pytest.raises(ValueError, match="neuro.dopamine: SAC takes no dopamine part; algorithms that do: dqn, ppo"):
+        build("sac", make_vec_env("racetrack-v0", 1, backend="highway-env"), neuro={"dopamine": {"type": "asymmetric"}})
     with pytest.raises(ValueError, match="clip_range_vf: not supported with a multi-channel distributional"):
         build("ppo", make_vec_env("highway-fast-v0", 1), hyperparameters={"clip_range_vf": 0.2},
-              dopamine={"type": "distributional", "n_channels": 5})
+              neuro={"dopamine": {"type": "distributional", "n_channels": 5}})
 
 
 def test_distributional_ppo_channel_targets_follow_each_channels_rule():
@@ -165,7 +165,7 @@ def test_distributional_ppo_channel_targets_follow_each_channels_rule():
     reference); the policy's advantage is the tau = 0.5 channel's plain GAE."""
     taus = [0.1, 0.5, 0.9]
     model = DopaminePPO("MlpPolicy", make_vec_env("highway-fast-v0", 2, seed=1),
-                        dopamine={"type": "distributional", "taus": taus}, seed=1, device="cpu",
+                        neuro={"dopamine": {"type": "distributional", "taus": taus}}, seed=1, device="cpu",
                         gamma=0.9, gae_lambda=0.8, **PPO_ARGS)
     _, callback = model._setup_learn(64, None)
     callback.on_training_start(locals(), globals())
@@ -194,11 +194,11 @@ def test_distributional_ppo_trains_and_saves(tmp_path):
     model = build("ppo", make_vec_env("highway-fast-v0", 2, seed=0),
                   hyperparameters={k: v for k, v in PPO_ARGS.items() if k != "policy_kwargs"},
                   policy_kwargs={"net_arch": [32]}, seed=0, device="cpu",
-                  dopamine={"type": "distributional", "n_channels": 5})
+                  neuro={"dopamine": {"type": "distributional", "n_channels": 5}})
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(192)
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
-    assert "dopamine/value_spread" in open(tmp_path / "progress.csv").readline()
+    assert "neuro/dopamine/value_spread" in open(tmp_path / "progress.csv").readline()
     model.save(tmp_path / "model.zip")
     loaded = DopaminePPO.load(tmp_path / "model.zip")
     assert loaded.policy.value_net.out_features == 5

@@ -9,15 +9,17 @@ import pytest
 import torch
 from scipy import optimize, stats
 
-from neuro import (
+from neuro.dopamine import (
+    DOPAMINE_MODULES,
     AsymmetricTD,
     AverageRewardTD,
     DistributionalTD,
     OpponentTD,
     SaturatingTD,
     StandardTD,
-    make_dopamine,
 )
+
+make_dopamine = DOPAMINE_MODULES.make
 
 HIGH, P_HIGH = 10.0, 0.3  # two-point reward: 10 with probability 0.3, else 0 (mean 3, skewed)
 
@@ -194,15 +196,17 @@ def test_distributional_dqn_loss_gradient_per_channel():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"type": "asymmetric", "kappa": 1.2}, r"neuro.dopamine.kappa: must be in \(-1, 1\), got 1.2"),
+    ({"type": "asymmetric", "kappa": 1.2}, r"neuro.dopamine.kappa: must be in \(-1, 1\) \(got 1.2\)"),
+    ({"type": "asymmetric", "kappa": "high"}, r"neuro.dopamine.kappa: Input should be a valid number"),
     ({"type": "saturating", "compression": 0.0}, r"neuro.dopamine.compression: must be in \(0, 1\]"),
     ({"type": "saturating", "ceiling": -1}, r"neuro.dopamine.ceiling: must be > 0"),
     ({"type": "opponent", "gain_negative": 0}, r"neuro.dopamine.gain_negative: must be > 0"),
     ({"type": "average_reward", "eta": 1.5}, r"neuro.dopamine.eta: must be in \(0, 1\)"),
     ({"type": "distributional", "n_channels": 4}, r"neuro.dopamine.n_channels: must be a positive odd"),
     ({"type": "distributional", "taus": [0.2, 0.8]}, r"neuro.dopamine.taus: must contain 0.5"),
-    ({"type": "distributional", "code": "median"}, r"neuro.dopamine.code: 'median'; allowed: expectile, quantile"),
-    ({"type": "dopa"}, r"neuro.dopamine.type: unknown module 'dopa'; allowed: standard, asymmetric, saturating"),
+    ({"type": "distributional", "code": "median"},
+     r"neuro.dopamine.code: Input should be 'expectile' or 'quantile' \(got 'median'\)"),
+    ({"type": "dopa"}, r"neuro.dopamine.type: unknown dopamine type 'dopa'; allowed: standard, asymmetric, saturating"),
     ({"type": "asymmetric", "kapa": 0.1}, r"neuro.dopamine.kapa: asymmetric takes no such parameter; allowed: kappa"),
 ])
 def test_bad_parameters_name_the_field_and_range(spec, message):
@@ -222,7 +226,7 @@ def test_user_module_by_dotted_path(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     module = make_dopamine({"type": "my_dopamine:Doubled", "gain": 3.0})
     assert torch.equal(module.transform(torch.tensor([1.0])), torch.tensor([3.0]))
-    with pytest.raises(ValueError, match="does not implement the TD-error module interface"):
+    with pytest.raises(ValueError, match="does not implement the dopamine interface"):
         make_dopamine({"type": "numpy:ndarray"})
 
 

@@ -1,0 +1,1 @@
+"""Analysis of measured runs: statistics (confidence intervals) and the backend fidelity report."""

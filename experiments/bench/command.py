@@ -1,0 +1,118 @@
+"""``neurodrive bench``: throughput and memory figures, measured side by side in one run.
+
+Sections (each in its own module, imported only when it runs):
+
+- ``env`` (``experiments.bench.env``): raw EnvPool vs the platform's EnvPool adapter vs highway-env;
+- ``neuro`` (``experiments.bench.neuro``): training steps/s of DQN and PPO with each dopamine
+  module against stock SB3 on the same shipped config;
+- ``training`` (``experiments.bench.training``): the shipped configs' training steps/s against the
+  same model on a zero-cost VecEnv (the learner-bound limit), and each row's peak memory;
+- ``startup``: wall time and peak memory of ``neurodrive --help`` and friends, in fresh processes.
+
+Usage::
+
+    neurodrive bench   (or, from the repository root, python scripts/benchmark.py)
+    neurodrive bench [--section env|neuro|training|startup|all] [--quick] [--out bench.json] [--repeats N]
+                     [--neuro-repeats N] [--training-repeats N] [--skip-highway-env]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from experiments.config.toolkit import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--section", choices=("env", "neuro", "training", "startup", "all"), default="all",
+                        help="env: env steps/s of the backends; neuro: training overhead of the TD-error modules; "
+                             "training: shipped configs vs the learner-bound limit, and peak memory; "
+                             "startup: time and memory of neurodrive --help")
+    parser.add_argument("--quick", action="store_true",
+                        help="short step counts (env ~20 s, neuro under a minute), for a smoke test")
+    parser.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON results file")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per EnvPool configuration")
+    parser.add_argument("--neuro-repeats", type=int, default=None,
+                        help="timed repeats of the neuro section (default 3, 2 with --quick)")
+    parser.add_argument("--training-repeats", type=int, default=None,
+                        help="timed repeats of the training section (default 3, 1 with --quick)")
+    parser.add_argument("--skip-highway-env", action="store_true", help="skip the Python highway-env rows")
+
+
+def add_bench_command(commands: Any) -> None:
+    """Register ``neurodrive bench`` on the CLI's subparsers."""
+    bench = commands.add_parser("bench", help="benchmark env throughput, neuro-module overhead, training and start-up")
+    add_arguments(bench)
+    bench.set_defaults(handler=_bench_command)
+
+
+def _bench_command(args: argparse.Namespace) -> int:
+    run_bench(args, shlex.join(["neurodrive", *sys.argv[1:]]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """``scripts/benchmark.py``: parse ``argv``, run the chosen sections, write the JSON file."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run_bench(args, shlex.join([sys.executable, *(sys.argv if argv is None else [sys.argv[0], *argv])]))
+
+
+def run_bench(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """Run the chosen sections, print their tables, write the JSON file; return the results."""
+    for name in ("repeats", "neuro_repeats", "training_repeats"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1")
+    from experiments.bench.common import machine_info
+    from experiments.terminal import make_console
+
+    console = make_console()
+    started = datetime.datetime.now(datetime.UTC)
+    machine = machine_info()
+    wall_start = time.perf_counter()
+
+    results: dict[str, Any] = {
+        "date": started.isoformat(timespec="seconds"),
+        "command": command,
+        "section": args.section,
+        "mode": "quick" if args.quick else "full",
+        "machine": machine,
+    }
+    if args.section in ("env", "all"):
+        from experiments.bench.env import run_env_section
+
+        results.update(run_env_section(args, console))
+    if args.section in ("neuro", "all"):
+        from experiments.bench.neuro import run_neuro_section
+
+        results["neuro"] = run_neuro_section(args, console)
+    if args.section in ("training", "all"):
+        from experiments.bench.training import run_training_section
+
+        results["training"] = run_training_section(args.quick, console, repeats=args.training_repeats)
+    if args.section in ("startup", "all"):
+        from experiments.bench.startup import run_startup_section
+
+        results["startup"] = run_startup_section(console, repeats=3 if args.quick else 7)
+    wall_s = time.perf_counter() - wall_start
+    machine["load_avg_1_5_15_end"] = list(os.getloadavg())
+    results["wall_s"] = wall_s
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    load_start, load_end = machine["load_avg_1_5_15"][0], machine["load_avg_1_5_15_end"][0]
+    console.print(f"1-min load average: {load_start:.2f} at start, {load_end:.2f} at end "
+                  f"({machine['cpu_count']} CPUs); a busy machine widens the min – max spread.")
+    console.print(f"Wrote {args.out} (wall time {wall_s:.1f} s)")
+    console.print(f"Command: {command}", soft_wrap=True, highlight=False)
+    return results
+
+

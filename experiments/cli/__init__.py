@@ -1,0 +1,52 @@
+"""The ``neurodrive`` command line: train, evaluate, record, envs, bench, sweep, dashboard, fidelity.
+
+Each command registers its own arguments from a light module and imports its heavy parts (torch,
+SB3, optuna, scipy) only when it runs, so ``neurodrive --help`` starts fast. Only configuration
+errors (``ConfigError``) exit with status 2 and a one-line message; anything else is a crash, with
+its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+
+from experiments.analysis.fidelity_command import add_fidelity_command
+from experiments.bench.command import add_bench_command
+from experiments.cli.run_commands import add_run_commands
+from experiments.config.toolkit import ConfigError
+from experiments.runs.errors import CheckpointError
+from experiments.sweeps.command import add_sweep_commands
+from neuro.guards import NonFiniteError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    warnings.filterwarnings("ignore", module="highway_env")
+    try:
+        return args.handler(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (NonFiniteError, CheckpointError) as error:
+        print(f"error: {error} (run.json names the last good checkpoint)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: `neurodrive train --resume RUN_DIR` continues a run from its last checkpoint; "
+              "rerunning a sweep resumes it (interrupted trials are re-queued)", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neurodrive", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_run_commands(commands)
+    add_bench_command(commands)
+    add_sweep_commands(commands)
+    add_fidelity_command(commands)
+    return parser

@@ -1,0 +1,7 @@
+"""``python -m experiments.cli ...``: the same as ``neurodrive ...``."""
+
+import sys
+
+from experiments.cli import main
+
+sys.exit(main())

@@ -1,0 +1,110 @@
+"""``neurodrive train | evaluate | record | envs``: one run folder at a time."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from experiments.config.toolkit import ConfigError
+from experiments.terminal import make_console
+
+
+def add_run_commands(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser("train", help="train an agent from an experiment file, or resume a run")
+    train.add_argument("config", nargs="?", help="experiment YAML file (experiments/presets/*.yaml)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field by dotted path, e.g. agent.hyperparameters.gamma=0.9")
+    train.set_defaults(handler=train_command)
+
+    evaluate = commands.add_parser("evaluate", help="greedy evaluation of a trained run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--episodes", type=int, default=20)
+    evaluate.add_argument("--backend", choices=("highway-env", "envpool"), default=None,
+                          help="default: the backend the run trained on")
+    evaluate.add_argument("--n-envs", type=int, default=1)
+    evaluate.add_argument("--seed", type=int, default=None)
+    evaluate.add_argument("--model", choices=("final", "best"), default="final",
+                          help="final: model.zip; best: best_model.zip, kept at the best training evaluation")
+    evaluate.set_defaults(handler=evaluate_command)
+
+    record = commands.add_parser("record", help="render the agent driving to mp4 (headless)")
+    record.add_argument("run_dir")
+    record.add_argument("--episodes", type=int, default=1)
+    record.add_argument("--seed", type=int, default=None)
+    record.set_defaults(handler=record_command)
+
+    envs = commands.add_parser("envs", help="list scenarios, backends, spaces and defaults")
+    envs.set_defaults(handler=envs_command)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from experiments.config import load_config
+    from experiments.runs.errors import RunInterrupted
+    from experiments.runs.session import resume, train
+
+    command = ["neurodrive", *sys.argv[1:]]
+    if (args.config is None) == (args.resume is None):
+        raise ConfigError("train: give either CONFIG or --resume RUN_DIR")
+    if args.resume and args.overrides:
+        raise ConfigError("--set: a resumed run keeps its saved config; start a new run to change it")
+    try:
+        if args.resume:
+            run_dir = resume(args.resume, command=command)
+        else:
+            config = load_config(args.config, args.overrides)  # all validation before any work
+            run_dir = train(config, command=command)
+    except RunInterrupted as stop:
+        print(f"interrupted at step {stop.step}; checkpoint saved. Resume with: "
+              f"neurodrive train --resume {stop.run_dir}", file=sys.stderr)
+        return 130
+    make_console().print(f"run folder: {run_dir}")
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from experiments.runs.evaluate import evaluate_run
+
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes: must be >= 1, got {args.episodes}")
+    if args.n_envs < 1:
+        raise ConfigError(f"--n-envs: must be >= 1, got {args.n_envs}")
+    metrics, out = evaluate_run(args.run_dir, args.episodes, args.backend, args.n_envs, args.seed, args.model)
+    table = Table(title=f"evaluation ({metrics.n_episodes} episodes)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.summary().items():
+        if isinstance(value, dict):
+            continue  # the action histogram is in the saved file
+        shown = "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+        table.add_row(key, shown)
+    console = make_console()
+    console.print(table)
+    console.print(f"saved {out}")
+    return 0
+
+
+def record_command(args: argparse.Namespace) -> int:
+    from experiments.runs.evaluate import record_run
+
+    console = make_console()
+    for video in record_run(args.run_dir, args.episodes, args.seed):
+        console.print(f"video: {video}")
+    return 0
+
+
+def envs_command(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from envs.catalog import describe_scenarios
+
+    table = Table(title="driving scenarios")
+    for column in ("id", "description", "backends", "observation", "action", "duration"):
+        table.add_column(column)
+    for row in describe_scenarios():
+        table.add_row(row["id"], row["description"], row["backends"], row["observation"],
+                      row["action"], str(row["duration"]))
+    make_console().print(table)
+    return 0

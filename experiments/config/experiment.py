@@ -1,0 +1,126 @@
+"""Experiment files: a pydantic schema, YAML loading, ``--set`` overrides and clear errors.
+
+Everything is checked before any env or model is built: unknown keys, wrong types, unknown
+scenarios, algorithms or hyperparameters all fail with the field's dotted path and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from envs.scenarios import BACKEND_CHOICES, get_scenario
+from experiments.config.toolkit import (
+    ConfigError,
+    StrictModel,
+    apply_override,
+    format_validation_error,
+    read_yaml_mapping,
+)
+
+
+class EnvConfig(StrictModel):
+    """The driving scenario and how it is simulated."""
+
+    id: str = "highway-fast-v0"
+    backend: Literal[BACKEND_CHOICES] = "auto"  # type: ignore[valid-type]
+    n_envs: PositiveInt = 1
+    config: dict[str, Any] = Field(default_factory=dict)  # highway-env config overrides
+
+    @field_validator("id")
+    @classmethod
+    def _known_scenario(cls, env_id: str) -> str:
+        get_scenario(env_id)
+        return env_id
+
+
+class AgentConfig(StrictModel):
+    """The SB3 algorithm; ``hyperparameters`` go to its constructor unchanged."""
+
+    algo: str = "dqn"
+    policy: str | None = None
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    policy_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_algorithm(self) -> AgentConfig:
+        from agents.registry import check_hyperparameters, check_policy, get_algorithm
+
+        algo_cls = get_algorithm(self.algo)
+        check_hyperparameters(algo_cls, self.hyperparameters)
+        check_policy(algo_cls, self.policy)
+        return self
+
+
+class TrainingConfig(StrictModel):
+    """Budget, seed, evaluation and checkpoint cadence (all counted in env steps)."""
+
+    total_timesteps: PositiveInt
+    seed: NonNegativeInt = 0
+    eval_every: NonNegativeInt = 10_000  # 0: evaluate only at the end
+    eval_episodes: PositiveInt = 10
+    eval_n_envs: PositiveInt = 1
+    checkpoint_every: NonNegativeInt = 0  # 0: no periodic checkpoints
+    device: str = "cpu"
+    torch_threads: PositiveInt = 1  # small MLPs run fastest on one thread beside the env threads
+
+
+class LoggingConfig(StrictModel):
+    """Where the run folder goes and what is shown while training."""
+
+    root: str = "runs"
+    name: str | None = None  # run folder group; defaults to the experiment name
+    progress_bar: bool = True
+    verbose: NonNegativeInt = 0
+
+
+class ExperimentConfig(StrictModel):
+    """One training run: ``config -> env -> agent -> callbacks -> run folder``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    # Brain-inspired parts by kind (neuro.parts.NEURO_PARTS): {type: name or package.module:Class, **params}.
+    neuro: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    training: TrainingConfig
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _neuro_fits_agent(self) -> ExperimentConfig:
+        from agents.registry import check_neuro, get_algorithm
+
+        check_neuro(get_algorithm(self.agent.algo), self.neuro)
+        return self
+
+
+def validate_config(raw: Any, source: str = "config") -> ExperimentConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as error:
+        message = format_validation_error(error, source, ExperimentConfig, "invalid experiment config")
+        raise ConfigError(message) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read, override and validate an experiment file."""
+    path = Path(path)
+    raw = read_yaml_mapping(path)
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    return validate_config(raw, str(path))
+
+
+def save_config(config: ExperimentConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

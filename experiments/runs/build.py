@@ -1,0 +1,124 @@
+"""The one path from a validated config to envs and a model.
+
+``train``, ``train --resume``, ``evaluate``, ``record``, ``bench``, ``fidelity --run`` and sweeps all
+build here, so a run is built the same way whoever starts it::
+
+    config = load_config("experiments/presets/highway_dqn.yaml")   # validated, nothing built
+    config, choice = resolve_backend(config)                        # `auto` made concrete
+    built = build_run(config)                                       # envs, then the model
+    built.model.learn(1000)
+
+A ``ValueError`` raised while building from a config is a configuration error (``ConfigError``:
+the CLI prints it and exits with status 2); an error later, while training, is a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from envs.factory import BackendChoice, choose_backend, make_vec_env
+from experiments.config import ConfigError, ExperimentConfig
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.vec_env import VecEnv
+
+TRAIN_STREAM = 0  # seed stream of the training envs
+EVAL_STREAM = 1  # seed stream of evaluation envs during training
+POSTHOC_EVAL_STREAM = 2  # seed stream of `neurodrive evaluate`, unseen during training
+
+
+@contextmanager
+def config_errors() -> Iterator[None]:
+    """Report a ``ValueError`` raised while building from a config as the ``ConfigError`` it is."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+
+
+def resolve_backend(config: ExperimentConfig, backend: str | None = None) -> tuple[ExperimentConfig, BackendChoice]:
+    """The backend ``env.backend`` (or ``backend``) resolves to, checked before any work, and a copy
+    of the config with it written in (what a run folder saves)."""
+    with config_errors():
+        choice = choose_backend(config.env.id, backend or config.env.backend, config.env.config)
+    resolved = config.model_copy(deep=True)
+    resolved.env.backend = choice.backend
+    return resolved, choice
+
+
+def make_env(config: ExperimentConfig, stream: int = TRAIN_STREAM, n_envs: int | None = None,
+             seed: int | None = None, render_mode: str | None = None) -> VecEnv:
+    """The config's scenario as a VecEnv on its (resolved) backend; ``stream`` separates training,
+    evaluation and post-hoc evaluation episodes."""
+    with config_errors():
+        return make_vec_env(
+            config.env.id, n_envs or config.env.n_envs,
+            config.training.seed if seed is None else seed,
+            config.env.backend, config.env.config, render_mode=render_mode, stream=stream,
+        )
+
+
+def build_model(config: ExperimentConfig, env: VecEnv) -> BaseAlgorithm:
+    """The agent of ``config.agent`` with the parts of ``config.neuro``, on ``env``."""
+    import torch
+
+    from agents.registry import build
+
+    torch.set_num_threads(config.training.torch_threads)
+    with config_errors():
+        return build(
+            config.agent.algo, env, config.agent.policy, config.agent.hyperparameters,
+            config.agent.policy_kwargs, seed=config.training.seed, device=config.training.device,
+            neuro=config.neuro,
+        )
+
+
+def load_model(config: ExperimentConfig, path: Path, env: VecEnv | None = None) -> BaseAlgorithm:
+    """A saved model of the config's algorithm (its neuro parts come back from the zip)."""
+    import torch
+
+    from agents.registry import get_algorithm
+
+    torch.set_num_threads(config.training.torch_threads)
+    return get_algorithm(config.agent.algo).load(path, env=env, device=config.training.device)
+
+
+@dataclass
+class BuiltRun:
+    """What ``build_run`` made: training envs, evaluation envs (optional) and the model."""
+
+    env: VecEnv
+    eval_env: VecEnv | None
+    model: BaseAlgorithm
+
+    def close(self) -> None:
+        self.env.close()
+        if self.eval_env is not None:
+            self.eval_env.close()
+
+
+def build_run(config: ExperimentConfig, env: VecEnv | None = None, with_eval_env: bool = True) -> BuiltRun:
+    """Envs and model of a config whose backend is resolved (``resolve_backend``).
+
+    :param env: train on this VecEnv instead of the config's scenario (the bench's zero-cost env).
+    :param with_eval_env: also build the evaluation envs (``training.eval_n_envs``, seed stream 1).
+    """
+    env = env if env is not None else make_env(config)
+    eval_env = None
+    try:
+        if with_eval_env:
+            eval_env = make_env(config, EVAL_STREAM, n_envs=config.training.eval_n_envs)
+        model = build_model(config, env)
+    except BaseException:
+        env.close()
+        if eval_env is not None:
+            eval_env.close()
+        raise
+    return BuiltRun(env, eval_env, model)

@@ -1,0 +1,64 @@
+"""After training: greedy evaluation of a run folder's model on fresh episodes, and videos."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from envs.evaluation import DrivingMetrics, evaluate_driving
+from envs.factory import make_highway_env
+from envs.scenarios import get_scenario
+from experiments.config import ConfigError
+from experiments.files import write_json_atomic
+from experiments.runs.build import POSTHOC_EVAL_STREAM, make_env, resolve_backend
+from experiments.runs.folder import RunFolder
+
+
+def evaluate_run(run_dir: str | Path, episodes: int = 20, backend: str | None = None,
+                 n_envs: int = 1, seed: int | None = None, which: str = "final") -> tuple[DrivingMetrics, Path]:
+    """Greedy evaluation of a run's final or best model on either backend; writes
+    ``evaluate-<backend>.json`` (``evaluate-best-<backend>.json`` for the best model)."""
+    run = RunFolder(Path(run_dir))
+    config, choice = resolve_backend(run.load_config(), backend)
+    model = run.load_model(config, which)
+    seed = config.training.seed if seed is None else seed
+    env = make_env(config, POSTHOC_EVAL_STREAM, n_envs=n_envs, seed=seed)
+    try:
+        metrics = evaluate_driving(model, env, episodes, success=get_scenario(config.env.id).success)
+    finally:
+        env.close()
+    name = f"evaluate-{choice.backend}.json" if which == "final" else f"evaluate-{which}-{choice.backend}.json"
+    out = run.path / name
+    write_json_atomic(out, {"backend": choice.backend, "seed": seed, "model": which, **metrics.to_dict()})
+    return metrics, out
+
+
+def record_run(run_dir: str | Path, episodes: int = 1, seed: int | None = None) -> list[Path]:
+    """Render the agent driving to mp4 files in ``<run>/videos`` (highway-env, headless)."""
+    import numpy as np
+    from gymnasium.wrappers import RecordVideo
+
+    run = RunFolder(Path(run_dir))
+    config = run.load_config()
+    model = run.load_model(config)
+    if episodes < 1:
+        raise ConfigError(f"--episodes: must be >= 1, got {episodes}")
+    video_dir = run.path / "videos"
+    env = make_highway_env(config.env.id, config.env.config, render_mode="rgb_array")  # videos: the reference
+    prefix = f"{config.env.id}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    env = RecordVideo(env, str(video_dir), episode_trigger=lambda _: True, name_prefix=prefix,
+                      disable_logger=True)
+    seed = config.training.seed if seed is None else seed
+    try:
+        for episode in range(episodes):
+            observation, _ = env.reset(seed=seed + episode)
+            state, episode_start, done = None, np.ones(1, dtype=bool), False
+            while not done:
+                action, state = model.predict(observation, state=state, episode_start=episode_start,
+                                              deterministic=True)
+                observation, _, terminated, truncated, _ = env.step(action)
+                episode_start = np.zeros(1, dtype=bool)
+                done = terminated or truncated
+    finally:
+        env.close()
+    return sorted(video_dir.glob(f"{prefix}-episode-*.mp4"))

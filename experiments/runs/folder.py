@@ -1,0 +1,123 @@
+"""A run folder: where it goes, what it holds, and reading it back.
+
+``<root>/<name>/<timestamp>-seed<seed>/`` holds ``config.yaml`` (resolved, reloadable),
+``run.json`` (status, seed, backend choice, library versions, command line, platform commit),
+``tb/`` (TensorBoard events and progress.csv), ``checkpoints/``, ``eval.json`` (every periodic
+evaluation, the last and the best), ``best_model.zip`` (the model at the best evaluation) and
+``model.zip`` (the last one).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from experiments.config import ConfigError, ExperimentConfig, load_config
+from experiments.files import write_json_atomic
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+MODELS = ("final", "best")  # which model of a run folder `neurodrive evaluate --model` loads
+LIBRARIES = ("neurodrive", "stable-baselines3", "sb3-contrib", "gymnasium", "highway-env",
+             "envpool", "torch", "numpy", "optuna", "pydantic")
+
+
+def platform_commit() -> str | None:
+    """The git commit of the NeuroDrive checkout, when it runs from one."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def create_run_dir(config: ExperimentConfig) -> Path:
+    """A new, unique run folder; an unwritable root is a clear error before any work."""
+    group = Path(config.logging.root) / (config.logging.name or config.name)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        group.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1000):
+            suffix = "" if attempt == 0 else f"-{attempt}"
+            run_dir = group / f"{stamp}-seed{config.training.seed}{suffix}"
+            try:
+                run_dir.mkdir()
+                return run_dir
+            except FileExistsError:
+                continue
+    except OSError as error:
+        raise ConfigError(
+            f"logging.root: cannot create a run folder under {group}: {error.strerror}"
+        ) from None
+    raise ConfigError(f"logging.root: no free run folder name under {group}")
+
+
+@dataclass
+class RunFolder:
+    """Reads and writes the files of one run folder."""
+
+    path: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.zip"
+
+    @property
+    def best_model_path(self) -> Path:
+        return self.path / "best_model.zip"
+
+    @property
+    def eval_path(self) -> Path:
+        return self.path / "eval.json"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    def read_meta(self) -> dict[str, Any]:
+        return json.loads((self.path / "run.json").read_text())
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        write_json_atomic(self.path / "run.json", meta)
+
+    def read_evaluations(self) -> dict[str, Any]:
+        """``eval.json``: ``evaluations`` (every record), ``final`` and ``best``."""
+        return json.loads(self.eval_path.read_text())
+
+    def load_config(self) -> ExperimentConfig:
+        if not self.path.is_dir():
+            raise ConfigError(f"{self.path}: no such run folder")
+        if not self.config_path.is_file():
+            raise ConfigError(f"{self.path}: not a run folder (config.yaml is missing)")
+        return load_config(self.config_path)
+
+    def load_model(self, config: ExperimentConfig, which: str = "final") -> BaseAlgorithm:
+        """The last model (``final``) or the one at the best evaluation (``best``)."""
+        from experiments.runs.build import load_model
+
+        if which not in MODELS:
+            raise ConfigError(f"--model: unknown model {which!r}; allowed: {', '.join(MODELS)}")
+        path = self.model_path if which == "final" else self.best_model_path
+        if not path.is_file():
+            hint = "did the run finish?" if which == "final" else "the run has made no evaluation yet"
+            raise ConfigError(f"{self.path}: {path.name} is missing ({hint})")
+        # SB3 zips hold pickled objects: only load run folders you trust.
+        try:
+            return load_model(config, path)
+        except Exception as error:  # SB3 raises many types for a foreign or corrupt zip
+            raise ConfigError(
+                f"{path}: cannot load as agent.algo={config.agent.algo!r} (from config.yaml): "
+                f"{type(error).__name__}: {error}"
+            ) from None

@@ -1,0 +1,228 @@
+"""The training session: ``config -> envs -> agent -> callbacks -> run folder``, and resume.
+
+``train`` builds through ``experiments.runs.build`` (the one build path), ``TrainingSession`` runs
+one ``learn`` over the run folder: logger, evaluation history, checkpoints, the final status.
+A failure anywhere leaves ``run.json`` saying why (``status: failed`` and the error) and keeps
+every file already written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import CSVOutputFormat, HumanOutputFormat, Logger, TensorBoardOutputFormat
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.callbacks import DrivingEvalCallback, HParamsCallback
+from agents.registry import algorithm_name, get_algorithm
+from envs.scenarios import get_scenario
+from experiments.config import ConfigError, ExperimentConfig, save_config
+from experiments.files import library_versions
+from experiments.runs.build import EVAL_STREAM, BuiltRun, build_run, load_model, make_env, resolve_backend
+from experiments.runs.checkpoints import (
+    InterruptFlag,
+    ResumableCheckpointCallback,
+    latest_checkpoint,
+    restore_rng,
+)
+from experiments.runs.errors import RunInterrupted
+from experiments.runs.folder import LIBRARIES, RunFolder, create_run_dir, platform_commit
+from experiments.runs.history import EvaluationHistory
+
+logger = logging.getLogger("neurodrive.run")
+
+EvaluationHook = Callable[[dict[str, Any]], bool | None]
+
+
+def train(
+    config: ExperimentConfig,
+    command: list[str] | None = None,
+    evaluation_hooks: Sequence[EvaluationHook] = (),
+    callbacks: Sequence[BaseCallback] = (),
+) -> Path:
+    """Train one agent and fill its run folder; returns the folder.
+
+    :param evaluation_hooks: called with each evaluation record; one returning ``False`` stops the
+        run early (status ``stopped``), as a sweep's pruner does.
+    :param callbacks: extra SB3 callbacks, run after the platform's own.
+    """
+    resolved, choice = resolve_backend(config)  # a config the backend cannot honour fails here, before any folder
+    run = RunFolder(create_run_dir(config))
+    save_config(resolved, run.config_path)
+    meta: dict[str, Any] = {
+        "status": "running",
+        "experiment": config.name,
+        "seed": config.training.seed,
+        "algo": config.agent.algo,
+        "env_id": config.env.id,
+        "backend": {"requested": config.env.backend, "chosen": choice.backend, "reason": choice.reason},
+        "versions": library_versions(LIBRARIES),
+        "platform_commit": platform_commit(),
+        "command": command or sys.argv,
+        "started": datetime.now(UTC).isoformat(),
+    }
+    run.write_meta(meta)
+    logger.info("run folder %s; env %s on %s (%s)", run.path, config.env.id, choice.backend, choice.reason)
+    try:
+        built = build_run(resolved)
+    except BaseException as error:  # the folder exists: say why it holds no training
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        run.write_meta({**meta, "status": status, "steps": 0, "error": f"{type(error).__name__}: {error}"})
+        raise
+    history = EvaluationHistory(run.eval_path, run.best_model_path)
+    session = TrainingSession(run, resolved, meta, built, history)
+    return session.run(evaluation_hooks, callbacks)
+
+
+def resume(
+    run_dir: str | Path,
+    command: list[str] | None = None,
+    evaluation_hooks: Sequence[EvaluationHook] = (),
+    callbacks: Sequence[BaseCallback] = (),
+) -> Path:
+    """Continue a run from its latest checkpoint, up to its ``total_timesteps``."""
+    run = RunFolder(Path(run_dir))
+    config = run.load_config()
+    meta = run.read_meta()
+    if meta.get("status") in ("finished", "stopped"):
+        raise ConfigError(f"{run.path}: the run is already {meta['status']}; nothing to resume")
+    checkpoint = latest_checkpoint(run.checkpoint_dir)
+    if checkpoint is None:
+        raise ConfigError(f"{run.path}: no checkpoint to resume from (checkpoints/latest.json is missing); "
+                          "set training.checkpoint_every to make runs resumable")
+    state = checkpoint.load_state()
+    # Pickled highway-env envs continue mid-episode; native pools restart their episodes.
+    env: VecEnv = state["env"] or make_env(config)
+    eval_env: VecEnv = state["eval_env"] or make_env(config, EVAL_STREAM, n_envs=config.training.eval_n_envs)
+    model = load_model(config, checkpoint.model_path, env=env)
+    if checkpoint.replay_buffer_path.is_file():
+        model.load_replay_buffer(checkpoint.replay_buffer_path)
+    if state["env"] is not None:
+        model._last_obs = state["last_obs"]
+        model._last_episode_starts = state["last_episode_starts"]
+        model._last_original_obs = state["last_original_obs"]
+    meta = {**meta, "status": "running",
+            "resumed": [*meta.get("resumed", []), {"from_step": checkpoint.step,
+                                                   "at": datetime.now(UTC).isoformat()}]}
+    run.write_meta(meta)
+    logger.info("resuming %s from step %d", run.path, checkpoint.step)
+    history = EvaluationHistory(run.eval_path, run.best_model_path, state["evaluations"])
+    history.restore_best_model(checkpoint.best_model_path)
+    session = TrainingSession(run, config, meta, BuiltRun(env, eval_env, model), history,
+                              start_step=checkpoint.step, rng_state=checkpoint.load_rng())
+    return session.run(evaluation_hooks, callbacks)
+
+
+class TrainingSession:
+    """One ``learn`` call over a run folder: logger, callbacks, checkpoints and the final status."""
+
+    def __init__(self, run: RunFolder, config: ExperimentConfig, meta: dict[str, Any], built: BuiltRun,
+                 history: EvaluationHistory, start_step: int = 0, rng_state: dict[str, Any] | None = None) -> None:
+        self.run_folder = run
+        self.config = config
+        self.meta = meta
+        self.model = built.model
+        self.eval_env = built.eval_env
+        self.history = history
+        self.start_step = start_step
+        self.rng_state = rng_state
+
+    def run(self, evaluation_hooks: Sequence[EvaluationHook] = (), callbacks: Sequence[BaseCallback] = ()) -> Path:
+        run, config, model, training = self.run_folder, self.config, self.model, self.config.training
+        resuming = self.start_step > 0
+        model.set_logger(make_logger(run.path / "tb", self.start_step, config.logging.verbose))
+        evaluation = DrivingEvalCallback(
+            self.eval_env, training.eval_every, training.eval_episodes,
+            lambda record: self.history.add(record, model),
+            get_scenario(config.env.id).success, verbose=config.logging.verbose,
+            hooks=evaluation_hooks, last_step=self.history.last_step,
+        )
+        interrupt = InterruptFlag()
+        checkpoint_dir = run.checkpoint_dir
+        checkpoint_dir.mkdir(exist_ok=True)
+        checkpoints = ResumableCheckpointCallback(checkpoint_dir, training.checkpoint_every, interrupt, self.history,
+                                                  self.eval_env, first_step=self.start_step)
+        run_callbacks: list[BaseCallback] = [] if resuming else [HParamsCallback(hparams(config, config.env.backend))]
+        run_callbacks += [evaluation, checkpoints, *callbacks]
+        # A run saves on SIGINT/SIGTERM even before its first checkpoint: the flag needs a checkpoint cadence.
+        interrupt.install()
+        started = time.perf_counter()
+        try:
+            if self.rng_state is not None:
+                restore_rng(self.rng_state, model)  # last, so nothing above draws from the restored streams
+            model.learn(training.total_timesteps - model.num_timesteps, callback=CallbackList(run_callbacks),
+                        progress_bar=config.logging.progress_bar, reset_num_timesteps=not resuming)
+        except RunInterrupted as stop:
+            stop.run_dir = run.path
+            run.write_meta({**self.meta, "status": "interrupted", "steps": stop.step,
+                            "resume": f"neurodrive train --resume {run.path}"})
+            raise
+        except BaseException as error:
+            status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+            last = latest_checkpoint(checkpoint_dir)
+            run.write_meta({**self.meta, "status": status, "steps": model.num_timesteps,
+                            "error": f"{type(error).__name__}: {error}",
+                            "last_checkpoint_step": last.step if last else None})
+            raise
+        finally:
+            interrupt.restore()
+            model.get_env().close()
+            if self.eval_env is not None:
+                self.eval_env.close()
+        model.save(run.model_path)
+        run.write_meta({
+            **self.meta, "status": "finished" if evaluation.stopped_early is None else "stopped",
+            "steps": model.num_timesteps,
+            "wall_time_s": round(time.perf_counter() - started, 2),
+            "finished": datetime.now(UTC).isoformat(),
+        })
+        return run.path
+
+
+class _TensorBoardFormat(TensorBoardOutputFormat):
+    """SB3's TensorBoard writer with ``purge_step``: a resumed run's events replace, in TensorBoard,
+    whatever the interrupted run logged after its checkpoint, so no step is shown twice."""
+
+    def __init__(self, folder: str, purge_step: int | None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
+        self._is_closed = False
+
+
+def make_logger(folder: Path, start_step: int, verbose: int) -> Logger:
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_name = "progress.csv" if start_step == 0 else f"progress.resumed-{start_step}.csv"
+    formats: list[Any] = [_TensorBoardFormat(str(folder), start_step or None),
+                          CSVOutputFormat(str(folder / csv_name))]
+    if verbose:
+        formats.append(HumanOutputFormat(sys.stdout))
+    return Logger(str(folder), formats)
+
+
+def hparams(config: ExperimentConfig, backend: str) -> dict[str, bool | str | float | int | None]:
+    """The HParams record: algorithm, env, backend, seed and the scalar hyperparameters."""
+    record: dict[str, bool | str | float | int | None] = {
+        "algo": algorithm_name(get_algorithm(config.agent.algo)),
+        "env": config.env.id,
+        "backend": backend,
+        "n_envs": config.env.n_envs,
+        "seed": config.training.seed,
+        "total_timesteps": config.training.total_timesteps,
+    }
+    for key, value in config.agent.hyperparameters.items():
+        record[key] = value if isinstance(value, (bool, str, int, float)) else str(value)
+    if config.agent.policy_kwargs:
+        record["policy_kwargs"] = json.dumps(config.agent.policy_kwargs, sort_keys=True)
+    for part, spec in config.neuro.items():
+        for key, value in (spec or {}).items():
+            record[f"neuro.{part}.{key}"] = value if isinstance(value, (bool, str, int, float)) else str(value)
+    return record

@@ -1,0 +1,40 @@
+"""Every kind of neuro part, by its key under ``neuro:`` in an experiment file.
+
+Adding a kind: its module under ``neuro/`` with a ``Registry``, one line here, and the agent hook
+that consumes it (the agent lists the kind in ``neuro_parts``). Config, CLI, run loop and bench
+read this mapping and need no change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neuro.dopamine import DOPAMINE_MODULES
+from neuro.registry import Registry, SpecError
+
+NEURO_PARTS: dict[str, Registry[Any]] = {
+    "dopamine": DOPAMINE_MODULES,  # TD error -> dopamine signal (neuro.dopamine)
+}
+
+
+def part_registry(kind: str) -> Registry[Any]:
+    """The registry of one kind; the error lists the kinds there are."""
+    try:
+        return NEURO_PARTS[kind]
+    except KeyError:
+        raise SpecError(f"neuro.{kind}: unknown neuro part; allowed: {', '.join(NEURO_PARTS)}") from None
+
+
+def check_neuro(neuro: dict[str, Any] | None) -> None:
+    """Check every part's kind, type and parameters; builds nothing."""
+    for kind, spec in (neuro or {}).items():
+        part_registry(kind).check(spec)
+
+
+def make_neuro(neuro: dict[str, Any] | None, kinds: tuple[str, ...]) -> dict[str, Any]:
+    """Build the parts of ``kinds`` (instances pass through); a kind not given gets its default."""
+    neuro = dict(neuro or {})
+    unknown = [kind for kind in neuro if kind not in kinds]
+    if unknown:
+        raise SpecError(f"neuro.{unknown[0]}: this agent takes no such part; it takes: {', '.join(kinds) or 'none'}")
+    return {kind: part_registry(kind).make(neuro.get(kind)) for kind in kinds}

@@ -1,0 +1,133 @@
+"""The package layout as docs/architecture.md states it: no import cycle, each folder imports only
+the ones below it, neuro/ stays plain torch, and light commands start without torch, SB3 or optuna."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests_support import REPO
+
+PACKAGES = ("agents", "envs", "neuro", "experiments")
+# Which top-level packages each may import (DESIGN: config -> env -> agent(+neuro) -> runs -> reports).
+ALLOWED = {
+    "neuro": {"neuro"},
+    "envs": {"envs"},
+    "agents": {"agents", "neuro", "envs"},
+    "experiments": {"experiments", "agents", "envs", "neuro"},
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def project_modules() -> dict[str, Path]:
+    return {module_name(path): path for package in PACKAGES for path in (REPO / package).rglob("*.py")}
+
+
+def imported_modules(path: Path, modules: dict[str, Path]) -> set[str]:
+    """Project modules ``path`` imports anywhere (functions included), except under TYPE_CHECKING;
+    importing ``a.b.c`` also runs ``a`` and ``a.b``."""
+    tree = ast.parse(path.read_text())
+    skipped = {id(node) for branch in ast.walk(tree) if isinstance(branch, ast.If)
+               and "TYPE_CHECKING" in ast.unparse(branch.test) for node in ast.walk(branch)}
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    found = set()
+    for name in names:
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):
+            candidate = ".".join(parts[:depth])
+            if candidate in modules:
+                found.add(candidate)
+    return found - {module_name(path)}
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    return {name: imported_modules(path, modules) for name, path in modules.items()}
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Tarjan's algorithm: the components with more than one module are the import cycles."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == node:
+                    break
+            components.append(component)
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return [component for component in components if len(component) > 1]
+
+
+def test_the_cycle_finder_finds_a_known_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert strongly_connected(graph) == [{"a", "b", "c"}]
+
+
+def test_no_import_cycle():
+    assert strongly_connected(import_graph()) == []
+
+
+def test_each_package_imports_only_those_below_it():
+    offending = []
+    for module, targets in import_graph().items():
+        top = module.split(".")[0]
+        offending += [f"{module} -> {target}" for target in targets if target.split(".")[0] not in ALLOWED[top]]
+    assert offending == []
+
+
+def test_neuro_does_not_import_sb3():
+    for path in (REPO / "neuro").rglob("*.py"):
+        assert "stable_baselines3" not in path.read_text(), path
+
+
+@pytest.mark.parametrize("args", [["--help"], ["sweep", "--help"], ["train", "--help"], ["envs"]])
+def test_light_commands_import_no_torch_sb3_or_optuna(args):
+    probe = (
+        "import runpy, sys, json\n"
+        f"sys.argv = ['neurodrive', *{args!r}]\n"
+        "try:\n    runpy.run_module('experiments.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps(sorted(m for m in ('torch', 'stable_baselines3', 'optuna', 'scipy') if m in sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
