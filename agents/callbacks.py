@@ -71,12 +71,19 @@ class DrivingEvalCallback(BaseCallback):
         for key, value in record.items():
             if key not in ("step", "n_episodes") and isinstance(value, (int, float)):
                 self.logger.record(f"eval/{key}", value)
+        # One scalar per action index / dimension, so a policy drifting onto one action shows as a curve.
+        for name, key in (("action_fraction", "action_fractions"), ("action_mean", "action_mean"),
+                          ("action_std", "action_std")):
+            for index, value in enumerate(record[key] or ()):
+                self.logger.record(f"eval/{name}/{index}", value)
         self.logger.dump(self.num_timesteps)
         if self.on_evaluation is not None:
             self.on_evaluation(record)
         if self.verbose:
+            dominant = record["dominant_action"]
+            collapsed = "" if dominant is None else f", action {dominant['action']} {dominant['fraction']:.1%}"
             print(f"eval @ {record['step']}: return {record['mean_return']:.2f}, "
-                  f"crash rate {record['crash_rate']:.2f}")
+                  f"crash rate {record['crash_rate']:.2f}{collapsed}")
         return record
 
 

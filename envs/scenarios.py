@@ -159,14 +159,39 @@ class BackendConfigError(ValueError):
 
 
 def get_scenario(env_id: str) -> Scenario:
-    """Look up a scenario, with an error that lists the known ids."""
+    """Look up a scenario, with an error that lists the known ids.
+
+    ``package.module:my-env-v0`` is a user's own scenario: the module is imported (it registers the
+    id with gymnasium) and the id must name a highway-env ``AbstractEnv`` subclass.
+    """
     known = scenarios()
-    try:
+    if env_id in known:
         return known[env_id]
-    except KeyError:
-        raise ValueError(
-            f"env.id: unknown scenario {env_id!r}; allowed: {', '.join(known)}"
-        ) from None
+    if ":" in env_id:
+        return _user_scenario(env_id)
+    raise ValueError(
+        f"env.id: unknown scenario {env_id!r}; allowed: {', '.join(known)}, "
+        "or package.module:env-id for your own highway-env scenario"
+    )
+
+
+@cache
+def _user_scenario(env_id: str) -> Scenario:
+    import gymnasium as gym
+    from highway_env.envs.common.abstract import AbstractEnv
+
+    module_name, _, gym_id = env_id.partition(":")
+    try:
+        importlib.import_module(module_name)
+        spec = gym.spec(gym_id)
+    except Exception as error:  # an import error or an unregistered id, reported as the field's error
+        raise ValueError(f"env.id: cannot load {env_id!r}: {type(error).__name__}: {error}") from None
+    env_cls = _env_class(spec.entry_point)
+    if not (isinstance(env_cls, type) and issubclass(env_cls, AbstractEnv)):
+        raise ValueError(f"env.id: {gym_id!r} is not a highway-env scenario (its class does not subclass "
+                         "highway_env.envs.common.abstract.AbstractEnv)")
+    doc = (env_cls.__doc__ or "").strip().splitlines()
+    return Scenario(env_id, doc[0].rstrip(".:") if doc else env_cls.__name__, None)
 
 
 @cache
@@ -185,6 +210,9 @@ def highway_env_default_config(env_id: str) -> dict[str, Any]:
     import highway_env
 
     gym.register_envs(highway_env)
+    if ":" in env_id:  # a user's scenario: get_scenario imported its module
+        get_scenario(env_id)
+        env_id = env_id.partition(":")[2]
     return _env_class(gym.spec(env_id).entry_point).default_config()
 
 

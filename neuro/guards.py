@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 
@@ -16,7 +15,9 @@ class NonFiniteError(FloatingPointError):
 
 def check_finite(name: str, value: torch.Tensor | np.ndarray | float, step: int) -> None:
     """Raise ``NonFiniteError`` naming ``name`` and ``step`` if ``value`` holds a NaN or inf."""
-    import torch  # here, so the CLI can catch NonFiniteError without importing torch
+    import numpy as np  # here, so the CLI can catch NonFiniteError without importing numpy or torch
+    import torch
+
     if isinstance(value, torch.Tensor):
         finite = bool(torch.isfinite(value).all())
     else:

@@ -120,14 +120,39 @@ def test_neuro_does_not_import_sb3():
         assert "stable_baselines3" not in path.read_text(), path
 
 
-@pytest.mark.parametrize("args", [["--help"], ["sweep", "--help"], ["train", "--help"], ["envs"]])
-def test_light_commands_import_no_torch_sb3_or_optuna(args):
+HEAVY = ("torch", "stable_baselines3", "optuna", "scipy")
+SIMULATORS = ("highway_env", "envpool", "pygame")
+
+
+@pytest.mark.parametrize("args, forbidden", [
+    (["--help"], HEAVY + SIMULATORS),
+    (["sweep", "--help"], HEAVY + SIMULATORS),
+    (["train", "--help"], HEAVY + SIMULATORS),
+    (["envs"], HEAVY),  # it reads highway-env's registry
+])
+def test_light_commands_import_no_torch_sb3_or_optuna(args, forbidden):
     probe = (
         "import runpy, sys, json\n"
         f"sys.argv = ['neurodrive', *{args!r}]\n"
         "try:\n    runpy.run_module('experiments.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-        "print(json.dumps(sorted(m for m in ('torch', 'stable_baselines3', 'optuna', 'scipy') if m in sys.modules)))"
+        f"print(json.dumps(sorted(m for m in {forbidden!r} if m in sys.modules)))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_models_are_built_in_one_place():
+    """``agents.registry.build`` (the model constructor) and ``.load`` of a run's algorithm are called
+    from experiments/runs/build.py only: every command builds through it."""
+    builders = []
+    for path in (REPO / "experiments").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "agents.registry" and \
+                    any(alias.name == "build" for alias in node.names):
+                builders.append(str(path.relative_to(REPO)))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
+                    and "get_algorithm" in ast.unparse(node.func.value):
+                builders.append(str(path.relative_to(REPO)))
+    assert sorted(set(builders)) == ["experiments/runs/build.py"]

@@ -15,7 +15,7 @@ from experiments.analysis.fidelity_options import (
     fidelity_scenarios,
     parse_scenarios,
 )
-from experiments.config.toolkit import ConfigError
+from experiments.config.errors import ConfigError
 from experiments.terminal import make_console
 
 if TYPE_CHECKING:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from envs.scenarios import SCENARIOS
-from experiments.config.toolkit import ConfigError
+from envs.scenarios import scenarios
+from experiments.config.errors import ConfigError
 
 CANDIDATE, REFERENCE = "envpool", "highway-env"
 COMPARED_BACKENDS: tuple[str, str] = (CANDIDATE, REFERENCE)
@@ -13,7 +13,7 @@ DEFAULT_TOLERANCE = 0.1
 
 def fidelity_scenarios() -> list[str]:
     """Scenarios both backends have (a highway-env id with an EnvPool port)."""
-    return [env_id for env_id, scenario in SCENARIOS.items() if scenario.envpool_id is not None]
+    return [env_id for env_id, scenario in scenarios().items() if scenario.envpool_id is not None]
 
 
 def parse_scenarios(text: str | None) -> list[str]:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from experiments.config.toolkit import ConfigError
+from experiments.config.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

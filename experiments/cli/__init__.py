@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from experiments.analysis.fidelity_command import add_fidelity_command
 from experiments.bench.command import add_bench_command
 from experiments.cli.run_commands import add_run_commands
-from experiments.config.toolkit import ConfigError
+from experiments.config.errors import ConfigError
 from experiments.runs.errors import CheckpointError
 from experiments.sweeps.command import add_sweep_commands
 from neuro.guards import NonFiniteError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from experiments.config.toolkit import ConfigError
+from experiments.config.errors import ConfigError
 from experiments.terminal import make_console
 
 
@@ -65,6 +65,7 @@ def train_command(args: argparse.Namespace) -> int:
 def evaluate_command(args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    from envs.evaluation import ACTION_KEYS
     from experiments.runs.evaluate import evaluate_run
 
     if args.episodes < 1:
@@ -75,11 +76,15 @@ def evaluate_command(args: argparse.Namespace) -> int:
     table = Table(title=f"evaluation ({metrics.n_episodes} episodes)")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, value in metrics.summary().items():
-        if isinstance(value, dict):
-            continue  # the action histogram is in the saved file
+    summary = metrics.summary()
+    for key, value in summary.items():
+        if key in ACTION_KEYS:
+            continue  # shown compactly below; every count and fraction is in the saved file
         shown = "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
         table.add_row(key, shown)
+    table.add_row("actions", metrics.describe_actions() or "-")
+    dominant = summary["dominant_action"]
+    table.add_row("dominant_action", "-" if dominant is None else f"{dominant['action']} ({dominant['fraction']:.1%})")
     console = make_console()
     console.print(table)
     console.print(f"saved {out}")

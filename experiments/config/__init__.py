@@ -12,7 +12,8 @@ from typing import Any
 _EXPORTS = {
     **dict.fromkeys(("AgentConfig", "EnvConfig", "ExperimentConfig", "LoggingConfig", "TrainingConfig",
                      "load_config", "save_config", "validate_config"), "experiments.config.experiment"),
-    **dict.fromkeys(("ConfigError", "StrictModel", "apply_override", "format_validation_error", "parse_yaml",
+    "ConfigError": "experiments.config.errors",
+    **dict.fromkeys(("StrictModel", "apply_override", "format_validation_error", "parse_yaml",
                      "read_yaml_mapping", "set_path"), "experiments.config.toolkit"),
 }
 

@@ -17,12 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-
-class ConfigError(ValueError):
-    """A config file, override or command-line value is invalid; the message names each bad field.
-
-    The CLI prints it and exits with status 2, without a traceback; any other exception is a crash.
-    """
+from experiments.config.errors import ConfigError
 
 
 class StrictModel(BaseModel):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from experiments.config.toolkit import ConfigError
+from experiments.config.errors import ConfigError
 from experiments.sweeps import JOURNAL_NAME, STORAGE_ENV
 from experiments.terminal import make_console
 

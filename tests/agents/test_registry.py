@@ -111,3 +111,30 @@ def test_every_algorithm_trains_a_few_steps(algo, env_id, hyperparameters):
     assert model.num_timesteps >= 64
     for parameter in model.policy.parameters():
         assert torch.isfinite(parameter).all()
+
+
+def test_policy_by_dotted_path(tmp_path, monkeypatch):
+    """``agent.policy`` takes a user's policy class by dotted path, as feature extractors do."""
+    from stable_baselines3.dqn.policies import DQNPolicy
+
+    from agents.registry import check_policy
+
+    (tmp_path / "my_policies.py").write_text(textwrap.dedent("""
+        from stable_baselines3.dqn.policies import DQNPolicy
+
+        class WiderQ(DQNPolicy):
+            def __init__(self, *args, **kwargs):
+                kwargs["net_arch"] = [48]
+                super().__init__(*args, **kwargs)
+
+        class NotAPolicy:
+            pass
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = build("dqn", make_vec_env("highway-fast-v0", 1), policy="my_policies:WiderQ", seed=0, device="cpu")
+    assert type(model.policy).__name__ == "WiderQ" and isinstance(model.policy, DQNPolicy)
+    assert model.policy.q_net.q_net[0].out_features == 48
+    with pytest.raises(ValueError, match="agent.policy: 'my_policies:NotAPolicy' is not an SB3 policy class"):
+        check_policy(DopamineDQN, "my_policies:NotAPolicy")
+    with pytest.raises(ValueError, match="agent.policy: DopamineDQN has no policy 'Mlp'; allowed: MlpPolicy"):
+        check_policy(DopamineDQN, "Mlp")

@@ -49,3 +49,52 @@ def test_an_old_version_gives_one_clear_line_not_a_gymnasium_warning(caplog):
     assert not [w for w in caught if "out of date" in str(w.message)]
     lines = [record.getMessage() for record in caplog.records if "roundabout-v0" in record.getMessage()]
     assert len(lines) == 1 and "roundabout-v1" in lines[0]
+
+
+USER_SCENARIO = '''
+import gymnasium as gym
+from highway_env.envs.highway_env import HighwayEnvFast
+
+
+class TwoLaneHighway(HighwayEnvFast):
+    """Two lanes, ten cars."""
+
+    @classmethod
+    def default_config(cls):
+        config = super().default_config()
+        config.update({"lanes_count": 2, "vehicles_count": 10})
+        return config
+
+
+class NotDriving(gym.Env):
+    pass
+
+
+gym.register("two-lane-v0", entry_point=TwoLaneHighway)
+gym.register("not-driving-v0", entry_point=NotDriving)
+'''
+
+
+def test_a_users_own_scenario_loads_by_module_and_id(tmp_path, monkeypatch):
+    import pytest
+
+    from envs import choose_backend, get_scenario, make_vec_env
+    from envs.scenarios import highway_env_default_config
+
+    (tmp_path / "my_scenarios.py").write_text(USER_SCENARIO)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    scenario = get_scenario("my_scenarios:two-lane-v0")
+    assert scenario.description == "Two lanes, ten cars" and scenario.envpool_id is None
+    assert highway_env_default_config("my_scenarios:two-lane-v0")["lanes_count"] == 2
+    assert choose_backend("my_scenarios:two-lane-v0").backend == "highway-env"
+    vec_env = make_vec_env("my_scenarios:two-lane-v0", 1, seed=0)
+    try:
+        vec_env.reset()
+        road = vec_env.envs[0].unwrapped.road
+        assert len(road.network.lanes_list()) == 2
+    finally:
+        vec_env.close()
+    with pytest.raises(ValueError, match="not-driving-v0' is not a highway-env scenario"):
+        get_scenario("my_scenarios:not-driving-v0")
+    with pytest.raises(ValueError, match="env.id: cannot load 'no_such_module:x-v0'"):
+        get_scenario("no_such_module:x-v0")

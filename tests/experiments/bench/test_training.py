@@ -1,6 +1,13 @@
-"""The training bench: the zero-cost VecEnv's contract and the rows it reports (speeds never asserted)."""
+"""The training bench: the zero-cost VecEnv's contract, the rows it reports (real speeds never asserted;
+the ratio and verdict on hand-made timings), and a child process that dies or hangs."""
 
 from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -8,11 +15,13 @@ from gymnasium import spaces
 from rich.console import Console
 from stable_baselines3 import A2C, DQN, PPO
 
+from experiments.bench import training
 from experiments.bench.training import (
     TrainingSettings,
     ZeroCostVecEnv,
     run_training_section,
     step_counts,
+    time_in_fresh_process,
     time_training,
 )
 
@@ -68,9 +77,107 @@ def test_training_section_rows_pair_the_platform_with_its_limit() -> None:
     assert (platform["env"], limit["env"]) == ("platform", "zero-cost")
     assert platform["backend"] == "envpool" and limit["backend"] == "none"
     assert platform["timed_steps"] == limit["timed_steps"] == 16 * 128  # one rollout of highway_ppo.yaml
-    assert platform["ratio_to_limit"] == pytest.approx(platform["steps_per_s"] / limit["steps_per_s"])
-    assert platform["min_ratio"] == 0.80
-    assert platform["met"] == (platform["ratio_to_limit"] >= 0.80)
+    assert platform["steps_per_s"] > 0 and limit["steps_per_s"] > 0  # real speeds: the ratio is checked below
+    assert platform["min_ratio"] == 0.80 and isinstance(platform["met"], bool)
+    assert (limit["ratio_to_limit"], limit["min_ratio"], limit["met"]) == (None, None, None)
     assert report["target"]["met"] == platform["met"]
     assert len(report["orders"]) == 1 and sorted(report["orders"][0]) == ["highway_ppo/platform",
                                                                            "highway_ppo/zero-cost"]
+
+
+# --- the ratio, target and verdict on hand-made timings ------------------------------------------
+
+# steps/s per repeat, in call order, for each (config, env); medians: 800 / 1000, 350 / 500, 700 / 1000.
+FAKE_RATES: dict[tuple[str, str], list[float]] = {
+    ("a_ppo.yaml", "platform"): [790.0, 1200.0, 800.0], ("a_ppo.yaml", "zero-cost"): [1000.0, 900.0, 1400.0],
+    ("b_dqn.yaml", "platform"): [350.0, 300.0, 400.0], ("b_dqn.yaml", "zero-cost"): [500.0, 560.0, 480.0],
+    ("c_ppo.yaml", "platform"): [700.0, 650.0, 900.0], ("c_ppo.yaml", "zero-cost"): [1000.0, 1000.0, 1000.0],
+}
+FAKE_RSS: list[float] = [300.0, 350.0, 320.0]
+
+
+@pytest.fixture
+def fake_timings(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Replaces the child processes with the hand-made ``FAKE_RATES``; returns the calls made."""
+    calls: list[tuple[str, str]] = []
+
+    def fake(config: str, env_kind: str, settings: TrainingSettings) -> dict[str, Any]:
+        repeat = calls.count((config, env_kind))
+        calls.append((config, env_kind))
+        return {"algo": config.split("_")[1].removesuffix(".yaml"), "n_envs": 4,
+                "backend": "envpool" if env_kind == "platform" else "none", "warmup_steps": 64,
+                "timed_steps": 256, "steps_per_s": FAKE_RATES[(config, env_kind)][repeat],
+                "peak_rss_mib": FAKE_RSS[repeat]}
+
+    monkeypatch.setattr(training, "time_in_fresh_process", fake)
+    return calls
+
+
+def test_ratio_is_the_median_platform_rate_over_the_median_limit_rate(fake_timings: list[tuple[str, str]]) -> None:
+    report = run_training_section(True, Console(quiet=True), configs=("a_ppo.yaml", "b_dqn.yaml", "c_ppo.yaml"),
+                                  repeats=3)
+    assert sorted(fake_timings) == sorted(list(FAKE_RATES) * 3)  # each (config, env) once per repeat
+    rows = {(row["config"], row["env"]): row for row in report["rows"]}
+    assert list(rows) == [("a_ppo.yaml", "platform"), ("a_ppo.yaml", "zero-cost"), ("b_dqn.yaml", "platform"),
+                          ("b_dqn.yaml", "zero-cost"), ("c_ppo.yaml", "platform"), ("c_ppo.yaml", "zero-cost")]
+    a_ppo, a_limit = rows[("a_ppo.yaml", "platform")], rows[("a_ppo.yaml", "zero-cost")]
+    assert a_ppo["repeats"] == [790.0, 1200.0, 800.0] and a_ppo["steps_per_s"] == 800.0
+    assert a_limit["steps_per_s"] == 1000.0 and a_ppo["peak_rss_mib"] == 350.0
+    assert (a_ppo["ratio_to_limit"], a_ppo["min_ratio"], a_ppo["met"]) == (pytest.approx(0.8), 0.80, True)
+    b_dqn = rows[("b_dqn.yaml", "platform")]
+    assert (b_dqn["ratio_to_limit"], b_dqn["min_ratio"], b_dqn["met"]) == (pytest.approx(0.7), None, None)
+    c_ppo = rows[("c_ppo.yaml", "platform")]
+    assert (c_ppo["ratio_to_limit"], c_ppo["min_ratio"], c_ppo["met"]) == (pytest.approx(0.7), 0.80, False)
+    assert all(rows[(config, "zero-cost")]["ratio_to_limit"] is None for config in ("a_ppo.yaml", "b_dqn.yaml"))
+    assert report["target"]["met"] is False  # c_ppo misses its target
+    assert len(report["orders"]) == 3 and all(len(order) == 6 for order in report["orders"])
+
+
+def test_target_is_met_when_every_judged_row_meets_it_and_unjudged_without_one(
+        fake_timings: list[tuple[str, str]]) -> None:
+    console = Console(quiet=True)
+    assert run_training_section(True, console, configs=("a_ppo.yaml", "b_dqn.yaml"), repeats=3)["target"]["met"]
+    fake_timings.clear()  # the next run starts its repeats again
+    assert run_training_section(True, console, configs=("b_dqn.yaml",), repeats=3)["target"]["met"] is None
+
+
+# --- a child that dies or hangs is an error naming the row, not a hang ----------------------------
+# Spawned children unpickle these by module name: they must be module-level.
+
+
+def _killed_child(config_path: str, env_kind: str, settings: TrainingSettings, queue: Any) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer does: no report
+
+
+def _hanging_child(config_path: str, env_kind: str, settings: TrainingSettings, queue: Any) -> None:
+    time.sleep(120)
+
+
+def _reporting_child(config_path: str, env_kind: str, settings: TrainingSettings, queue: Any) -> None:
+    queue.put(("ok", {"config": config_path, "env": env_kind, "rollouts": settings.rollouts}))
+
+
+def test_a_child_killed_without_reporting_is_an_error_naming_the_row_at_once() -> None:
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"^training bench highway_ppo\.yaml on platform: the child process died "
+                                           r"without a result \(exit code -9; killed for memory\?\)$"):
+        time_in_fresh_process("highway_ppo.yaml", "platform", TrainingSettings(), timeout_s=300,
+                              target=_killed_child)
+    assert time.monotonic() - start < 30  # not the 300 s timeout: the death itself is noticed
+    assert not multiprocessing.active_children()
+
+
+def test_a_child_past_its_timeout_is_stopped_and_an_error() -> None:
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"^training bench highway_dqn\.yaml on zero-cost: no result after 3 s; "
+                                           r"the child was stopped$"):
+        time_in_fresh_process("highway_dqn.yaml", "zero-cost", TrainingSettings(), timeout_s=3,
+                              target=_hanging_child)
+    assert 3 <= time.monotonic() - start < 20
+    assert not multiprocessing.active_children()  # killed, not left sleeping
+
+
+def test_a_child_that_reports_and_exits_gives_its_result() -> None:
+    result = time_in_fresh_process("highway_ppo.yaml", "platform", TrainingSettings(rollouts=7), timeout_s=60,
+                                   target=_reporting_child)
+    assert result == {"config": "highway_ppo.yaml", "env": "platform", "rollouts": 7}

@@ -89,6 +89,14 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, reference
         assert torch.equal(ours[name], theirs[name]), name
     assert json.loads((run_dir / "eval.json").read_text())["evaluations"] == \
         json.loads((reference / "eval.json").read_text())["evaluations"]
+    # The best model is the one at eval.json's best evaluation, even when the interrupted run had
+    # evaluated (and saved a best model) after the checkpoint it resumed from.
+    best = json.loads((run_dir / "eval.json").read_text())["best"]
+    assert get_algorithm("dqn").load(run_dir / "best_model.zip").num_timesteps == best["step"]
+    best_ours, best_theirs = (get_algorithm("dqn").load(folder / "best_model.zip").policy.state_dict()
+                              for folder in (run_dir, reference))
+    for name in best_ours:
+        assert torch.equal(best_ours[name], best_theirs[name]), name
     # TensorBoard continues at the right step: what the interrupted run logged after its checkpoint
     # is purged, so the curves hold exactly the steps (and values) of the uninterrupted run.
     ours, theirs = EventAccumulator(str(run_dir / "tb")), EventAccumulator(str(reference / "tb"))

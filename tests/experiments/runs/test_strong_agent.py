@@ -4,7 +4,7 @@ Full config: `experiments/presets/highway_fast_strong.yaml` (docs/benchmarks.md,
 it trains for SHORT_STEPS on the native backend, then its final model drives EVAL_EPISODES fresh
 episodes (seed stream 2, unseen in training). The stated return is set from measured shortened
 runs (22.4, 23.8, 24.0 for seeds 0-2 on 2026-11-28), well above what a driver without learning
-gets (always IDLE 11.2, uniform random 8.6, ``../shared/reference/backend_fidelity.md``).
+gets (always IDLE 11.2, uniform random 8.6, ``docs/reference.md``).
 """
 
 from __future__ import annotations
