@@ -186,8 +186,6 @@ def test_metrics_built_from_episode_lists_alone_have_no_action_statistics():
 
 
 def test_success_rate_where_the_scenario_reports_it():
-    import warnings
-
     class Still:
         def predict(self, observation, state=None, episode_start=None, deterministic=False):
             return np.zeros((len(observation["observation"]), 2), dtype=np.float32), state
