@@ -194,7 +194,7 @@ def time_in_fresh_process(config_path: str, env_kind: str, settings: TrainingSet
     try:
         while True:
             try:
-                status, payload = results.get()
+                status, payload = results.get(timeout=1.0)
                 break
             except queue_module.Empty:
                 if not process.is_alive():

@@ -113,9 +113,10 @@ def test_a_difference_is_flagged_only_when_real_and_large(difference, flagged):
     assert is_flagged(difference, tolerated=1.0) is flagged
 
 
-def sample(backend: str, returns, first_observations, crashed=None) -> BackendSample:
+def sample(backend: str, returns, first_observations, crashed=None, lengths=None, speeds=None) -> BackendSample:
     n = len(returns)
-    metrics = DrivingMetrics(list(map(float, returns)), [10] * n, list(crashed or [True] * n), [25.0] * n)
+    metrics = DrivingMetrics(list(map(float, returns)), list(lengths or [10] * n), list(crashed or [True] * n),
+                             list(speeds or [25.0] * n))
     return BackendSample(backend, metrics, list(first_observations), capped=0, seconds=1.0, env_steps=10 * n)
 
 
@@ -169,10 +170,61 @@ def test_matching_backends_are_verified_and_a_shifted_metric_differs():
     assert ScenarioReport("merge-v0", [comparison("idle", matching, reference, True)]).verdict == "verified"
     report = ScenarioReport("merge-v0", [comparison("idle", shifted, reference, True)])
     assert report.verdict == "differs"
-    assert report.flags()[0].startswith("idle return: +")
+    (flag,) = report.flags()  # lengths, crashes and speeds are the same on both
+    assert flag.startswith("idle return: +")
     # The agent is reported but never decides the verdict.
     agent = PolicyComparison("agent", {"envpool": shifted, "highway-env": reference}, 0.1, in_verdict=False)
     assert ScenarioReport("merge-v0", [comparison("idle", matching, reference, True), agent]).verdict == "verified"
+
+
+# Hand-made episodes: highway-env 80, envpool 70. Per metric, envpool - highway-env and the rule's outcome:
+# return   [10.1, 12.1] vs [9, 10, 11, 10]: +1.1, Welch CI [0.814, 1.39] (scipy); tolerance 0.1 x 10 = 1
+#          -> flagged (1.1 > 1; against envpool's own mean, 1.11, it would not be)
+# length   [14, 54] vs [10, 50]: +4, CI [-2.51, 10.5] includes zero; tolerance 3 -> not flagged
+# crashes  56/70 vs 48/80: +0.2, Newcombe (1998) Table II: [0.0524, 0.3339]; tolerance 0.06 -> flagged
+# speed    [21, 22] vs [20, 21]: +1, CI [0.837, 1.16] excludes zero; tolerance 0.1 x 20.5 = 2.05 -> not flagged
+HAND_REFERENCE = {"returns": [9.0, 10.0, 11.0, 10.0] * 20, "lengths": [10, 50] * 40,
+                  "crashed": [True] * 48 + [False] * 32, "speeds": [20.0, 21.0] * 40}
+HAND_CANDIDATE = {"returns": [10.1, 12.1] * 35, "lengths": [14, 54] * 35,
+                  "crashed": [True] * 56 + [False] * 14, "speeds": [21.0, 22.0] * 35}
+
+
+def hand_sample(backend: str, episodes: dict[str, list]) -> BackendSample:
+    n = len(episodes["returns"])
+    return sample(backend, episodes["returns"], [f"{backend} {i}" for i in range(n)], crashed=episodes["crashed"],
+                  lengths=episodes["lengths"], speeds=episodes["speeds"])
+
+
+def test_hand_made_episodes_give_the_hand_computed_flags_and_verdict():
+    reference = hand_sample("highway-env", HAND_REFERENCE)
+    candidate = hand_sample("envpool", HAND_CANDIDATE)
+    idle = comparison("idle", candidate, reference, constant=True)
+    differences = idle.differences()
+    for metric, key in (("return", "returns"), ("length", "lengths"), ("speed", "speeds")):
+        a, b = HAND_CANDIDATE[key], HAND_REFERENCE[key]
+        truth = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+        assert differences[metric]["value"] == pytest.approx(np.mean(a) - np.mean(b))
+        assert (differences[metric]["low"], differences[metric]["high"]) == pytest.approx((truth.low, truth.high))
+    assert differences["crash_rate"]["value"] == pytest.approx(0.2)
+    assert (differences["crash_rate"]["low"], differences["crash_rate"]["high"]) == pytest.approx(
+        (0.0524, 0.3339), abs=5e-5)
+    assert {m: d["tolerance"] for m, d in differences.items()} == pytest.approx(
+        {"return": 1.0, "length": 3.0, "crash_rate": 0.06, "speed": 2.05})
+    assert {m: d["flagged"] for m, d in differences.items()} == {
+        "return": True, "length": False, "crash_rate": True, "speed": False}
+    report = ScenarioReport("merge-v0", [idle])
+    assert report.flags() == ["idle return: +1.1 [+0.814, +1.39] beyond tolerance 1",
+                              "idle crash_rate: +0.2 [+0.0524, +0.334] beyond tolerance 0.06"]
+    assert report.verdict == "differs"
+
+
+def test_identical_hand_made_episodes_are_verified_without_flags():
+    reference = hand_sample("highway-env", HAND_REFERENCE)
+    same = hand_sample("envpool", HAND_REFERENCE)
+    report = ScenarioReport("merge-v0", [comparison("idle", same, reference, constant=True)])
+    assert {m: d["value"] for m, d in report.comparisons[0].differences().items()} == {
+        "return": 0.0, "length": 0.0, "crash_rate": 0.0, "speed": 0.0}
+    assert report.flags() == [] and report.verdict == "verified"
 
 
 # --- policies and wrappers on the real envs -----------------------------------------------------
@@ -281,6 +333,46 @@ def tiny_run(tmp_path_factory):
     return json.loads(out.read_text()), markdown.read_text()
 
 
+# Independent truth for the tiny run: numpy and scipy on its per-episode data, and the rule as
+# docs/fidelity.md states it (floors included), not the report's own code.
+PER_EPISODE = {"return": "returns", "length": "lengths", "crash_rate": "crashed", "speed": "speeds"}
+FLOORS = {"return": 0.5, "length": 0.5, "crash_rate": 0.05, "speed": 0.5}
+
+
+def scipy_mean_ci(metric: str, values: list) -> tuple[float, float, float]:
+    if metric == "crash_rate":
+        interval = stats.binomtest(int(sum(values)), len(values)).proportion_ci(0.95, method="wilson")
+        return float(np.mean(values)), interval.low, interval.high
+    if np.ptp(values) == 0:  # scipy has no interval without spread; the report's is zero-width
+        return float(values[0]), float(values[0]), float(values[0])
+    interval = stats.ttest_1samp(values, 0.0).confidence_interval(0.95)
+    return float(np.mean(values)), interval.low, interval.high
+
+
+def scipy_difference(metric: str, a: list, b: list) -> tuple[float, float, float]:
+    """``mean(a) - mean(b)``: Welch's interval from scipy; for proportions Newcombe's hybrid score
+    interval (1998, method 10) from scipy's Wilson intervals."""
+    value = float(np.mean(a) - np.mean(b))
+    if metric == "crash_rate":
+        (pa, la, ha), (pb, lb, hb) = scipy_mean_ci(metric, a), scipy_mean_ci(metric, b)
+        return value, value - float(np.hypot(pa - la, hb - pb)), value + float(np.hypot(ha - pa, pb - lb))
+    if np.ptp(a) == np.ptp(b) == 0:
+        return value, value, value
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    return value, interval.low, interval.high
+
+
+def layout_signals_from_counts(policy: dict, backend: str) -> set[str]:
+    data = policy["backends"][backend]
+    signals = set()
+    if data["first_observations"] >= 2 and data["distinct_first_observations"] == 1:
+        signals.add("first_observation")
+    if policy["policy"] == "idle" and np.ptp(data["per_episode"]["returns"]) == 0:  # the constant policy
+        signals.add("return_spread")
+    return signals
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss occurred in moment calculation")  # scipy, near-equal speeds
 def test_tiny_run_writes_every_field(tiny_run):
     report, _ = tiny_run
     assert report["command"].startswith("neurodrive fidelity --scenarios highway-fast-v0 --envpool-episodes 3 "
@@ -288,28 +380,43 @@ def test_tiny_run_writes_every_field(tiny_run):
     assert report["versions"]["envpool"] and report["versions"]["highway-env"] and report["date"]
     assert report["settings"]["episodes"] == {"envpool": 3, "highway-env": 3}
     (scenario,) = report["scenarios"]
-    assert scenario["scenario"] == "highway-fast-v0" and scenario["verdict"] in ("verified", "differs")
-    assert report["verdicts"] == {"highway-fast-v0": scenario["verdict"]}
+    assert scenario["scenario"] == "highway-fast-v0"
     assert {backend: set(signals) for backend, signals in scenario["repeats_layout"].items()} == {
         "envpool": {"first_observation", "return_spread"}, "highway-env": {"first_observation", "return_spread"}}
     assert [(p["policy"], p["in_verdict"]) for p in scenario["policies"]] == [
         ("idle", True), ("faster", True), ("random", True), ("agent", False)]
+    flagged, layout = [], {"envpool": set(), "highway-env": set()}
     for policy in scenario["policies"]:
         for backend in ("envpool", "highway-env"):
             data = policy["backends"][backend]
             assert data["episodes"] == 3 and data["first_observations"] >= 3
             per_episode = data["per_episode"]
             assert len(per_episode["returns"]) == len(per_episode["lengths"]) == 3
-            for metric, values in (("return", per_episode["returns"]), ("length", per_episode["lengths"]),
-                                   ("speed", per_episode["speeds"])):
-                assert data["metrics"][metric]["value"] == pytest.approx(np.mean(values))
-            assert data["metrics"]["crash_rate"]["value"] == pytest.approx(np.mean(per_episode["crashed"]))
-            for estimate in data["metrics"].values():
+            for metric, key in PER_EPISODE.items():
+                estimate = data["metrics"][metric]
+                truth = scipy_mean_ci(metric, per_episode[key])
+                assert (estimate["value"], estimate["low"], estimate["high"]) == pytest.approx(truth)
                 assert estimate["low"] <= estimate["value"] <= estimate["high"]
-        for metric, diff in policy["differences"].items():
-            means = [policy["backends"][b]["metrics"][metric]["value"] for b in ("envpool", "highway-env")]
-            assert diff["value"] == pytest.approx(means[0] - means[1])
+            if policy["in_verdict"]:
+                layout[backend] |= layout_signals_from_counts(policy, backend)
+        for metric, key in PER_EPISODE.items():
+            envpool, highway_env = (policy["backends"][b]["per_episode"][key] for b in ("envpool", "highway-env"))
+            value, low, high = scipy_difference(metric, envpool, highway_env)
+            tolerated = max(0.1 * abs(float(np.mean(highway_env))), FLOORS[metric])
+            diff = policy["differences"][metric]
             assert set(diff) == {"value", "low", "high", "tolerance", "flagged"}
+            assert (diff["value"], diff["low"], diff["high"], diff["tolerance"]) == pytest.approx(
+                (value, low, high, tolerated))
+            assert diff["flagged"] is bool((low > 0 or high < 0) and abs(value) > tolerated)
+            if diff["flagged"] and policy["in_verdict"]:
+                flagged.append(f"{policy['policy']} {metric}")
+    for backend, signals in layout.items():
+        assert {s for s, evidence in scenario["repeats_layout"][backend].items() if evidence} == signals
+    repeats = sorted(layout["envpool"] - layout["highway-env"])
+    assert [flag.split(":")[0] for flag in scenario["flags"] if not flag.startswith("repeats")] == flagged
+    assert sum(flag.startswith("repeats one traffic layout") for flag in scenario["flags"]) == len(repeats)
+    assert scenario["verdict"] == ("differs" if flagged or repeats else "verified")
+    assert report["verdicts"] == {"highway-fast-v0": scenario["verdict"]}
 
 
 def test_tiny_run_markdown_states_the_command_and_its_verdicts(tiny_run):
