@@ -111,3 +111,20 @@ def test_dopamine_experiments_cover_every_module():
 def test_bad_neuro_sections_fail_before_training(tmp_path, overrides, expected):
     with pytest.raises(ConfigError, match=expected):
         load_config(write(tmp_path, GOOD), overrides)
+
+
+def test_overrides_and_sweeps_set_paths_through_a_null_mapping_alike(tmp_path):
+    """One dotted-path setter: ``neuro.dopamine: null`` in the file is filled in by ``--set``, as a
+    sweep's parameters fill it (the two used to disagree)."""
+    from experiments.sweeps.spec import sweep_from_raw
+
+    path = write(tmp_path, GOOD + "neuro: {dopamine: null}\n")
+    config = load_config(path, ["neuro.dopamine.type=asymmetric", "neuro.dopamine.kappa=0.25"])
+    assert config.neuro == {"dopamine": {"type": "asymmetric", "kappa": 0.25}}
+    sweep = sweep_from_raw({"experiment": path.name, "parameters": {
+        "neuro.dopamine.kappa": {"float": [-0.5, 0.5]}}, "fixed": {"neuro.dopamine.type": "asymmetric"},
+        "pruner": "none"},
+        "sweep.yaml", tmp_path, default_name="s")
+    assert sweep.experiment({"neuro.dopamine.kappa": 0.25}, seed=0).neuro == config.neuro
+    with pytest.raises(ConfigError, match=r"--set env.n_envs.x: env.n_envs is not a mapping \(it is 2\)"):
+        load_config(path, ["env.n_envs.x=1"])
