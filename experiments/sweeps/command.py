@@ -158,6 +158,8 @@ def load_existing_study(sweep: Sweep, target: StorageTarget) -> optuna.Study:
 def print_report(report: SweepReport, sweep: Sweep) -> None:
     states = ", ".join(f"{count} {state.lower()}" for state, count in report.states.items())
     console.print(f"study {report.study_name}: {states or 'no trials'}")
+    for warning in report.warnings:  # before the tables: they are what it puts in doubt
+        console.print(f"[bold yellow]warning:[/bold yellow] {warning}", highlight=False)
     if report.best:
         table = Table(title="best trial" if len(report.best) == 1 else "Pareto-optimal trials")
         for column in ("trial", *sweep.metrics, "parameters", "config"):

@@ -4,10 +4,15 @@ Files: ``best_config.yaml`` (single objective; ``pareto/trial_NNNN.yaml`` for ea
 trial of a multi-objective study), ``report.json``, ``optimization_history*.png`` and
 ``param_importances*.png``. A best configuration is the trial's full experiment, ready for
 ``neurodrive train``; its runs go to ``<root>/<study>_best/``.
+
+A study whose finished trials all score the same is flagged (``warnings``): its "best" trial is
+arbitrary and no parameter can be important, and the usual cause is a degenerate agent (one that
+always takes the same action), which each run's ``eval.json`` shows in ``action_fractions``.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -41,6 +46,7 @@ class SweepReport:
     best: list[BestTrial] = field(default_factory=list)
     importances: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> parameter -> share
     notes: list[str] = field(default_factory=list)  # what could not be reported, and why
+    warnings: list[str] = field(default_factory=list)  # what makes the results themselves doubtful
     plots: list[str] = field(default_factory=list)
 
 
@@ -64,10 +70,28 @@ def write_report(study: optuna.Study, sweep: Sweep) -> SweepReport:
                                          sweep.decode_params(trial.params),
                                          list(trial.user_attrs.get(RUN_DIRS_ATTR, [])), str(path)))
         for index, metric in enumerate(sweep.metrics):
-            report.importances[metric] = _importances(study, sweep, index, completed, report.notes)
+            tie = tied_value(completed, index)
+            if tie is not None:
+                report.warnings.append(
+                    f"all {len(completed)} finished trials have the same {metric} ({tie:.6g}): the agents may be "
+                    "degenerate (one action?); check action_fractions and dominant_action in their runs' eval.json")
+                report.notes.append(f"importance of {metric}: none, every finished trial has the same value")
+                report.importances[metric] = {}
+            else:
+                report.importances[metric] = _importances(study, sweep, index, completed, report.notes)
         report.plots = [str(path) for path in _plot(study, sweep, report.importances)]
     write_json_atomic(folder / "report.json", asdict(report))
     return report
+
+
+def tied_value(completed: list[FrozenTrial], index: int) -> float | None:
+    """The value of objective ``index`` when at least two finished trials all share it, else None."""
+    values = [trial.values[index] for trial in completed]
+    if len(values) < 2:
+        return None
+    # Equal up to float rounding (the same episodes' returns summed in another order) is the same value.
+    first = values[0]
+    return first if all(math.isclose(value, first, rel_tol=1e-9, abs_tol=1e-12) for value in values) else None
 
 
 def write_best_config(sweep: Sweep, trial: FrozenTrial, path: Path) -> None:

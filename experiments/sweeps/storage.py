@@ -14,6 +14,11 @@ so each journal worker holds an ``flock`` on ``workers/<id>.lock`` for its lifet
 trials with that id; the kernel drops the lock when the process dies, however it dies, so a RUNNING
 trial whose worker's lock is free belongs to a dead worker. Either way the trial is marked FAIL and
 re-queued with the same parameters by Optuna's ``RetryHeartbeatStaleTrialCallback``.
+
+Workers started together on an empty PostgreSQL database would all create Optuna's tables (and the
+study) at once, and all but one fail on a unique constraint of PostgreSQL's catalogue. Opening the
+storage and creating the study therefore run under a PostgreSQL advisory lock
+(``StorageTarget.setup_lock``), one worker at a time; the others then find the tables and the study made.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ import fcntl
 import logging
 import os
 import socket
+import threading
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +49,10 @@ from experiments.sweeps.spec import HeartbeatSpec
 logger = logging.getLogger("neurodrive.sweep")
 
 WORKER_ATTR = "worker"  # trial user attribute: the id of the worker process running it
+# pg_advisory_lock key (a bigint, "ndsweeps") serialising the set-up of Optuna's tables and studies; advisory
+# locks are per database, so this one key covers every schema and study in it (each holder keeps it briefly).
+SETUP_LOCK_KEY = int.from_bytes(b"ndsweeps", "big")
+_setup_locks = threading.local()  # .held: the URLs whose set-up lock this thread holds (the lock nests)
 
 
 def mask_url(url: str) -> str:
@@ -87,8 +99,47 @@ class StorageTarget:
     def describe(self) -> str:
         return f"journal file {self.journal}" if self.url is None else mask_url(self.url)
 
+    @contextmanager
+    def setup_lock(self) -> Iterator[None]:
+        """Hold, across every worker on every machine, the lock under which tables and studies are created.
+
+        PostgreSQL only: a session-level ``pg_advisory_lock`` on a connection of its own, waited for
+        without a time limit (each holder only creates or checks tables and a study). Closing that
+        connection releases it, as does the holder's death. Nested uses in one thread share the first
+        hold (a second connection would wait on the first forever). Other storages get no lock: the
+        journal file has its own, and SQLite or MySQL workers racing on an empty database may still clash.
+        """
+        held: set[str] = _setup_locks.__dict__.setdefault("held", set())
+        if self.url is None or self.url in held or _backend(self.url) != "postgresql":
+            yield
+            return
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.exc import SQLAlchemyError
+        from sqlalchemy.pool import NullPool
+
+        engine = None
+        try:
+            engine = create_engine(self.url, poolclass=NullPool)  # NullPool: close() really ends the session
+            # Autocommit: waiting for and holding the lock leave no transaction open on the server.
+            connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SETUP_LOCK_KEY})
+        except (SQLAlchemyError, ImportError) as error:
+            if engine is not None:
+                engine.dispose()
+            raise self._cannot_open(error) from None
+        held.add(self.url)
+        try:
+            yield
+        finally:
+            held.discard(self.url)
+            connection.close()  # ends the session, and with it the lock
+            engine.dispose()
+
     def open(self, heartbeat: HeartbeatSpec | None = None) -> BaseStorage:
-        """Open the storage; an unreachable database is a ConfigError naming ``--storage``."""
+        """Open the storage; an unreachable database is a ConfigError naming ``--storage``.
+
+        On PostgreSQL under ``setup_lock``: a storage's first opening creates Optuna's tables.
+        """
         if self.url is None:
             from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -99,7 +150,7 @@ class StorageTarget:
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
-            with warnings.catch_warnings():
+            with self.setup_lock(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     self.url,
@@ -109,14 +160,23 @@ class StorageTarget:
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=heartbeat.max_retry),
                 )
         except (SQLAlchemyError, ImportError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise ConfigError(f"--storage: cannot open {self.describe()}: {self._scrub(reason)}") from None
+            raise self._cannot_open(error) from None
+
+    def _cannot_open(self, error: Exception) -> ConfigError:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return ConfigError(f"--storage: cannot open {self.describe()}: {self._scrub(reason)}")
 
     def _scrub(self, text: str) -> str:
         from sqlalchemy.engine import make_url
 
         password = make_url(self.url).password if self.url else None
         return text.replace(password, "***") if password else text
+
+
+def _backend(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).get_backend_name()
 
 
 def _check_url(url: str) -> str:

@@ -138,6 +138,8 @@ class TrialObjective:
             # worker's optimize() would record as a crashed trial and go on; stop the worker instead.
             trial.set_user_attr(INTERRUPTED_ATTR, True)
             raise KeyboardInterrupt(str(stop)) from stop
+        except (optuna.TrialPruned, BudgetReached):
+            raise  # Exceptions too, but no crash: the pruner or the budget stopped the trial
         except Exception as error:  # a crashed trial (NaN guard, bad combination): say why in the study
             trial.set_user_attr(ERROR_ATTR, f"{type(error).__name__}: {error}")
             raise
@@ -186,27 +188,33 @@ def read_final_evaluation(run_dir: Path) -> dict[str, Any]:
 
 
 def prepare_study(sweep: Sweep, target: StorageTarget) -> optuna.Study:
-    """Create the study, or load it to resume; a resumed study must match this sweep."""
-    storage = target.open(sweep.spec.heartbeat)
-    study = optuna.create_study(study_name=sweep.study_name, storage=storage, directions=sweep.directions,
-                                load_if_exists=True)
-    fingerprint = sweep.fingerprint()
-    saved = study.user_attrs.get(FINGERPRINT_ATTR)
-    if saved is None:
-        study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
-        study.set_user_attr("objective", dict(zip(sweep.metrics, sweep.directions, strict=True)))
-    elif saved != fingerprint:
-        changed = sorted(key for key in fingerprint if saved.get(key) != fingerprint[key])
-        raise ConfigError(
-            f"--study-name: study {sweep.study_name!r} in {target.describe()} was created with a different "
-            f"{', '.join(changed)}; a resumed study must keep them (its trials would not be comparable). "
-            "Pass another --study-name to start a new study."
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        for entry in sweep.spec.enqueue:
-            study.enqueue_trial({path: choice_label(value) for path, value in entry.items()},
-                                skip_if_exists=True)
+    """Create the study, or load it to resume; a resumed study must match this sweep.
+
+    Workers launched together all get here at once: under the storage's set-up lock one at a time
+    creates the tables, the study, its fingerprint and its enqueued trials, and the others find them
+    (unlocked, ``create_study(load_if_exists=True)`` and ``skip_if_exists`` race, and fail or duplicate).
+    """
+    with target.setup_lock():
+        storage = target.open(sweep.spec.heartbeat)
+        study = optuna.create_study(study_name=sweep.study_name, storage=storage, directions=sweep.directions,
+                                    load_if_exists=True)
+        fingerprint = sweep.fingerprint()
+        saved = study.user_attrs.get(FINGERPRINT_ATTR)
+        if saved is None:
+            study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
+            study.set_user_attr("objective", dict(zip(sweep.metrics, sweep.directions, strict=True)))
+        elif saved != fingerprint:
+            changed = sorted(key for key in fingerprint if saved.get(key) != fingerprint[key])
+            raise ConfigError(
+                f"--study-name: study {sweep.study_name!r} in {target.describe()} was created with a different "
+                f"{', '.join(changed)}; a resumed study must keep them (its trials would not be comparable). "
+                "Pass another --study-name to start a new study."
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            for entry in sweep.spec.enqueue:
+                study.enqueue_trial({path: choice_label(value) for path, value in entry.items()},
+                                    skip_if_exists=True)
     sweep.sweep_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(sweep.sweep_dir / "sweep.json", {
         "study_name": sweep.study_name,

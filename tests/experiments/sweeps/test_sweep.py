@@ -2,10 +2,12 @@
 
 Checked against what the runs wrote themselves (eval.json, run.json), not against the sweep's own
 bookkeeping: objective = mean of the runs' final evaluations, pruning stops a run early, a resumed
-study keeps its trials, a killed worker's trial is retried once, passwords never reach a file.
+study keeps its trials, a killed worker's trial is retried once, passwords never reach a file,
+workers launched together on an empty database all run.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +18,7 @@ import textwrap
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +29,9 @@ from optuna.trial import TrialState
 
 from experiments.config import ConfigError, load_config
 from experiments.runs.session import train
-from experiments.sweeps.command import add_sweep_commands, dashboard_command, run_sweep, sweep_command
-from experiments.sweeps.spec import load_sweep, sweep_from_raw
+from experiments.sweeps.command import add_sweep_commands, dashboard_command, print_report, run_sweep, sweep_command
+from experiments.sweeps.report import write_report
+from experiments.sweeps.spec import Sweep, load_sweep, sweep_from_raw
 from experiments.sweeps.storage import StorageTarget, mask_argv, mask_url
 from experiments.sweeps.study import BudgetReached, PruningHook, TrialObjective, budget_used, prepare_study
 from tests_support import EXPERIMENTS, REPO
@@ -99,7 +103,14 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
 
 # --- sweep files: checked before any trial -----------------------------------------------------
 
-@pytest.mark.parametrize("path", sorted((EXPERIMENTS / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+SHIPPED_SWEEPS = sorted((EXPERIMENTS / "sweeps").glob("*.yaml"))
+
+
+def test_there_are_shipped_sweeps_to_validate():
+    assert SHIPPED_SWEEPS  # else the test below would be skipped for want of a file, and checked nothing
+
+
+@pytest.mark.parametrize("path", SHIPPED_SWEEPS, ids=lambda p: p.name)
 def test_shipped_sweeps_validate(path):
     sweep = load_sweep(path)
     assert sweep.study_name == path.stem
@@ -249,9 +260,32 @@ def test_a_trial_created_after_the_budget_was_met_elsewhere_is_skipped_untrained
     with pytest.raises(BudgetReached):
         TrialObjective(sweep, n_trials=1, worker_id="w", command=[])(late)
     assert "budget of 1 trials" in study.trials[1].user_attrs["skipped"]
+    assert "error" not in study.trials[1].user_attrs  # skipped, not crashed
     assert not (tmp_path / "s").exists()  # no run folder
     study.tell(late, state=TrialState.FAIL)
     assert budget_used(study.trials) == 1
+
+
+class PruneEverything(optuna.pruners.BasePruner):
+    """Prunes every trial at its first report: a pruned trial without a study to compare it with."""
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+def test_a_pruned_trial_is_not_recorded_as_a_crash(tmp_path):
+    raw = {"experiment": str(SMOKE), "root": str(tmp_path), "eval_every": EVAL_EVERY, "seeds": 2,
+           "parameters": {"agent.hyperparameters.learning_rate": {"float": [1e-4, 1e-3], "log": True}}}
+    sweep = sweep_from_raw(raw, "s.yaml", tmp_path, "s")
+    study = optuna.create_study(direction="maximize", pruner=PruneEverything())
+    objective = TrialObjective(sweep, n_trials=1, worker_id="w", command=[])
+    study.optimize(objective, n_trials=1, catch=(Exception,))  # as a worker runs it
+    (trial,) = study.trials
+    assert trial.state == TrialState.PRUNED
+    (run_dir,) = trial.user_attrs["run_dirs"]  # stopped at its first evaluation: the second seed never ran
+    meta = json.loads((Path(run_dir) / "run.json").read_text())
+    assert meta["status"] == "stopped" and meta["steps"] == EVAL_EVERY
+    assert "error" not in trial.user_attrs  # the dashboard would list it among the crashes
 
 
 def test_resuming_with_a_changed_search_space_is_refused(tmp_path):
@@ -263,6 +297,65 @@ def test_resuming_with_a_changed_search_space_is_refused(tmp_path):
     path.write_text(path.read_text().replace("[1e-5, 1e-3]", "[1e-5, 1e-2]"))
     with pytest.raises(ConfigError, match="different parameters"):
         prepare_study(load_sweep(path), target)
+
+
+# --- the report, on studies scored without training -------------------------------------------
+
+REPORT_SPACE = {"agent.hyperparameters.learning_rate": {"float": [1e-4, 1e-3], "log": True},
+                "env.config.duration": {"categorical": [30, 1]}}
+
+
+def scored_study(tmp_path: Path, score, finished: int = 12) -> tuple[optuna.Study, Sweep]:
+    """``finished`` trials scored ``score(params)``, then a pruned and a crashed one that scored otherwise."""
+    raw = {"experiment": str(SMOKE), "root": str(tmp_path), "eval_every": EVAL_EVERY, "parameters": REPORT_SPACE}
+    sweep = sweep_from_raw(raw, "s.yaml", tmp_path, "s")
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(finished):
+        trial = study.ask()
+        study.tell(trial, score(sweep.sample(trial)))
+    for state in (TrialState.PRUNED, TrialState.FAIL):
+        trial = study.ask()
+        sweep.sample(trial)
+        trial.report(-5.0, 150)
+        study.tell(trial, state=state)
+    return study, sweep
+
+
+def test_a_study_whose_finished_trials_all_tie_is_flagged_as_degenerate(tmp_path, capsys):
+    study, sweep = scored_study(tmp_path, lambda params: 4.25)  # what agents that always brake would score
+    report = write_report(study, sweep)
+    assert report.warnings == [
+        "all 12 finished trials have the same mean_return (4.25): the agents may be degenerate (one action?); "
+        "check action_fractions and dominant_action in their runs' eval.json"]
+    assert report.importances == {"mean_return": {}}  # no parameter can matter
+    assert report.notes == ["importance of mean_return: none, every finished trial has the same value"]
+    assert json.loads((sweep.sweep_dir / "report.json").read_text())["warnings"] == report.warnings
+    print_report(report, sweep)
+    shown = capsys.readouterr().out
+    assert "warning: all 12 finished trials have the same mean_return (4.25)" in shown
+    assert shown.index("warning:") < shown.index("best trial")  # said before the table it puts in doubt
+
+
+def test_a_parameter_that_decides_the_objective_is_the_important_one_and_nothing_is_flagged(tmp_path, capsys):
+    study, sweep = scored_study(tmp_path, lambda params: 10.0 if params["env.config.duration"] == 30 else 1.0)
+    assert {t.params["env.config.duration"] for t in study.get_trials(states=(TrialState.COMPLETE,))} == {30, 1}
+    report = write_report(study, sweep)
+    assert report.warnings == [] and report.notes == []
+    importances = report.importances["mean_return"]
+    assert set(importances) == {"env.config.duration", "agent.hyperparameters.learning_rate"}
+    # fANOVA's forest leaves the learning rate a small share; the duration must dominate.
+    assert importances["env.config.duration"] > 0.75 > importances["agent.hyperparameters.learning_rate"]
+    assert [Path(plot).name for plot in report.plots] == ["optimization_history.png", "param_importances.png"]
+    print_report(report, sweep)
+    assert "warning:" not in capsys.readouterr().out
+
+
+def test_a_single_finished_trial_is_no_tie(tmp_path):
+    study, sweep = scored_study(tmp_path, lambda params: 4.25, finished=1)
+    report = write_report(study, sweep)
+    assert report.states == {"COMPLETE": 1, "PRUNED": 1, "FAIL": 1}
+    assert report.warnings == []
+    assert report.notes == ["importance of mean_return: needs at least 2 completed trials, the study has 1"]
 
 
 # --- storage URLs and passwords -------------------------------------------------------------
@@ -342,6 +435,7 @@ def test_the_sabotaged_trial_is_pruned_and_its_run_stopped_early(pruned_sweep):
     assert meta["status"] == "stopped" and meta["steps"] == EVAL_EVERY < BUDGET
     assert trial.intermediate_values == {EVAL_EVERY: pytest.approx(final_record(run_dir)["mean_return"])}
     assert trial.intermediate_values[EVAL_EVERY] <= 1.0
+    assert "error" not in trial.user_attrs  # pruned, not crashed
 
 
 @pytest.mark.slow
@@ -359,10 +453,27 @@ def test_best_config_is_ready_to_train_and_the_report_is_written(pruned_sweep, t
     report = json.loads((sweep_dir / "report.json").read_text())
     assert report["states"] == {"COMPLETE": 2, "PRUNED": 1}
     assert report["best"][0]["number"] == best.number and report["best"][0]["run_dirs"] == best.user_attrs["run_dirs"]
-    assert "importance of mean_return" in " ".join(report["notes"]) or report["importances"]["mean_return"]
+    # The two finished trials differ only in their learning rate (both ran 30-step episodes), so what
+    # the report must say follows from their runs' own evaluations.
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert {t.params["env.config.duration"] for t in complete} == {30}
+    returns = [np.mean([final_record(d)["mean_return"] for d in t.user_attrs["run_dirs"]]) for t in complete]
+    if returns[0] == pytest.approx(returns[1], rel=1e-9):  # both agents scored alike (degenerate at 300 steps)
+        assert report["warnings"] == [
+            f"all 2 finished trials have the same mean_return ({returns[0]:.6g}): the agents may be degenerate "
+            "(one action?); check action_fractions and dominant_action in their runs' eval.json"]
+        assert report["importances"] == {"mean_return": {}}
+        assert report["notes"] == ["importance of mean_return: none, every finished trial has the same value"]
+        assert "warning: all 2 finished trials have the same mean_return" in result.stdout
+        plots = ["optimization_history.png"]
+    else:  # the learning rate alone tells them apart: it carries the whole importance
+        assert report["warnings"] == [] and report["notes"] == []
+        assert report["importances"]["mean_return"] == pytest.approx(
+            {"agent.hyperparameters.learning_rate": 1.0, "env.config.duration": 0.0})
+        plots = ["optimization_history.png", "param_importances.png"]
+    assert report["plots"] == [str(sweep_dir / name) for name in plots]
     for png in report["plots"]:
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (sweep_dir / "optimization_history.png").is_file()
     assert "best trial" in result.stdout
 
 
@@ -378,6 +489,7 @@ def test_rerunning_resumes_the_study(pruned_sweep):
     assert more.returncode == 0, more.stderr
     after = journal_study(sweep_dir).trials
     assert after[:3] == before and len(after) == 4 and after[3].state.is_finished()
+    assert after[3].state in (TrialState.COMPLETE, TrialState.PRUNED)  # finished, and not by a crash
     report = neurodrive("sweep", str(path), "--report")
     assert report.returncode == 0 and "study prune: " in report.stdout
 
@@ -600,3 +712,138 @@ def test_postgres_workers_share_a_study_and_a_killed_workers_trial_is_retried(tm
     assert all(url not in text for text in saved)  # the full URL, password included, is never saved
     assert any(mask_url(url) in text for text in saved)
     optuna.delete_study(study_name=name, storage=storage)
+
+
+# --- PostgreSQL: workers launched together on an empty database ----------------------------------
+
+@contextlib.contextmanager
+def empty_schemas(url: str, count: int) -> Iterator[list[str]]:
+    """``count`` new, empty schemas in the test database (each a database Optuna has never seen), as
+    URLs whose connections use them; dropped afterwards."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    names = [f"race_{uuid.uuid4().hex[:10]}" for _ in range(count)]
+    admin = sqlalchemy.create_engine(url, poolclass=NullPool)
+    try:
+        with admin.begin() as connection:
+            for name in names:
+                connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{name}"'))
+        base = sqlalchemy.engine.make_url(url)
+        yield [base.update_query_dict({"options": f"-csearch_path={name}"}).render_as_string(hide_password=False)
+               for name in names]
+        with admin.connect() as connection:  # Optuna's tables went where the URLs said
+            for name in names:
+                tables = set(connection.execute(sqlalchemy.text(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = :schema"),
+                    {"schema": name}).scalars())
+                assert {"studies", "trials", "alembic_version"} <= tables, (name, tables)
+    finally:
+        with admin.begin() as connection:
+            for name in names:
+                connection.execute(sqlalchemy.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+        admin.dispose()
+
+
+def run_gated(processes: list[subprocess.Popen], gate: Path, rounds: int) -> list[str]:
+    """Start ``rounds`` rounds of gated processes together (each round once all finished the last); their output."""
+    try:
+        for index in range(rounds):
+            previous = "ready-*" if index == 0 else f"done-{index - 1}-*"
+            wait_for(lambda pattern=previous: len(list(gate.glob(pattern))) == len(processes)
+                     or any(process.poll() is not None for process in processes), 120, f"round {index}")
+            (gate / f"go-{index}").touch()
+        return [process.communicate(timeout=180)[0] for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+# Processes that do their slow imports, say they are ready, then start each round when the test says go:
+# so they reach the database within a millisecond of each other, as a launcher's workers on many machines
+# may, and not spread over the seconds their imports take on a loaded machine.
+GATE = """
+import os, sys, time
+from pathlib import Path
+
+def wait_to_go(gate: Path, index: int) -> None:
+    if index == 0:
+        (gate / f"ready-{os.getpid()}").touch()
+    else:
+        (gate / f"done-{index - 1}-{os.getpid()}").touch()
+    while not (gate / f"go-{index}").exists():
+        time.sleep(0.001)
+"""
+GATED_WORKER = GATE + """
+import experiments.cli, experiments.runs.session, experiments.sweeps.report, experiments.sweeps.study
+wait_to_go(Path(sys.argv[1]), 0)
+sys.exit(experiments.cli.main(sys.argv[2:]))
+"""
+GATED_PREPARE = GATE + """
+from experiments.sweeps.spec import load_sweep
+from experiments.sweeps.storage import StorageTarget
+from experiments.sweeps.study import prepare_study
+sweep = load_sweep(sys.argv[2])
+failures = []
+for index, url in enumerate(sys.argv[3:]):
+    wait_to_go(Path(sys.argv[1]), index)
+    try:
+        prepare_study(sweep, StorageTarget.resolve(url, sweep.sweep_dir))
+    except Exception as error:
+        failures.append(f"round {index}: {type(error).__name__}: {error}")
+print("\\n".join(failures))
+sys.exit(1 if failures else 0)
+"""
+RACE_SWEEP = """
+    parameters:
+      agent.hyperparameters.learning_rate: {{float: [1e-4, 1e-3], log: true}}
+    budget: 100
+    eval_every: 0
+    pruner: none
+    n_trials: {n_trials}
+    enqueue: [{{agent.hyperparameters.learning_rate: 5.0e-4}}]
+    study_name: race
+"""
+
+
+@pytest.mark.slow
+def test_postgres_studies_prepared_at_once_on_empty_databases_are_made_once(tmp_path):
+    url = postgres_url()
+    workers, rounds = 6, 8
+    path = write_sweep(tmp_path, RACE_SWEEP.format(n_trials=1), name="race")
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    with empty_schemas(url, rounds) as urls:
+        processes = [subprocess.Popen([sys.executable, "-c", GATED_PREPARE, str(gate), str(path), *urls],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+                     for _ in range(workers)]
+        outputs = run_gated(processes, gate, rounds)
+        for process, output in zip(processes, outputs, strict=True):
+            assert process.returncode == 0, output[-3000:]
+        for fresh in urls:
+            (study,) = optuna.get_all_study_summaries(StorageTarget.resolve(fresh, Path(".")).open())
+            assert study.study_name == "race" and study.user_attrs["neurodrive:sweep"]
+            assert study.n_trials == 1  # the enqueued point, once: not once per worker that found no study
+
+
+@pytest.mark.slow
+def test_postgres_workers_launched_together_on_an_empty_database_all_run(tmp_path):
+    url = postgres_url()
+    workers = 5
+    path = write_sweep(tmp_path, RACE_SWEEP.format(n_trials=workers), name="race")
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    with empty_schemas(url, 1) as (fresh,):
+        processes = [subprocess.Popen([sys.executable, "-c", GATED_WORKER, str(gate), "sweep", str(path),
+                                       "--storage", fresh], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True, cwd=REPO) for _ in range(workers)]
+        outputs = run_gated(processes, gate, rounds=1)
+        for process, output in zip(processes, outputs, strict=True):
+            assert process.returncode == 0, output[-3000:]
+        trials = optuna.load_study(study_name="race", storage=StorageTarget.resolve(fresh, Path(".")).open()).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * workers
+    assert budget_used(trials) == workers
+    assert [t.params["agent.hyperparameters.learning_rate"] for t in trials].count(5.0e-4) == 1
+    assert len({d for t in trials for d in t.user_attrs["run_dirs"]}) == workers
