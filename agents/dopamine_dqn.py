@@ -18,10 +18,9 @@ from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN, 
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
+from agents.neuro_agent import NeuroAgent
 from agents.neuro_logging import NeuroLog
-from neuro.dopamine import DopamineModule
 from neuro.guards import check_finite
-from neuro.parts import make_neuro
 
 
 class ChannelQNetwork(QNetwork):
@@ -80,7 +79,7 @@ class ChannelMultiInputPolicy(ChannelDQNPolicy):
         super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
 
 
-class DopamineDQN(DQN):
+class DopamineDQN(NeuroAgent, DQN):
     """DQN with pluggable neuro parts (``neuro``); all other arguments are SB3's.
 
     :param neuro: the parts by kind, each a built part or its spec ``{type: ..., **params}``:
@@ -94,16 +93,6 @@ class DopamineDQN(DQN):
         "CnnPolicy": ChannelCnnPolicy,
         "MultiInputPolicy": ChannelMultiInputPolicy,
     }
-
-    def __init__(self, policy: str | type[DQNPolicy], env: Any, neuro: dict[str, Any] | None = None,
-                 **kwargs: Any) -> None:
-        self.neuro = make_neuro(neuro, self.neuro_parts)
-        super().__init__(policy, env, **kwargs)
-
-    @property
-    def dopamine(self) -> DopamineModule:
-        """The TD-error module (``neuro.dopamine``)."""
-        return self.neuro["dopamine"]
 
     def _setup_model(self) -> None:
         if self.dopamine.n_channels > 1:

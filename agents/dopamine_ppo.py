@@ -30,10 +30,10 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
+from agents.neuro_agent import NeuroAgent
 from agents.neuro_logging import NeuroLog
 from neuro.dopamine import DopamineModule
 from neuro.guards import check_finite
-from neuro.parts import make_neuro
 
 
 class DopamineRolloutBuffer(RolloutBuffer):
@@ -131,7 +131,7 @@ class ChannelMultiInputActorCriticPolicy(ChannelActorCriticPolicy):
         super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
 
 
-class DopaminePPO(PPO):
+class DopaminePPO(NeuroAgent, PPO):
     """PPO with pluggable neuro parts (``neuro``); all other arguments are SB3's.
 
     :param neuro: the parts by kind, each a built part or its spec ``{type: ..., **params}``:
@@ -145,14 +145,6 @@ class DopaminePPO(PPO):
         "MultiInputPolicy": ChannelMultiInputActorCriticPolicy,
     }
 
-    def __init__(self, policy: Any, env: Any, neuro: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self.neuro = make_neuro(neuro, self.neuro_parts)
-        super().__init__(policy, env, **kwargs)
-
-    @property
-    def dopamine(self) -> DopamineModule:
-        """The TD-error module (``neuro.dopamine``)."""
-        return self.neuro["dopamine"]
 
     def _setup_model(self) -> None:
         if self.rollout_buffer_class is None:
