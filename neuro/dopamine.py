@@ -16,7 +16,8 @@ Interface (a user's own module implements the same and loads by dotted path):
 - ``state_dict()`` / ``load_state_dict()``: whatever state the module carries.
 
 ``DOPAMINE_MODULES`` maps ``neuro.dopamine.type`` to these classes; constructor annotations carry
-each parameter's bounds, checked by the registry before anything is built.
+each parameter's bounds, checked by the registry before anything is built (and by ``validate_call``
+when a module is constructed directly in Python).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import AfterValidator
+from pydantic import AfterValidator, validate_call
 from torch import Tensor
 
 from neuro.registry import HalfOpenInterval, OpenInterval, Positive, Registry
@@ -106,6 +107,7 @@ class AsymmetricTD(DopamineModule):
 
     name = "asymmetric"
 
+    @validate_call
     def __init__(self, kappa: Annotated[float, OpenInterval(-1.0, 1.0)] = 0.0) -> None:
         self.kappa = float(kappa)
 
@@ -125,6 +127,7 @@ class SaturatingTD(DopamineModule):
 
     name = "saturating"
 
+    @validate_call
     def __init__(self, compression: Annotated[float, HalfOpenInterval(0.0, 1.0)] = 0.2,
                  ceiling: Annotated[float, Positive()] = 1.0) -> None:
         self.compression = float(compression)
@@ -145,6 +148,7 @@ class OpponentTD(DopamineModule):
 
     name = "opponent"
 
+    @validate_call
     def __init__(self, gain_positive: Annotated[float, Positive()] = 1.0,
                  gain_negative: Annotated[float, Positive()] = 1.0) -> None:
         self.gain_positive = float(gain_positive)
@@ -177,6 +181,7 @@ class AverageRewardTD(DopamineModule):
 
     name = "average_reward"
 
+    @validate_call
     def __init__(self, eta: Annotated[float, OpenInterval(0.0, 1.0)] = 0.01, initial_rate: float = 0.0) -> None:
         self.eta = float(eta)
         self.reward_rate = float(initial_rate)
@@ -240,6 +245,7 @@ class DistributionalTD(DopamineModule):
 
     name = "distributional"
 
+    @validate_call
     def __init__(self, n_channels: Annotated[int, AfterValidator(_odd_channel_count)] = 11,
                  taus: Annotated[list[float] | None, AfterValidator(_taus_with_a_median)] = None,
                  code: Literal["expectile", "quantile"] = "expectile") -> None:

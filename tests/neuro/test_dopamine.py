@@ -233,3 +233,12 @@ def test_user_module_by_dotted_path(tmp_path, monkeypatch):
 def test_default_is_standard():
     assert isinstance(make_dopamine(None), StandardTD)
     assert isinstance(make_dopamine({}), StandardTD)
+
+
+def test_direct_construction_checks_the_same_bounds():
+    """Built in Python rather than from a spec, a module still refuses what the registry refuses."""
+    with pytest.raises(ValueError, match=r"must be in \(-1, 1\)"):
+        AsymmetricTD(kappa=1.5)
+    with pytest.raises(ValueError, match="must contain 0.5"):
+        DistributionalTD(taus=[0.1, 0.9])
+    assert AsymmetricTD(kappa=-0.4).kappa == -0.4
