@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Sequence
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from experiments.files import write_json_atomic
+
+logger = logging.getLogger("neurodrive.run")
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -67,11 +70,15 @@ class EvaluationHistory:
 
     def restore_best_model(self, saved: Path | None) -> None:
         """On resume: the best model as it stood at the checkpoint (``saved``; ``None``: there was
-        none), so an evaluation made after the checkpoint, and lost with it, leaves no model behind."""
+        none, as before any evaluation), so an evaluation made after the checkpoint, and lost with
+        it, leaves no model behind."""
         if saved is not None and saved.is_file():
             temp = self.best_model_path.with_name(f".{self.best_model_path.name}.tmp")
             shutil.copyfile(saved, temp)
             os.replace(temp, self.best_model_path)
-        else:
+        elif not self._records:
             self.best_model_path.unlink(missing_ok=True)
+        else:  # a checkpoint written before checkpoints kept the best model: nothing better to restore
+            logger.warning("the checkpoint holds no best model; %s is kept as it is and may come from an "
+                           "evaluation after the checkpoint", self.best_model_path.name)
         self.write()

@@ -79,3 +79,13 @@ def test_restoring_the_checkpoint_best_model_drops_a_later_one(tmp_path: Path) -
     resumed_without_best = _history(tmp_path, [])
     resumed_without_best.restore_best_model(None)
     assert not (tmp_path / "best_model.zip").exists()
+
+
+def test_an_old_checkpoint_without_a_best_model_keeps_the_file(tmp_path: Path, caplog) -> None:
+    """Checkpoints made before they kept the best model: there is nothing better than the file."""
+    (tmp_path / "best_model.zip").write_text("300")
+    resumed = _history(tmp_path, [{"step": 200, "mean_return": 5.0}])
+    with caplog.at_level("WARNING", logger="neurodrive.run"):
+        resumed.restore_best_model(None)
+    assert (tmp_path / "best_model.zip").read_text() == "300"
+    assert "holds no best model" in caplog.text
