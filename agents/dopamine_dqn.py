@@ -95,6 +95,7 @@ class DopamineDQN(NeuroAgent, DQN):
     }
 
     def _setup_model(self) -> None:
+        self._adopt_saved_parts()
         if self.dopamine.n_channels > 1:
             if not issubclass(self.policy_class, ChannelDQNPolicy):
                 raise ValueError(f"neuro.dopamine: {self.dopamine.name} needs a ChannelDQNPolicy, "
@@ -149,4 +150,4 @@ class DopamineDQN(NeuroAgent, DQN):
         super().dump_logs()
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_dopamine_log"]
+        return [*super()._excluded_save_params(), "_neuro_log"]

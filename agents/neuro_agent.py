@@ -25,4 +25,15 @@ class NeuroAgent:
     @property
     def dopamine(self) -> DopamineModule:
         """The TD-error module (``neuro.dopamine``), for agents that take one."""
-        return self.neuro["dopamine"]
+        try:
+            return self.neuro["dopamine"]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} takes no dopamine part") from None
+
+    def _adopt_saved_parts(self) -> None:
+        """Call first in ``_setup_model``: a model saved before the parts were grouped under
+        ``neuro`` carries its TD-error module as ``dopamine``, which SB3's ``load`` puts in the
+        instance dict, where the property above would hide it."""
+        saved = self.__dict__.pop("dopamine", None)
+        if saved is not None:
+            self.neuro = {**self.neuro, "dopamine": saved}

@@ -25,12 +25,6 @@ def part_registry(kind: str) -> Registry[Any]:
         raise SpecError(f"neuro.{kind}: unknown neuro part; allowed: {', '.join(NEURO_PARTS)}") from None
 
 
-def check_neuro(neuro: dict[str, Any] | None) -> None:
-    """Check every part's kind, type and parameters; builds nothing."""
-    for kind, spec in (neuro or {}).items():
-        part_registry(kind).check(spec)
-
-
 def make_neuro(neuro: dict[str, Any] | None, kinds: tuple[str, ...]) -> dict[str, Any]:
     """Build the parts of ``kinds`` (instances pass through); a kind not given gets its default."""
     neuro = dict(neuro or {})

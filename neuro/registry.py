@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, Generic, TypeVar
 
@@ -85,10 +85,27 @@ def parameter_model(cls: type) -> type[BaseModel]:
     return create_model(f"{cls.__name__}Parameters", __config__=config, **fields)
 
 
-def interface_methods(base: type) -> list[str]:
-    """The public methods a part of kind ``base`` must have (what the agents call)."""
+def interface_members(base: type) -> list[str]:
+    """The public methods and attributes a part of kind ``base`` must have (what the agents use)."""
     return sorted(name for name, value in inspect.getmembers(base)
-                  if not name.startswith("_") and callable(value) and not inspect.isclass(value))
+                  if not name.startswith("_") and not inspect.isclass(value))
+
+
+def validation_message(item: Mapping[str, Any], unknown_key: str, missing: str, quote_checked_input: bool) -> str:
+    """One pydantic error item as a sentence, the wording shared by every config schema and registry.
+
+    :param unknown_key: the sentence for a key the schema does not have (it lists the allowed ones).
+    :param missing: the sentence for a required key that is absent.
+    :param quote_checked_input: also quote the input after a custom check's own message.
+    """
+    if item["type"] == "extra_forbidden":
+        return unknown_key
+    if item["type"] == "missing":
+        return missing
+    message = item["msg"].removeprefix("Value error, ")
+    if item["type"] == "value_error" and not quote_checked_input:
+        return message
+    return f"{message} (got {item.get('input')!r})"
 
 
 class Registry(Generic[T]):
@@ -130,7 +147,7 @@ class Registry(Generic[T]):
             cls = load_object(type_name)
         except ValueError as error:
             raise SpecError(f"{self.where}.type: {error}") from None
-        missing = [name for name in interface_methods(self.base) if not callable(getattr(cls, name, None))]
+        missing = [name for name in interface_members(self.base) if not hasattr(cls, name)]
         if not inspect.isclass(cls) or missing:
             raise SpecError(f"{self.where}.type: {type_name!r} does not implement the {self.kind} interface "
                             f"(missing: {', '.join(missing) or 'not a class'}); subclass "
@@ -157,25 +174,23 @@ class Registry(Generic[T]):
         self.split(spec)
 
     def make(self, spec: dict[str, Any] | T | None) -> T:
-        """Build a part from its spec (an instance passes through)."""
+        """Build a part from its spec (an instance of the base passes through)."""
         if isinstance(spec, self.base):
             return spec
         cls, params = self.split(spec)  # type: ignore[arg-type]
-        return cls(**params)
+        try:
+            return cls(**params)
+        except TypeError as error:  # a constructor the signature check could not see through
+            raise SpecError(f"{self.where}: cannot build {cls.__name__} from {params}: {error}") from None
 
     def _format(self, cls: type, type_name: str, error: ValidationError) -> str:
         allowed = ", ".join(parameter_model(cls).model_fields) or "none"
-        lines = []
-        for item in error.errors():
-            location = ".".join(str(part) for part in item["loc"])
-            if item["type"] == "extra_forbidden":
-                message = f"{type_name} takes no such parameter; allowed: {allowed}"
-            elif item["type"] == "missing":
-                message = "required parameter is missing"
-            else:
-                message = f"{item['msg'].removeprefix('Value error, ')} (got {item.get('input')!r})"
-            lines.append(f"{self.where}.{location}: {message}")
-        return "; ".join(lines)
+        return "; ".join(
+            f"{self.where}.{'.'.join(str(part) for part in item['loc'])}: " + validation_message(
+                item, f"{type_name} takes no such parameter; allowed: {allowed}", "required parameter is missing",
+                quote_checked_input=True)
+            for item in error.errors()
+        )
 
 
 # Parameter constraints for neuro parts' constructor annotations: ``kappa: Annotated[float, OpenInterval(-1, 1)]``.

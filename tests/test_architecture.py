@@ -4,6 +4,7 @@ the ones below it, neuro/ stays plain torch, and light commands start without to
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 from tests_support import REPO
 
 PACKAGES = ("agents", "envs", "neuro", "experiments")
-# Which top-level packages each may import (DESIGN: config -> env -> agent(+neuro) -> runs -> reports).
+# Which top-level packages each may import (docs/architecture.md: neuro and envs below agents, experiments on top).
 ALLOWED = {
     "neuro": {"neuro"},
     "envs": {"envs"},
@@ -39,16 +40,21 @@ def imported_modules(path: Path, modules: dict[str, Path]) -> set[str]:
     importing ``a.b.c`` also runs ``a`` and ``a.b``."""
     tree = ast.parse(path.read_text())
     skipped = {id(node) for branch in ast.walk(tree) if isinstance(branch, ast.If)
-               and "TYPE_CHECKING" in ast.unparse(branch.test) for node in ast.walk(branch)}
+               and ast.unparse(branch.test) == "TYPE_CHECKING" for statement in branch.body
+               for node in ast.walk(statement)}
     names: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in skipped:
             continue
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: relative import (this check reads absolute ones)"
             names.add(node.module)
             names |= {f"{node.module}.{alias.name}" for alias in node.names}
+            # A package that loads its names lazily (``_EXPORTS``) imports the owning module on use.
+            exports = lazy_exports(node.module) if node.module in modules else {}
+            names |= {exports[alias.name] for alias in node.names if alias.name in exports}
     found = set()
     for name in names:
         parts = name.split(".")
@@ -57,6 +63,11 @@ def imported_modules(path: Path, modules: dict[str, Path]) -> set[str]:
             if candidate in modules:
                 found.add(candidate)
     return found - {module_name(path)}
+
+
+def lazy_exports(package: str) -> dict[str, str]:
+    """``name -> module`` of a package's lazy ``__getattr__`` exports (light packages only)."""
+    return dict(getattr(importlib.import_module(package), "_EXPORTS", {}))
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -154,5 +165,13 @@ def test_models_are_built_in_one_place():
                 builders.append(str(path.relative_to(REPO)))
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
                     and "get_algorithm" in ast.unparse(node.func.value):
+                builders.append(str(path.relative_to(REPO)))
+            # An SB3 algorithm class taken directly (``from stable_baselines3 import DQN``,
+            # ``getattr(stable_baselines3, ...)``) would be a model built beside the path.
+            if isinstance(node, ast.ImportFrom) and node.module in ("stable_baselines3", "sb3_contrib") and \
+                    any(alias.name.isupper() or alias.name in ("RecurrentPPO", "QRDQN") for alias in node.names):
+                builders.append(str(path.relative_to(REPO)))
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "getattr" and \
+                    ast.unparse(node.args[0]) in ("stable_baselines3", "sb3_contrib"):
                 builders.append(str(path.relative_to(REPO)))
     assert sorted(set(builders)) == ["experiments/runs/build.py"]

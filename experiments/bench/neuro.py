@@ -11,7 +11,6 @@ load drift on the machine hits all alike. Overhead is ``1 - module / stock`` (me
 from __future__ import annotations
 
 import argparse
-import copy
 import gc
 import os
 import statistics
@@ -26,7 +25,7 @@ from rich.table import Table
 from experiments.bench.common import fmt_pct, fmt_rate, peak_rss_mib, spread
 from experiments.config import ConfigError, ExperimentConfig, load_config
 from experiments.presets import PRESETS
-from experiments.runs.build import build_run, make_env, resolve_backend
+from experiments.runs.build import build_run, resolve_backend
 
 # Neuro section: the TD-error modules timed against stock SB3 (YAML-style ``neuro.dopamine`` specs).
 DOPAMINE_SPECS: tuple[dict[str, Any], ...] = (
@@ -120,21 +119,13 @@ def preset_config(name: str, seed: int, torch_threads: int) -> ExperimentConfig:
 
 
 def build_training_model(config: ExperimentConfig, spec: dict[str, Any] | None) -> Any:
-    """The platform's model with TD-error module ``spec`` (the one build path), or for ``spec``
-    None stock SB3's class (``stable_baselines3.DQN``, ``PPO``) on the same config: the reference."""
-    if spec is not None:
-        return build_run(config.model_copy(update={"neuro": {"dopamine": dict(spec)}}), with_eval_env=False).model
-    import stable_baselines3
-
-    env = make_env(config)
-    try:
-        stock = getattr(stable_baselines3, config.agent.algo.upper())
-        return stock("MlpPolicy", env, seed=config.training.seed, device=config.training.device,
-                     policy_kwargs=copy.deepcopy(config.agent.policy_kwargs) or None,
-                     **config.agent.hyperparameters)
-    except BaseException:
-        env.close()
-        raise
+    """Through the one build path: the platform's agent with TD-error module ``spec``, or for
+    ``spec`` None stock SB3's own class (``stable_baselines3:DQN``, ``:PPO``) on the same config,
+    the reference."""
+    if spec is None:
+        agent = config.agent.model_copy(update={"algo": f"stable_baselines3:{config.agent.algo.upper()}"})
+        return build_run(config.model_copy(update={"agent": agent}), with_eval_env=False).model
+    return build_run(config.model_copy(update={"neuro": {"dopamine": dict(spec)}}), with_eval_env=False).model
 
 
 def timed_learn(model: Any, steps: int) -> float:

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from experiments.config.errors import ConfigError
+from neuro.registry import validation_message
 
 
 class StrictModel(BaseModel):
@@ -92,13 +93,8 @@ def format_validation_error(error: ValidationError, source: str, schema: type[Ba
     lines = [f"{source}: {title}"]
     for item in error.errors():
         location = ".".join(str(part) for part in item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = f"unknown key; allowed: {', '.join(allowed_keys(schema, item['loc'][:-1]))}"
-        elif item["type"] == "missing":
-            message = "required field is missing"
-        elif item["type"] != "value_error":
-            message = f"{message} (got {item.get('input')!r})"
+        unknown = f"unknown key; allowed: {', '.join(allowed_keys(schema, item['loc'][:-1]))}"
+        message = validation_message(item, unknown, "required field is missing", quote_checked_input=False)
         if re.match(r"^[\w.-]+: ", message) and message.startswith(location):
             lines.append(f"  {message}")  # the message already starts with the field's path
         else:

@@ -1,7 +1,9 @@
 """The one path from a validated config to envs and a model.
 
-``train``, ``train --resume``, ``evaluate``, ``record``, ``bench``, ``fidelity --run`` and sweeps all
-build here, so a run is built the same way whoever starts it::
+``train``, ``train --resume``, ``evaluate``, ``bench`` (the stock SB3 reference included, as
+``agent.algo: stable_baselines3:DQN``) and sweeps build their envs and models here, and ``record``
+and ``fidelity --run`` load their model here, so a run is built the same way whoever starts it
+(``record`` renders one highway-env env of the config's scenario with ``envs.make_highway_env``)::
 
     config = load_config("experiments/presets/highway_dqn.yaml")   # validated, nothing built
     config, choice = resolve_backend(config)                        # `auto` made concrete

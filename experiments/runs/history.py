@@ -25,8 +25,10 @@ def best_record(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 class EvaluationHistory:
     """Every evaluation of a run, in order; after each one, ``eval.json`` is rewritten and, when it
     beats every earlier one, the model is saved as ``best_model.zip`` (SB3's ``EvalCallback`` best
-    model). Both files are replaced atomically, so a crash keeps the previous ones, and they always
-    agree: ``eval.json``'s ``best`` is the evaluation ``best_model.zip`` was saved at.
+    model). Both files are replaced atomically (the model first), so a crash keeps the previous ones,
+    and ``eval.json``'s ``best`` is the evaluation ``best_model.zip`` was saved at; a resume restores
+    the best model its checkpoint kept (``restore_best_model``). The one exception: resuming a
+    checkpoint written before checkpoints kept the best model, which a warning names.
 
     Selection uses the training-time evaluation episodes (seed stream 1); judge the kept model on
     fresh ones (``neurodrive evaluate --model best``, stream 2).

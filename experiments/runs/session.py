@@ -102,9 +102,15 @@ def resume(
     # Pickled highway-env envs continue mid-episode; native pools restart their episodes.
     env: VecEnv = state["env"] or make_env(config)
     eval_env: VecEnv = state["eval_env"] or make_env(config, EVAL_STREAM, n_envs=config.training.eval_n_envs)
-    model = load_model(config, checkpoint.model_path, env=env)
-    if checkpoint.replay_buffer_path.is_file():
-        model.load_replay_buffer(checkpoint.replay_buffer_path)
+    try:
+        model = load_model(config, checkpoint.model_path, env=env)
+        if checkpoint.replay_buffer_path.is_file():
+            model.load_replay_buffer(checkpoint.replay_buffer_path)
+    except Exception as error:  # SB3 raises many types for a foreign or corrupt zip
+        env.close()
+        eval_env.close()
+        raise ConfigError(f"{checkpoint.path}: cannot resume as agent.algo={config.agent.algo!r} "
+                          f"(from config.yaml): {type(error).__name__}: {error}") from None
     if state["env"] is not None:
         model._last_obs = state["last_obs"]
         model._last_episode_starts = state["last_episode_starts"]

@@ -117,13 +117,15 @@ class StorageTarget:
         from sqlalchemy.exc import SQLAlchemyError
         from sqlalchemy.pool import NullPool
 
-        engine = None
+        engine = connection = None
         try:
             engine = create_engine(self.url, poolclass=NullPool)  # NullPool: close() really ends the session
             # Autocommit: waiting for and holding the lock leave no transaction open on the server.
             connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SETUP_LOCK_KEY})
         except (SQLAlchemyError, ImportError) as error:
+            if connection is not None:
+                connection.close()
             if engine is not None:
                 engine.dispose()
             raise self._cannot_open(error) from None

@@ -203,3 +203,32 @@ def test_distributional_ppo_trains_and_saves(tmp_path):
     loaded = DopaminePPO.load(tmp_path / "model.zip")
     assert loaded.policy.value_net.out_features == 5
     assert loaded.rollout_buffer.channel_values is not None
+
+
+def test_saved_zip_holds_the_parts_once_and_no_logging_buffers(tmp_path):
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    model = build("dqn", make_vec_env("highway-fast-v0", 1), hyperparameters={"learning_starts": 20},
+                  seed=0, device="cpu", neuro={"dopamine": {"type": "asymmetric", "kappa": 0.3}})
+    model.learn(60)
+    model.save(tmp_path / "model.zip")
+    data, _, _ = load_from_zip_file(tmp_path / "model.zip", device="cpu")
+    assert "neuro" in data and "dopamine" not in data
+    assert "_neuro_log" not in data  # the recent TD errors are logging state, not model state
+
+
+def test_a_zip_saved_before_parts_were_grouped_loads_its_module(tmp_path):
+    """Zips written before ``neuro`` held the parts carry the module as ``dopamine``: loading one
+    (a resume of an older run) must keep that module, not fall back to standard TD."""
+    from stable_baselines3.common.save_util import load_from_zip_file, save_to_zip_file
+
+    model = build("dqn", make_vec_env("highway-fast-v0", 1), seed=0, device="cpu",
+                  neuro={"dopamine": {"type": "distributional", "n_channels": 5}})
+    model.save(tmp_path / "new.zip")
+    data, params, variables = load_from_zip_file(tmp_path / "new.zip", device="cpu")
+    data["dopamine"] = data.pop("neuro")["dopamine"]  # the earlier layout
+    save_to_zip_file(tmp_path / "old.zip", data=data, params=params, pytorch_variables=variables)
+    loaded = DopamineDQN.load(tmp_path / "old.zip", device="cpu")
+    assert type(loaded.dopamine).__name__ == "DistributionalTD" and loaded.dopamine.n_channels == 5
+    assert "dopamine" not in vars(loaded)
+    assert loaded.q_net.q_net[-1].out_features == 5 * 5  # channels x actions, as saved

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import pytest
 
-from neuro.parts import NEURO_PARTS, check_neuro, make_neuro
+from neuro.parts import NEURO_PARTS, make_neuro, part_registry
 from neuro.registry import OpenInterval, Registry, SpecError, constructor_signature
 
 
@@ -105,11 +105,41 @@ def test_a_dotted_path_class_must_have_the_whole_interface(registry, tmp_path, m
         registry.check({"type": "user_parts:Lame"})
 
 
+def test_the_interface_includes_the_attributes_agents_read(tmp_path, monkeypatch):
+    """A duck-typed TD-error module without ``n_channels`` (read by DQN and PPO) is refused at check
+    time, not met later as an AttributeError inside training."""
+    from neuro.dopamine import DOPAMINE_MODULES
+
+    (tmp_path / "duck_dopamine.py").write_text(
+        "class Duck:\n"
+        "    name = 'duck'\n    acting_channel = 0\n"
+        "    def transform(self, td_error, reward=None): return td_error\n"
+        "    def dqn_loss(self, current, target, reward=None): ...\n"
+        "    def observe_values(self, values): ...\n"
+        "    def stats(self): return {}\n"
+        "    def state_dict(self): return {}\n"
+        "    def load_state_dict(self, state): ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SpecError, match=r"missing: n_channels"):
+        DOPAMINE_MODULES.check({"type": "duck_dopamine:Duck"})
+
+
+def test_a_constructor_that_refuses_its_keywords_is_a_spec_error(registry):
+    class Strict(Part):
+        def __init__(self, **options) -> None:
+            if options:
+                raise TypeError(f"unexpected {sorted(options)}")
+
+    registry.register("strict")(Strict)
+    with pytest.raises(SpecError, match=r"neuro.toy: cannot build Strict from \{'x': 1\}: unexpected \['x'\]"):
+        registry.make({"type": "strict", "x": 1})
+
+
 def test_every_kind_is_checked_and_unknown_kinds_are_named():
     assert "dopamine" in NEURO_PARTS
-    check_neuro({"dopamine": {"type": "asymmetric", "kappa": 0.2}})
+    part_registry("dopamine").check({"type": "asymmetric", "kappa": 0.2})
     with pytest.raises(SpecError, match=r"neuro.serotonin: unknown neuro part; allowed: dopamine"):
-        check_neuro({"serotonin": {"type": "x"}})
+        part_registry("serotonin")
 
 
 def test_an_agent_gets_every_kind_it_takes_with_defaults():

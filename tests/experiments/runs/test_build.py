@@ -13,7 +13,7 @@ from tests_support import EXPERIMENTS
 
 def test_the_built_model_is_stock_sb3_with_the_configs_arguments():
     """Independent truth: SB3's own DQN, given the config's hyperparameters by hand, starts from the
-    same weights and takes the same first greedy actions."""
+    same weights."""
     config, choice = resolve_backend(load_config(EXPERIMENTS / "smoke.yaml", ["training.seed=3"]))
     assert choice.backend == config.env.backend == "envpool"
     built = build_run(config)

@@ -649,8 +649,8 @@ def postgres_url() -> str:
         pytest.skip("NEURODRIVE_TEST_PG_URL is not set (.ci/run starts PostgreSQL and sets it)")
     try:
         StorageTarget.resolve(url, Path(".")).open()
-    except ConfigError as error:
-        pytest.skip(f"no PostgreSQL server reachable at NEURODRIVE_TEST_PG_URL: {error}")
+    except ConfigError as error:  # set but unreachable: CI's server did not start, which must not pass silently
+        pytest.fail(f"no PostgreSQL server reachable at NEURODRIVE_TEST_PG_URL: {error}")
     return url
 
 
