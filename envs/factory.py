@@ -144,7 +144,9 @@ def _ensure_runtime_dir() -> None:
     current = os.environ.get("XDG_RUNTIME_DIR")
     if current and os.path.isdir(current):
         return
-    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="neurodrive-runtime-")  # mode 0700
+    folder = os.path.join(tempfile.gettempdir(), f"neurodrive-runtime-{os.getuid()}")  # one per user, reused
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    os.environ["XDG_RUNTIME_DIR"] = folder
 
 
 @contextmanager

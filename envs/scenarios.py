@@ -51,6 +51,7 @@ _DESCRIPTIONS: dict[str, str] = {
     "merge-v0": "on-ramp merge",
     "roundabout-v0": "roundabout entry and exit",
     "intersection-v0": "unsignalised crossing, longitudinal control",
+    "intersection-v1": "unsignalised crossing, continuous steering and acceleration",
     "racetrack-v0": "lateral control on a closed track",
     "parking-v0": "goal-conditioned parking",
     "exit-v0": "reach the highway exit",
