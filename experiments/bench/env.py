@@ -57,6 +57,8 @@ class Settings:
 
 FULL = Settings()
 QUICK = Settings(repeats=3, repeat_s=0.25, warmup_s=0.1, highway_env_steps=5, highway_env_repeats=2)
+
+
 @dataclass
 class Row:
     """Throughput of one backend at one ``n_envs``: env-steps per second, median of the repeats."""

@@ -43,6 +43,8 @@ ENV_ID = "highway-fast-v0"
 MAX_OVERHEAD = 0.10
 MAX_OVERHEAD_DISTRIBUTIONAL = 0.25  # for distributional modules with up to MAX_DISTRIBUTIONAL_CHANNELS
 MAX_DISTRIBUTIONAL_CHANNELS = 51
+
+
 @dataclass(frozen=True)
 class NeuroSettings:
     """How long and how often each training configuration is timed.
@@ -73,6 +75,8 @@ class NeuroSettings:
 
 NEURO_FULL = NeuroSettings()
 NEURO_QUICK = NeuroSettings(repeats=2, dqn_steps=500, dqn_warmup_steps=300, ppo_steps=2048)
+
+
 @dataclass
 class NeuroRow:
     """Training steps/s of one algorithm with one TD-error module (``spec`` None: stock SB3)."""
