@@ -1,8 +1,10 @@
 """DQN whose loss is built from a dopamine module's signal on each sampled transition's TD error.
 
 With the ``standard`` module it is stock SB3 DQN, bit for bit (a test pins this). A module with
-several value channels (``distributional``) gets an N-headed Q-network; actions use its
-``acting_channel`` (tau = 0.5).
+several value channels (``distributional``) gets an N-headed Q-network; actions, greedy next
+actions included, use the module's acting statistic (``acting_weights`` over the channels: the
+mean, a quantile or expectile, or a CVaR), and every channel's target is a sample of the next
+state's return distribution (``dopamine.target_samples``; all pairs in ``dopamine.dqn_loss``).
 """
 
 from __future__ import annotations
@@ -20,16 +22,22 @@ from torch import nn
 
 from agents.neuro_agent import NeuroAgent
 from agents.neuro_logging import NeuroLog
+from neuro.dopamine import DopamineModule
 from neuro.guards import check_finite
 
 
 class ChannelQNetwork(QNetwork):
-    """SB3's QNetwork with ``n_channels`` value channels per action (one channel: SB3's exactly)."""
+    """SB3's QNetwork with ``n_channels`` value channels per action (one channel: SB3's exactly).
 
-    def __init__(self, *args: Any, n_channels: int = 1, acting_channel: int = 0, **kwargs: Any) -> None:
+    ``forward`` gives the acting statistic, the channels weighted by ``acting_weights``.
+    """
+
+    def __init__(self, *args: Any, n_channels: int = 1, acting_weights: list[float] | None = None,
+                 acting_channel: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.n_channels = n_channels
-        self.acting_channel = acting_channel
+        self.acting_weights = resolve_acting_weights(n_channels, acting_weights, acting_channel)
+        self.register_buffer("_acting", th.tensor(self.acting_weights), persistent=False)
         if n_channels > 1:
             action_dim = int(self.action_space.n)
             self.q_net = nn.Sequential(
@@ -41,32 +49,50 @@ class ChannelQNetwork(QNetwork):
         q_values = self.q_net(self.extract_features(obs, self.features_extractor))
         return q_values.view(q_values.shape[0], self.n_channels, -1)
 
+    def acting_values(self, channel_q_values: th.Tensor) -> th.Tensor:
+        """(batch, n_channels, n_actions) -> the acting statistic, (batch, n_actions)."""
+        if self.n_channels == 1:
+            return channel_q_values[:, 0]
+        return th.einsum("bca,c->ba", channel_q_values, self._acting.to(channel_q_values.dtype))
+
     def forward(self, obs: Any) -> th.Tensor:
         if self.n_channels == 1:
             return super().forward(obs)
-        return self.all_channels(obs)[:, self.acting_channel]
+        return self.acting_values(self.all_channels(obs))
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "n_channels": self.n_channels,
-                "acting_channel": self.acting_channel}
+                "acting_weights": list(self.acting_weights)}
+
+
+def resolve_acting_weights(n_channels: int, acting_weights: list[float] | None,
+                           acting_channel: int | None) -> tuple[float, ...]:
+    """The weights as given; a model saved before acting statistics named one ``acting_channel``."""
+    if acting_weights is not None:
+        if len(acting_weights) != n_channels:
+            raise ValueError(f"acting_weights: {len(acting_weights)} weights for {n_channels} channels")
+        return tuple(float(w) for w in acting_weights)
+    channel = 0 if acting_channel is None else acting_channel
+    return tuple(1.0 if i == channel else 0.0 for i in range(n_channels))
 
 
 class ChannelDQNPolicy(DQNPolicy):
     """DQNPolicy whose Q-networks are ``ChannelQNetwork``s."""
 
-    def __init__(self, *args: Any, n_channels: int = 1, acting_channel: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, n_channels: int = 1, acting_weights: list[float] | None = None,
+                 acting_channel: int | None = None, **kwargs: Any) -> None:
         self.n_channels = n_channels
-        self.acting_channel = acting_channel
+        self.acting_weights = list(resolve_acting_weights(n_channels, acting_weights, acting_channel))
         super().__init__(*args, **kwargs)
 
     def make_q_net(self) -> ChannelQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
         return ChannelQNetwork(**net_args, n_channels=self.n_channels,
-                               acting_channel=self.acting_channel).to(self.device)
+                               acting_weights=self.acting_weights).to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "n_channels": self.n_channels,
-                "acting_channel": self.acting_channel}
+                "acting_weights": self.acting_weights}
 
 
 class ChannelCnnPolicy(ChannelDQNPolicy):
@@ -77,6 +103,17 @@ class ChannelCnnPolicy(ChannelDQNPolicy):
 class ChannelMultiInputPolicy(ChannelDQNPolicy):
     def __init__(self, *args: Any, features_extractor_class: type = CombinedExtractor, **kwargs: Any) -> None:
         super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+def channel_targets(q_net_target: ChannelQNetwork, dopamine: DopamineModule, next_observations: Any,
+                    rewards: th.Tensor, dones: th.Tensor, discounts: th.Tensor | float, gamma: float) -> th.Tensor:
+    """Every channel's TD target, (batch, n_channels): ``r + gamma Q_c(s', a*) - baseline`` with the
+    greedy ``a*`` of the acting statistic (``dones`` are terminations only: SB3's replay buffer
+    bootstraps time limits)."""
+    next_q_values = q_net_target.all_channels(next_observations)  # (batch, channels, actions)
+    next_actions = q_net_target.acting_values(next_q_values).argmax(dim=1).view(-1, 1, 1)
+    next_q_values = next_q_values.gather(2, next_actions.expand(-1, next_q_values.shape[1], 1)).squeeze(2)
+    return rewards + (1 - dones) * discounts * next_q_values - dopamine.baseline(dones, gamma)
 
 
 class DopamineDQN(NeuroAgent, DQN):
@@ -96,12 +133,13 @@ class DopamineDQN(NeuroAgent, DQN):
 
     def _setup_model(self) -> None:
         self._adopt_saved_parts()
+        self.dopamine.check_agent("dqn", self.gamma, self.replay_buffer_kwargs.get("n_steps", self.n_steps))
         if self.dopamine.n_channels > 1:
             if not issubclass(self.policy_class, ChannelDQNPolicy):
                 raise ValueError(f"neuro.dopamine: {self.dopamine.name} needs a ChannelDQNPolicy, "
                                  f"got {self.policy_class.__name__}")
             self.policy_kwargs = {**self.policy_kwargs, "n_channels": self.dopamine.n_channels,
-                                  "acting_channel": self.dopamine.acting_channel}
+                                  "acting_weights": list(self.dopamine.acting_weights)}
         super()._setup_model()
         self._neuro_log = NeuroLog()
 
@@ -109,26 +147,23 @@ class DopamineDQN(NeuroAgent, DQN):
         """SB3's ``DQN.train`` with the loss from the dopamine module (see ``neuro.dopamine``)."""
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        n_channels, acting = self.dopamine.n_channels, self.dopamine.acting_channel
         losses = []
         for _ in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
             with th.no_grad():
-                # (batch, channels, actions); the greedy next action comes from the acting channel.
-                next_q_values = self.q_net_target.all_channels(replay_data.next_observations)
-                next_actions = next_q_values[:, acting].argmax(dim=1).view(-1, 1, 1)
-                next_q_values = next_q_values.gather(2, next_actions.expand(-1, n_channels, 1)).squeeze(2)
-                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+                target_q_values = channel_targets(
+                    self.q_net_target, self.dopamine, replay_data.next_observations, replay_data.rewards,
+                    replay_data.dones, discounts, self.gamma,
+                )
+            self.dopamine.observe_rewards(replay_data.rewards)
 
             current_q_values = self.q_net.all_channels(replay_data.observations)
-            actions = replay_data.actions.long().view(-1, 1, 1).expand(-1, n_channels, 1)
+            actions = replay_data.actions.long().view(-1, 1, 1).expand(-1, current_q_values.shape[1], 1)
             current_q_values = current_q_values.gather(2, actions).squeeze(2)
 
-            loss, td_error, dopamine_signal = self.dopamine.dqn_loss(
-                current_q_values, target_q_values, replay_data.rewards
-            )
+            loss, td_error, dopamine_signal = self.dopamine.dqn_loss(current_q_values, target_q_values)
             losses.append(loss.item())
             if not math.isfinite(losses[-1]):  # find the first bad quantity only when the loss is bad
                 for name, value in (("td_error", td_error), ("dopamine_signal", dopamine_signal)):

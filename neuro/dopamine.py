@@ -1,19 +1,30 @@
 """Dopamine-style TD-error modules: what the TD error becomes before it drives learning.
 
 Phasic dopamine carries a reward prediction error (Schultz, Dayan & Montague 1997). Each module
-maps the TD error ``td_error`` (delta = r + gamma V(s') - V(s)) to a ``dopamine_signal`` that
-replaces it in the update ``V(s) += alpha * signal``. Plain torch, no SB3: the agents wire these
-into DQN's per-sample loss and PPO's GAE.
+maps the TD error ``td_error`` (delta = r + gamma V(s') - V(s)) to the signal that replaces it in
+the update ``V(s) += alpha * signal``. Plain torch, no SB3: the agents wire these into DQN's
+per-sample loss and PPO's GAE.
 
 Interface (a user's own module implements the same and loads by dotted path):
 
-- ``transform(td_error, reward=None) -> signal`` (same shape; may update the module's state);
-- ``dqn_loss(current, target, reward) -> (loss, td_error, signal)``: a loss whose gradient with
-  respect to ``current`` is ``-signal`` (per sample, averaged), for DQN;
-- ``n_channels`` and ``acting_channel``: value channels the Q-network needs, and the one actions use;
-- ``observe_values(values)``: the (batch, channels) values of the last update, for ``stats``;
-- ``stats() -> dict[str, float]``: module-specific values to log;
-- ``state_dict()`` / ``load_state_dict()``: whatever state the module carries.
+- ``transform(td_error) -> signal``: the learning rule on an error (same shape, no side effects);
+- ``dopamine_signal(td_error)``: the signal a recording of dopamine neurons would show (logged);
+  the learning signal unless the module models the recording (``saturating``);
+- ``dqn_loss(current, target) -> (loss, td_error, dopamine_signal)``: DQN's loss from (batch,
+  channels) values and per-channel targets; ``loss`` (``huber`` | ``squared``) sets its shape;
+- ``target_samples(targets)``: samples of the target distribution from per-channel targets;
+- ``baseline(terminated, gamma)``: subtracted from every TD target (``average_reward``'s rate);
+- ``observe_rewards(rewards)``: the one-step rewards of each update (``average_reward``);
+- ``check_agent(algorithm, gamma, n_steps)``: refuse an agent setting the module is wrong for;
+- ``n_channels`` and ``acting_weights``: value channels the network needs, and the weights over
+  them that give the value actions use (the mean, a quantile or expectile, or a CVaR);
+- ``observe_values(values)``, ``stats()``, ``state_dict()`` / ``load_state_dict()``.
+
+Under bootstrapping (multi-step tasks) a sign-dependent rule does not yield a statistic of the
+return: ``V(s) = E_tau[r + gamma V(s')]`` nests the one-step statistic at every step (Mihatsch &
+Neuneier 2002). Each docstring states what its module converges to there; distributional channels
+learn statistics of the return itself because their targets are samples of the next state's
+distribution (Dabney et al. 2020; Rowland et al. 2019).
 
 ``DOPAMINE_MODULES`` maps ``neuro.dopamine.type`` to these classes; constructor annotations carry
 each parameter's bounds, checked by the registry before anything is built (and by ``validate_call``
@@ -29,33 +40,72 @@ import torch.nn.functional as F
 from pydantic import AfterValidator, validate_call
 from torch import Tensor
 
+from neuro.expectile_imputation import impute_samples
 from neuro.registry import HalfOpenInterval, OpenInterval, Positive, Registry
+
+LossShape = Literal["huber", "squared"]
+HUBER_THRESHOLD = 1.0  # SB3's DQN loss: smooth_l1_loss with beta = 1
+
+
+def elementwise_loss(current: Tensor, target: Tensor, loss: str) -> Tensor:
+    """Per-element loss of shape ``huber`` (SB3's), ``squared`` (0.5 d^2) or ``absolute`` (|d|)."""
+    if loss == "huber":
+        return F.smooth_l1_loss(current, target, reduction="none", beta=HUBER_THRESHOLD)
+    if loss == "squared":
+        return 0.5 * (target - current) ** 2
+    return (target - current).abs()
+
+
+def shaped_error(td_error: Tensor, loss: str) -> Tensor:
+    """Minus the loss's derivative in the prediction: what one gradient step moves V by."""
+    if loss == "huber":
+        return td_error.clamp(-HUBER_THRESHOLD, HUBER_THRESHOLD)
+    if loss == "squared":
+        return td_error
+    return torch.sign(td_error)
 
 
 class DopamineModule:
-    """Base class: the identity signal, and a DQN loss built from ``transform``.
+    """Base class: the identity rule, and a DQN loss built from ``transform``.
 
-    The loss is a per-sample squared loss to a module-shaped target, ``0.5 (Q - sg(Q + signal))^2``
-    summed over channels and averaged over the batch: its gradient with respect to Q is exactly
-    ``-signal`` (divided by the batch size), so one gradient step applies the module's rule.
+    The generic DQN loss applies the rule to the loss-shaped error (the TD error clipped at +-1 for
+    ``huber``) through ``0.5 (Q - sg(Q + signal))^2``, whose gradient in Q is exactly ``-signal``
+    (divided by the batch size). The built-in modules override it with a weighted loss of the same
+    gradient whose value is a loss too.
     """
 
     name: ClassVar[str] = "base"
     n_channels: int = 1
-    acting_channel: int = 0
+    acting_weights: tuple[float, ...] = (1.0,)
+    loss: str = "huber"
 
-    def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
+    def transform(self, td_error: Tensor) -> Tensor:
         return td_error
 
-    def dqn_loss(
-        self, current: Tensor, target: Tensor, reward: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """``current`` and ``target`` are (batch, channels); returns (loss, td_error, signal)."""
+    def dopamine_signal(self, td_error: Tensor) -> Tensor:
+        return self.transform(td_error)
+
+    def target_samples(self, targets: Tensor) -> Tensor:
+        """(batch, channels) per-channel targets -> (batch, samples) of the target distribution."""
+        return targets
+
+    def baseline(self, terminated: Tensor, gamma: float) -> Tensor | float:
+        return 0.0
+
+    def observe_rewards(self, rewards: Tensor) -> None:
+        return None
+
+    def check_agent(self, algorithm: str, gamma: float, n_steps: int) -> None:
+        """Raise a ``ValueError`` naming the field if the agent's setting makes the rule wrong."""
+        return None
+
+    def dqn_loss(self, current: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``current`` and ``target`` are (batch, channels); returns (loss, td_error, dopamine_signal)."""
         td_error = (target - current).detach()
-        signal = self.transform(td_error, reward)
+        signal = self.transform(shaped_error(td_error, self.loss))
         shaped_target = (current + signal).detach()
         loss = 0.5 * ((current - shaped_target) ** 2).sum(dim=-1).mean()
-        return loss, td_error, signal
+        return loss, td_error, self.dopamine_signal(td_error)
 
     def observe_values(self, values: Tensor) -> None:
         """The agent hands over the (batch, channels) values of each update; kept only by modules
@@ -75,87 +125,113 @@ class DopamineModule:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({params})"
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A module pickled before loss shapes existed learned with the squared loss (``standard``
+        with SB3's Huber loss)."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("loss", "huber" if self.name == "standard" else "squared")
+
 
 DOPAMINE_MODULES: Registry[DopamineModule] = Registry("dopamine", DopamineModule, default="standard")
 
 
+class SignGainTD(DopamineModule):
+    """A rule that scales positive errors by ``gain_positive`` and negative ones by ``gain_negative``.
+
+    Its DQN loss is ``gain(d) * loss(d)`` per element (SB3's Huber loss by default), so one gradient
+    step moves V by ``gain(d) * d`` (``squared``) or ``gain(d) * clip(d, -1, 1)`` (``huber``); with
+    both gains 1 it is SB3's loss bit for bit.
+    """
+
+    gain_positive: float = 1.0
+    gain_negative: float = 1.0
+
+    def gains(self, td_error: Tensor) -> Tensor:
+        return torch.where(td_error > 0, self.gain_positive, self.gain_negative).to(td_error.dtype)
+
+    def transform(self, td_error: Tensor) -> Tensor:
+        return self.gains(td_error) * td_error
+
+    def dqn_loss(self, current: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        td_error = (target - current).detach()
+        if self.gain_positive == self.gain_negative == 1.0 and self.loss == "huber":
+            loss = F.smooth_l1_loss(current, target)  # SB3's own call: stock DQN bit for bit
+        else:
+            loss = (self.gains(td_error) * elementwise_loss(current, target, self.loss)).sum(dim=-1).mean()
+        return loss, td_error, self.dopamine_signal(td_error)
+
+
 @DOPAMINE_MODULES.register("standard")
-class StandardTD(DopamineModule):
+class StandardTD(SignGainTD):
     """Stock TD learning: signal = delta (Schultz, Dayan & Montague 1997).
 
-    Its DQN loss is SB3's own ``smooth_l1_loss``, so it reproduces stock DQN bit for bit.
+    With ``loss: huber`` its DQN loss is SB3's own ``smooth_l1_loss``: stock DQN bit for bit.
+
+    :param loss: ``huber`` (SB3's DQN loss) or ``squared``.
     """
 
     name = "standard"
 
-    def dqn_loss(
-        self, current: Tensor, target: Tensor, reward: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        td_error = (target - current).detach()
-        return F.smooth_l1_loss(current, target), td_error, td_error
+    @validate_call
+    def __init__(self, loss: LossShape = "huber") -> None:
+        self.loss = loss
 
 
 @DOPAMINE_MODULES.register("asymmetric")
-class AsymmetricTD(DopamineModule):
+class AsymmetricTD(SignGainTD):
     """Risk-sensitive TD: d' = (1 - kappa) d if d > 0 else (1 + kappa) d (Mihatsch & Neuneier 2002).
 
-    kappa > 0 is pessimistic, kappa < 0 optimistic; the fixed point of V is the expectile at
-    tau = (1 - kappa) / 2 of the target distribution.
+    kappa > 0 is pessimistic, kappa < 0 optimistic. On one-step (bandit) targets with the squared
+    loss V settles at the expectile at tau = (1 - kappa) / 2 of the reward. Under bootstrapping it
+    settles at Mihatsch & Neuneier's nested risk-sensitive value, the fixed point of
+    ``V(s) = expectile_tau[r + gamma V(s')]`` over one step's randomness: not the tau-expectile of
+    the return (a pessimistic value of every step, compounded). With ``loss: huber`` (default) the
+    statistic is the Huber M-estimate at the same asymmetry (the expectile while errors stay within
+    +-1); kappa = 0 is ``standard`` bit for bit.
 
     :param kappa: risk parameter in (-1, 1).
+    :param loss: ``huber`` or ``squared``.
     """
 
     name = "asymmetric"
 
     @validate_call
-    def __init__(self, kappa: Annotated[float, OpenInterval(-1.0, 1.0)] = 0.0) -> None:
+    def __init__(self, kappa: Annotated[float, OpenInterval(-1.0, 1.0)] = 0.0, loss: LossShape = "huber") -> None:
         self.kappa = float(kappa)
+        self.loss = loss
+        self.gain_positive = 1.0 - self.kappa
+        self.gain_negative = 1.0 + self.kappa
 
-    def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
-        return torch.where(td_error > 0, (1.0 - self.kappa) * td_error, (1.0 + self.kappa) * td_error)
-
-
-@DOPAMINE_MODULES.register("saturating")
-class SaturatingTD(DopamineModule):
-    """Low-baseline dopamine: d' = min(d, ceiling) if d > 0 else compression * d
-    (Niv, Duff & Dayan 2005: a low tonic baseline leaves little room below it, so negative
-    errors are compressed; the firing rate has a ceiling, so positive errors are bounded).
-
-    :param compression: factor on negative errors, in (0, 1].
-    :param ceiling: largest positive signal, > 0.
-    """
-
-    name = "saturating"
-
-    @validate_call
-    def __init__(self, compression: Annotated[float, HalfOpenInterval(0.0, 1.0)] = 0.2,
-                 ceiling: Annotated[float, Positive()] = 1.0) -> None:
-        self.compression = float(compression)
-        self.ceiling = float(ceiling)
-
-    def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
-        return torch.where(td_error > 0, td_error.clamp(max=self.ceiling), self.compression * td_error)
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.gain_positive, self.gain_negative = 1.0 - self.kappa, 1.0 + self.kappa
 
 
 @DOPAMINE_MODULES.register("opponent")
-class OpponentTD(DopamineModule):
+class OpponentTD(SignGainTD):
     """Dopamine/serotonin opponency: DA = g+ max(d, 0), 5-HT = g- max(-d, 0), signal = DA - 5-HT
     (Daw, Kakade & Dayan 2002).
 
+    As a learning rule it is ``asymmetric`` re-parametrised: kappa = (g- - g+) / (g- + g+) with the
+    step size scaled by (g+ + g-) / 2, so it converges where that ``asymmetric`` does; what it adds
+    is the two channels, logged as ``dopamine`` and ``serotonin``.
+
     :param gain_positive: dopamine gain g+ on positive errors, > 0.
     :param gain_negative: serotonin gain g- on negative errors, > 0.
+    :param loss: ``huber`` or ``squared``.
     """
 
     name = "opponent"
 
     @validate_call
     def __init__(self, gain_positive: Annotated[float, Positive()] = 1.0,
-                 gain_negative: Annotated[float, Positive()] = 1.0) -> None:
+                 gain_negative: Annotated[float, Positive()] = 1.0, loss: LossShape = "huber") -> None:
         self.gain_positive = float(gain_positive)
         self.gain_negative = float(gain_negative)
+        self.loss = loss
         self._last: tuple[Tensor, Tensor] | None = None  # read only when logged
 
-    def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
+    def dopamine_signal(self, td_error: Tensor) -> Tensor:
         dopamine = self.gain_positive * td_error.clamp(min=0.0)
         serotonin = self.gain_negative * (-td_error).clamp(min=0.0)
         self._last = (dopamine.detach(), serotonin.detach())
@@ -169,33 +245,126 @@ class OpponentTD(DopamineModule):
         return {"dopamine": float(dopamine.mean()), "serotonin": float(serotonin.mean())}
 
 
+def saturate(td_error: Tensor, compression: float, ceiling: float) -> Tensor:
+    """min(d, ceiling) if d > 0 else compression * d."""
+    return torch.where(td_error > 0, td_error.clamp(max=ceiling), compression * td_error)
+
+
+@DOPAMINE_MODULES.register("saturating")
+class SaturatingTD(StandardTD):
+    """Low-baseline dopamine (Niv, Duff & Dayan 2005): the recorded signal is min(d, ceiling) if
+    d > 0 else compression * d, while learning proceeds on the unscaled error d.
+
+    A low tonic firing rate leaves little room below it, so recordings compress negative errors,
+    and the rate has a ceiling; in the paper this asymmetric *coding* explains apparent ramps in
+    recordings, and values are learned by plain TD. So this module learns exactly as ``standard``
+    (the mean, under bootstrapping too) and logs the compressed signal as ``neuro/dopamine/signal``.
+    ``biased_saturating`` learns on the compressed signal instead.
+
+    :param compression: factor on negative errors in the recorded signal, in (0, 1].
+    :param ceiling: largest positive recorded signal, > 0.
+    :param loss: ``huber`` or ``squared``.
+    """
+
+    name = "saturating"
+
+    @validate_call
+    def __init__(self, compression: Annotated[float, HalfOpenInterval(0.0, 1.0)] = 0.2,
+                 ceiling: Annotated[float, Positive()] = 1.0, loss: LossShape = "huber") -> None:
+        self.compression = float(compression)
+        self.ceiling = float(ceiling)
+        self.loss = loss
+
+    def dopamine_signal(self, td_error: Tensor) -> Tensor:
+        return saturate(td_error, self.compression, self.ceiling)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A ``saturating`` module saved before this reading learned on the compressed signal: it
+        comes back as the ``biased_saturating`` rule it ran."""
+        if "loss" not in state:
+            self.__class__ = BiasedSaturatingTD
+        super().__setstate__(state)
+
+
+@DOPAMINE_MODULES.register("biased_saturating")
+class BiasedSaturatingTD(DopamineModule):
+    """A biased rule, not Niv et al.'s model: learn on the saturated error itself,
+    d' = min(d, ceiling) if d > 0 else compression * d.
+
+    Its fixed point depends on the reward scale: while the ceiling does not bite, one-step targets
+    settle at the expectile at tau = 1 / (1 + compression) (optimistic: negative errors barely
+    count); a ceiling that bites pulls it back towards the median side. Under bootstrapping it is
+    the nested value of that rule, like ``asymmetric``. Kept to compare with ``saturating``.
+
+    :param compression: factor on negative errors, in (0, 1].
+    :param ceiling: largest positive signal, > 0.
+    :param loss: ``huber`` (the ceiling is then at most 1) or ``squared``.
+    """
+
+    name = "biased_saturating"
+
+    @validate_call
+    def __init__(self, compression: Annotated[float, HalfOpenInterval(0.0, 1.0)] = 0.2,
+                 ceiling: Annotated[float, Positive()] = 1.0, loss: LossShape = "huber") -> None:
+        self.compression = float(compression)
+        self.ceiling = float(ceiling)
+        self.loss = loss
+
+    def transform(self, td_error: Tensor) -> Tensor:
+        return saturate(td_error, self.compression, self.ceiling)
+
+    def dqn_loss(self, current: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        td_error = (target - current).detach()
+        # Positive side: Huber with threshold = the ceiling (its gradient is min(d, ceiling)).
+        threshold = min(self.ceiling, HUBER_THRESHOLD) if self.loss == "huber" else self.ceiling
+        positive = F.huber_loss(current, target, reduction="none", delta=threshold)
+        negative = self.compression * elementwise_loss(current, target, self.loss)
+        loss = torch.where(td_error > 0, positive, negative).sum(dim=-1).mean()
+        return loss, td_error, self.dopamine_signal(td_error)
+
+
 @DOPAMINE_MODULES.register("average_reward")
-class AverageRewardTD(DopamineModule):
-    """Differential TD: d = r - r_bar + V(s') - V(s), with r_bar += eta (r - r_bar) per sample
-    (Daw, Kakade & Dayan 2002; Tsitsiklis & Van Roy 1999). The agent supplies delta with the
-    reward included, so the signal is ``delta - r_bar``; use it with gamma close to 1.
+class AverageRewardTD(StandardTD):
+    """Reward-centred TD: d = r - r_bar + gamma V(s') - V(s), with r_bar += eta (r - r_bar) over the
+    one-step rewards of each update (Tsitsiklis & Van Roy 1999; Daw, Kakade & Dayan 2002's tonic
+    serotonin as the average reward; the discounted, centred form of Naik et al. 2024).
+
+    In an episodic task the terminal state is absorbing with reward 0, so its centred value is
+    -r_bar / (1 - gamma): a terminating transition's target is ``r - r_bar / (1 - gamma)``, not
+    ``r - r_bar``. With that, for a constant rate, V converges to the discounted value minus
+    r_bar / (1 - gamma), which ranks actions exactly as standard TD (a crash costs what it costs
+    there); as gamma -> 1 it approaches the differential value, so gamma = 1 is refused in this
+    episodic form. DQN with n-step returns is refused: the rate must see one-step rewards.
 
     :param eta: step size of the average-reward estimate, in (0, 1).
     :param initial_rate: starting r_bar.
+    :param loss: ``huber`` or ``squared``.
     """
 
     name = "average_reward"
 
     @validate_call
-    def __init__(self, eta: Annotated[float, OpenInterval(0.0, 1.0)] = 0.01, initial_rate: float = 0.0) -> None:
+    def __init__(self, eta: Annotated[float, OpenInterval(0.0, 1.0)] = 0.01, initial_rate: float = 0.0,
+                 loss: LossShape = "huber") -> None:
         self.eta = float(eta)
         self.reward_rate = float(initial_rate)
+        self.loss = loss
 
-    def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
-        if reward is None:
-            raise ValueError("average_reward needs the rewards of the batch")
-        signal = td_error - self.reward_rate
-        self.update_rate(reward)
-        return signal
+    def check_agent(self, algorithm: str, gamma: float, n_steps: int) -> None:
+        if gamma >= 1.0:
+            raise ValueError("agent.hyperparameters.gamma: average_reward needs gamma < 1 in an episodic "
+                             "task (a terminal state's centred value is -r_bar / (1 - gamma))")
+        if n_steps != 1:
+            raise ValueError("agent.hyperparameters.n_steps: average_reward learns its rate from one-step "
+                             f"rewards; n_steps must be 1 (got {n_steps})")
 
-    def update_rate(self, reward: Tensor) -> None:
-        """r_bar += eta (r - r_bar) for each reward in order (closed form for a batch)."""
-        rewards = reward.detach().reshape(-1).double()
+    def baseline(self, terminated: Tensor, gamma: float) -> Tensor:
+        """r_bar for a continuing transition, r_bar / (1 - gamma) for a terminating one."""
+        return self.reward_rate * (1.0 + terminated * (gamma / (1.0 - gamma)))
+
+    def observe_rewards(self, rewards: Tensor) -> None:
+        """r_bar += eta (r - r_bar) for each one-step reward in order (closed form for a batch)."""
+        rewards = rewards.detach().reshape(-1).double()
         n = rewards.numel()
         if n == 0:
             return
@@ -213,66 +382,186 @@ class AverageRewardTD(DopamineModule):
         self.reward_rate = float(state["reward_rate"])
 
 
-def _odd_channel_count(n_channels: int) -> int:
-    if n_channels < 1 or n_channels % 2 == 0:
-        raise ValueError("must be a positive odd integer (the middle channel, tau = 0.5, acts)")
-    return n_channels
-
-
-def _taus_with_a_median(taus: list[float] | None) -> list[float] | None:
+def _valid_taus(taus: list[float] | None) -> list[float] | None:
     if taus is None:
         return None
     if not taus or any(not 0.0 < tau < 1.0 for tau in taus):
         raise ValueError("each must be in (0, 1)")
-    if 0.5 not in taus:
-        raise ValueError("must contain 0.5 (the acting channel)")
-    return taus
+    if len(set(taus)) != len(taus):
+        raise ValueError("must be distinct")
+    return sorted(float(tau) for tau in taus)
+
+
+def _positive_count(n_channels: int) -> int:
+    if n_channels < 1:
+        raise ValueError("must be >= 1")
+    return n_channels
+
+
+def _valid_acting(acting: str) -> str:
+    acting = acting.replace(" ", "")
+    kind, equals, level = acting.partition("=")
+    try:
+        valid = (kind == "mean" and not equals) or (kind in ("tau", "cvar") and 0.0 < float(level) < 1.0)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError("must be mean, tau=<level> or cvar=<level>, with a level in (0, 1)")
+    return acting
+
+
+def acting_weights(taus: list[float], code: str, acting: str) -> tuple[float, ...]:
+    """Weights over channels (sorted taus) whose dot product with the channel values is the acting
+    statistic; raises a ``ValueError`` naming the field if the channels cannot give it.
+
+    ``mean``: the tau = 0.5 channel (expectile code: the mean exactly) or the average of all
+    channels (quantile code, QR-DQN's mean). ``tau=x``: the channel at x, or linear interpolation
+    between its two neighbours. ``cvar=x`` (quantile code): the average of the channels with
+    tau < x, the midpoint rule for (1/x) * integral_0^x F^-1(u) du, exact for taus (i + 0.5)/n and
+    x n an integer.
+    """
+    n = len(taus)
+    weights = [0.0] * n
+    kind, _, level_text = acting.partition("=")
+    if kind == "mean" and code == "quantile":
+        return tuple(1.0 / n for _ in taus)
+    if kind == "mean":
+        if 0.5 not in taus:
+            raise ValueError("acting: mean needs a tau = 0.5 channel with the expectile code (the "
+                             "0.5-expectile is the mean); use an odd n_channels or add 0.5 to taus")
+        weights[taus.index(0.5)] = 1.0
+        return tuple(weights)
+    level = float(level_text)
+    if kind == "cvar":
+        if code != "quantile":
+            raise ValueError(f"acting: {acting} needs code: quantile (expectiles give a CVaR only "
+                             "through imputation); use tau=<level> with the expectile code")
+        below = [i for i, tau in enumerate(taus) if tau < level]
+        if not below:
+            raise ValueError(f"acting: {acting}: no channel has tau < {level:g} (lowest tau {taus[0]:g})")
+        return tuple(1.0 / len(below) if i in below else 0.0 for i in range(n))
+    if not taus[0] <= level <= taus[-1]:
+        raise ValueError(f"acting: {acting} is outside the channels' taus [{taus[0]:g}, {taus[-1]:g}]")
+    upper = next(i for i, tau in enumerate(taus) if tau >= level)
+    if taus[upper] == level:
+        weights[upper] = 1.0
+    else:
+        lower = upper - 1
+        share = (level - taus[lower]) / (taus[upper] - taus[lower])
+        weights[lower], weights[upper] = 1.0 - share, share
+    return tuple(weights)
 
 
 @DOPAMINE_MODULES.register("distributional")
 class DistributionalTD(DopamineModule):
-    """Distributional dopamine: channel i updates V_i += a_i+ f(d_i) if d_i > 0 else a_i- f(d_i),
-    settling at tau_i = a_i+ / (a_i+ + a_i-) (Dabney et al. 2020, Nature 577:671).
+    """Distributional dopamine: channel i updates V_i += a_i+ f(d_ij) if d_ij > 0 else a_i- f(d_ij)
+    on d_ij = r + gamma z_j(s') - V_i(s), z_j samples of the next state's return distribution;
+    V_i settles at the tau_i = a_i+ / (a_i+ + a_i-) statistic of the return (Dabney et al. 2020,
+    Nature 577:671, supplement).
 
-    f(d) = d (``code: expectile``) makes V_i the tau_i-expectile, f(d) = sign(d) (``quantile``) the
-    tau_i-quantile. Here a_i+ = 2 tau_i and a_i- = 2 (1 - tau_i), so the tau = 0.5 channel is plain
-    TD; actions use it (the mean, for the expectile code).
+    ``code: quantile`` (f = sign, or its Huber smoothing): the channels are quantiles, and their
+    values at s' are the samples z_j (all pairs, QR-DQN's quantile regression; exact in the tabular
+    limit for taus (i + 0.5)/n). ``code: expectile`` (f = identity, or Huber): the channels are
+    expectiles; the samples are imputed from the next state's expectiles (Rowland et al. 2019,
+    ``neuro.expectile_imputation``), since expectiles are not samples. Here a_i+ = 2 tau_i and
+    a_i- = 2 (1 - tau_i), so a tau = 0.5 channel is plain TD.
 
-    :param n_channels: number of channels; taus are (i + 0.5) / n, so n must be odd.
-    :param taus: explicit asymmetries in (0, 1) instead of ``n_channels``; must contain 0.5.
+    ``loss``: ``huber`` (default; QR-DQN's quantile Huber loss, Huber threshold 1: exact statistics
+    while errors stay within +-1), ``squared`` (expectile code: exact expectiles) or ``absolute``
+    (quantile code: exact quantiles). DQN sums the loss over channels, as QR-DQN does, so the shared
+    trunk's gradient is about n times a one-channel agent's before ``max_grad_norm`` clips it.
+
+    :param n_channels: number of channels; taus are (i + 0.5) / n.
+    :param taus: explicit asymmetries in (0, 1) instead of ``n_channels`` (sorted here).
     :param code: ``expectile`` or ``quantile``.
+    :param acting: the statistic actions (DQN) and the policy's advantage (PPO) use: ``mean``,
+        ``tau=<level>`` or ``cvar=<level>`` (quantile code).
+    :param loss: ``huber``, ``squared`` (expectile code) or ``absolute`` (quantile code).
     """
 
     name = "distributional"
 
     @validate_call
-    def __init__(self, n_channels: Annotated[int, AfterValidator(_odd_channel_count)] = 11,
-                 taus: Annotated[list[float] | None, AfterValidator(_taus_with_a_median)] = None,
-                 code: Literal["expectile", "quantile"] = "expectile") -> None:
+    def __init__(self, n_channels: Annotated[int, AfterValidator(_positive_count)] = 11,
+                 taus: Annotated[list[float] | None, AfterValidator(_valid_taus)] = None,
+                 code: Literal["expectile", "quantile"] = "expectile",
+                 acting: Annotated[str, AfterValidator(_valid_acting)] = "mean",
+                 loss: Literal["huber", "squared", "absolute"] = "huber") -> None:
+        self.check_combination(n_channels=n_channels, taus=taus, code=code, acting=acting, loss=loss)
         if taus is None:
             taus = [(i + 0.5) / n_channels for i in range(n_channels)]
-        taus = [float(t) for t in taus]
-        self.taus = taus
+        self.taus = list(taus)
         self.code = code
-        self.n_channels = len(taus)
-        self.acting_channel = taus.index(0.5)
-        tau = torch.tensor(taus)
+        self.acting = acting
+        self.loss = loss
+        self.n_channels = len(self.taus)
+        self.acting_weights = acting_weights(self.taus, code, acting)
+        tau = torch.tensor(self.taus, dtype=torch.float64)
+        self._tau = tau
         self._gain_positive = 2.0 * tau
         self._gain_negative = 2.0 * (1.0 - tau)
         self._last_values: Tensor | None = None
 
-    def transform(self, td_error: Tensor, reward: Tensor | None = None) -> Tensor:
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A module saved before acting statistics acted on its tau = 0.5 channel."""
+        if "acting_weights" not in state:
+            state = {**state, "acting": "mean" if state["code"] == "expectile" else "tau=0.5",
+                     "loss": "squared" if state["code"] == "expectile" else "absolute"}
+            state["acting_weights"] = acting_weights(state["taus"], state["code"], state["acting"])
+            state["_tau"] = torch.tensor(state["taus"], dtype=torch.float64)
+            state.pop("acting_channel", None)
+        super().__setstate__(state)
+
+    @staticmethod
+    def check_combination(n_channels: int = 11, taus: list[float] | None = None, code: str = "expectile",
+                          acting: str = "mean", loss: str = "huber") -> None:
+        """The checks that span parameters (raise ``ValueError`` naming the field)."""
+        if code == "quantile" and loss == "squared":
+            raise ValueError("loss: squared makes expectiles; the quantile code takes huber (QR-DQN's "
+                             "quantile Huber loss) or absolute (exact quantile regression)")
+        if code == "expectile" and loss == "absolute":
+            raise ValueError("loss: absolute makes quantiles; the expectile code takes huber or squared")
+        if taus is None:
+            taus = [(i + 0.5) / n_channels for i in range(n_channels)]
+        acting_weights(sorted(taus), code, acting)
+
+    def _gains(self, td_error: Tensor, channel_dim: int) -> tuple[Tensor, Tensor]:
+        shape = [1] * td_error.dim()
+        shape[channel_dim] = self.n_channels
+        return (self._gain_positive.to(td_error).view(shape), self._gain_negative.to(td_error).view(shape))
+
+    def transform(self, td_error: Tensor) -> Tensor:
         """``td_error`` has the channels on its last axis."""
         f = td_error if self.code == "expectile" else torch.sign(td_error)
-        gain_positive = self._gain_positive.to(td_error)
-        gain_negative = self._gain_negative.to(td_error)
+        gain_positive, gain_negative = self._gains(td_error, -1)
         return torch.where(td_error > 0, gain_positive * f, gain_negative * f)
 
-    def dqn_loss(
-        self, current: Tensor, target: Tensor, reward: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    @torch.no_grad()
+    def target_samples(self, targets: Tensor) -> Tensor:
+        """Quantile code: the per-channel targets are the samples; expectile code: samples imputed
+        so that their expectiles are the targets."""
+        if self.code == "quantile":
+            return targets
+        return impute_samples(targets, self._tau.to(targets))
+
+    def pairwise_td_error(self, current: Tensor, samples: Tensor) -> Tensor:
+        """(batch, channels, samples): d_ij = z_j - V_i."""
+        return samples.unsqueeze(-2) - current.unsqueeze(-1)
+
+    def dqn_loss(self, current: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """All pairs: the loss of channel i against every sample z_j of the target distribution,
+        averaged over j, summed over channels, averaged over the batch."""
         self.observe_values(current)
-        return super().dqn_loss(current, target, reward)
+        samples = self.target_samples(target.detach())
+        pairwise = self.pairwise_td_error(current, samples)
+        td_pairs = pairwise.detach()
+        gain_positive, gain_negative = self._gains(td_pairs, -2)
+        gains = torch.where(td_pairs > 0, gain_positive, gain_negative)
+        per_pair = elementwise_loss(torch.zeros_like(pairwise), pairwise, self.loss)  # loss(d_ij)
+        loss = (gains * per_pair).mean(dim=-1).sum(dim=-1).mean()
+        td_error = samples.mean(dim=-1, keepdim=True) - current.detach()
+        signal = (gains * shaped_error(td_pairs, self.loss)).mean(dim=-1)
+        return loss, td_error, signal
 
     def observe_values(self, values: Tensor) -> None:
         """Remember the latest (batch, channels) values for ``stats`` (reduced only when logged)."""
@@ -286,4 +575,3 @@ class DistributionalTD(DopamineModule):
         values = {f"channel_value/tau_{tau:.3f}": value for tau, value in by_tau}
         low, high = by_tau[0][1], by_tau[-1][1]
         return {**values, "value_spread": high - low}
-

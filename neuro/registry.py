@@ -3,8 +3,9 @@
 One ``Registry`` per kind of part (``dopamine`` today; modulators, encoders and spiking layers
 next). A spec is ``{type: name or package.module:Class, **params}``. Its parameters are checked
 against the class's constructor signature, annotations included (``Annotated[float, Field(gt=0)]``),
-without building anything, so a config file is fully checked before any run starts. Every error
-starts with the part's config path (``neuro.dopamine.kappa: ...``).
+without building anything, so a config file is fully checked before any run starts; a class may
+add a static ``check_combination(**params)`` for checks that span parameters (its ``ValueError``
+starts with the field). Every error starts with the part's config path (``neuro.dopamine.kappa: ...``).
 """
 
 from __future__ import annotations
@@ -164,9 +165,15 @@ class Registry(Generic[T]):
             raise SpecError(f"{self.where}.type: required; allowed: {', '.join(self.entries)}")
         cls = self.resolve(str(type_name))
         try:
-            parameter_model(cls).model_validate(params)
+            validated = parameter_model(cls).model_validate(params)
         except ValidationError as error:
             raise SpecError(self._format(cls, type_name, error)) from None
+        check_combination = getattr(cls, "check_combination", None)
+        if check_combination is not None:  # a part's checks that span its parameters
+            try:
+                check_combination(**dict(validated))
+            except ValueError as error:
+                raise SpecError(f"{self.where}.{error}") from None
         return cls, params
 
     def check(self, spec: dict[str, Any] | None) -> None:

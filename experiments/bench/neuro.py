@@ -32,10 +32,13 @@ DOPAMINE_SPECS: tuple[dict[str, Any], ...] = (
     {"type": "standard"},
     {"type": "asymmetric", "kappa": 0.3},
     {"type": "saturating", "compression": 0.2, "ceiling": 1.0},
+    {"type": "biased_saturating", "compression": 0.2, "ceiling": 1.0},
     {"type": "opponent", "gain_positive": 1.0, "gain_negative": 1.5},
     {"type": "average_reward", "eta": 0.01},
-    {"type": "distributional", "n_channels": 11},
+    {"type": "distributional", "n_channels": 11},  # expectile code: imputed target samples
     {"type": "distributional", "n_channels": 51},
+    {"type": "distributional", "n_channels": 11, "code": "quantile", "acting": "cvar=0.25"},
+    {"type": "distributional", "n_channels": 51, "code": "quantile"},
 )
 # The shipped configs timed, on the native backend; the modules replace their neuro.dopamine.
 NEURO_PRESETS: tuple[str, ...] = ("highway_dqn.yaml", "highway_ppo.yaml")

@@ -13,10 +13,12 @@ from neuro.dopamine import (
     DOPAMINE_MODULES,
     AsymmetricTD,
     AverageRewardTD,
+    BiasedSaturatingTD,
     DistributionalTD,
     OpponentTD,
     SaturatingTD,
     StandardTD,
+    acting_weights,
 )
 
 make_dopamine = DOPAMINE_MODULES.make
@@ -41,7 +43,7 @@ def learn_values(module, sample, n_values: int = 1, steps: int = 4000, batch: in
     history = []
     for step in range(steps):
         rewards = sample(rng, (batch, 1))
-        signal = module.transform(rewards - values, rewards)
+        signal = module.transform(rewards - values)
         values = values + alpha * signal.mean(dim=0)
         if step >= steps // 2:
             history.append(values.clone())
@@ -72,8 +74,18 @@ def test_asymmetric_rule_values():
     assert torch.allclose(out, torch.tensor([0.7 * 2.0, 1.3 * -2.0, 0.0]))
 
 
-def test_saturating_rule_and_fixed_point():
+def test_saturating_records_the_compressed_signal_and_learns_the_mean():
+    """Niv, Duff & Dayan 2005: the recorded signal is compressed, learning runs on the unscaled error."""
     module = SaturatingTD(compression=0.25, ceiling=2.0)
+    td_error = torch.tensor([5.0, 1.5, -4.0])
+    assert torch.allclose(module.dopamine_signal(td_error), torch.tensor([2.0, 1.5, -1.0]))
+    assert torch.equal(module.transform(td_error), td_error)
+    (value,) = learn_values(module, two_point_rewards)
+    assert value == pytest.approx(HIGH * P_HIGH, abs=0.1)
+
+
+def test_biased_saturating_rule_and_fixed_point():
+    module = BiasedSaturatingTD(compression=0.25, ceiling=2.0)
     out = module.transform(torch.tensor([5.0, 1.5, -4.0]))
     assert torch.allclose(out, torch.tensor([2.0, 1.5, -1.0]))
 
@@ -84,12 +96,16 @@ def test_saturating_rule_and_fixed_point():
     expected = optimize.brentq(mean_signal, 1e-6, HIGH - 1e-6)
     (value,) = learn_values(module, two_point_rewards)
     assert value == pytest.approx(expected, abs=0.1)
+    # Without a biting ceiling it is the expectile at 1 / (1 + compression).
+    (value,) = learn_values(BiasedSaturatingTD(compression=0.25, ceiling=100.0), two_point_rewards, alpha=0.02)
+    assert value == pytest.approx(two_point_expectile(1 / 1.25), abs=0.12)
 
 
 def test_opponent_split_and_fixed_point():
     module = OpponentTD(gain_positive=1.0, gain_negative=3.0)
-    out = module.transform(torch.tensor([2.0, -1.0]))
+    out = module.dopamine_signal(torch.tensor([2.0, -1.0]))
     assert torch.allclose(out, torch.tensor([2.0, -3.0]))
+    assert torch.equal(module.transform(torch.tensor([2.0, -1.0])), out)
     assert module.stats() == pytest.approx({"dopamine": 1.0, "serotonin": 1.5})
     # DA - 5-HT with gains g+, g- settles at the expectile tau = g+ / (g+ + g-).
     (value,) = learn_values(module, two_point_rewards, alpha=0.02)
@@ -101,7 +117,7 @@ def test_distributional_expectile_channels_match_numpy_expectiles():
     values = learn_values(module, two_point_rewards, n_values=7, steps=6000, alpha=0.02)
     expected = [two_point_expectile(tau) for tau in module.taus]
     assert values == pytest.approx(expected, abs=0.15)
-    assert values[module.acting_channel] == pytest.approx(HIGH * P_HIGH, abs=0.1)  # tau 0.5: the mean
+    assert np.dot(module.acting_weights, values) == pytest.approx(HIGH * P_HIGH, abs=0.1)  # the mean
     assert np.all(np.diff(values) > 0)  # reversal points spread in tau order
 
 
@@ -145,54 +161,120 @@ def test_average_reward_rate_converges_to_the_markov_chain_rate():
     module = AverageRewardTD(eta=0.002)
     estimates = []
     for chunk in np.array_split(np.array(rewards), 600):
-        reward = torch.from_numpy(chunk)
-        signal = module.transform(torch.zeros_like(reward), reward)
+        module.observe_rewards(torch.from_numpy(chunk))
         estimates.append(module.reward_rate)
     assert np.mean(estimates[300:]) == pytest.approx(rate, abs=0.05)
-    # The signal is delta - r_bar (the rate before this batch's update).
-    module = AverageRewardTD(eta=0.5, initial_rate=1.0)
-    signal = module.transform(torch.tensor([3.0]), torch.tensor([2.0]))
-    assert signal.item() == pytest.approx(2.0)
-    assert module.reward_rate == pytest.approx(1.5)
 
 
 def test_average_reward_batch_update_equals_sequential_updates():
     rewards = np.random.default_rng(1).normal(size=37)
     module = AverageRewardTD(eta=0.1, initial_rate=0.3)
-    module.update_rate(torch.from_numpy(rewards))
+    module.observe_rewards(torch.from_numpy(rewards))
     rate = 0.3
     for reward in rewards:
         rate += 0.1 * (reward - rate)
     assert module.reward_rate == pytest.approx(rate, rel=1e-12)
 
 
-@pytest.mark.parametrize("module", [
-    StandardTD(), AsymmetricTD(0.4), SaturatingTD(0.3, 0.5), OpponentTD(1.5, 0.5),
-    AverageRewardTD(0.1, initial_rate=0.2),
-], ids=lambda m: m.name)
-def test_dqn_loss_gradient_is_minus_the_signal(module):
-    """Inside Huber's quadratic zone the loss gradient w.r.t. the prediction is -signal / batch."""
-    current = torch.tensor([[0.2], [0.9], [-0.3], [0.5]], requires_grad=True)
-    target = torch.tensor([[0.8], [0.1], [-0.3], [0.0]])
-    reward = torch.tensor([[1.0], [0.0], [0.5], [0.2]])
-    state = module.state_dict()
-    loss, td_error, signal = module.dqn_loss(current, target, reward)
-    loss.backward()
-    module.load_state_dict(state)
-    expected_signal = module.transform(target - current.detach(), reward)
-    assert torch.allclose(td_error, target - current.detach())
-    assert torch.allclose(signal, expected_signal)
-    assert torch.allclose(current.grad, -expected_signal / 4)
+def test_average_reward_terminal_baseline_keeps_the_cost_of_terminating():
+    """Crash (terminate, r = 0) vs survive forever at r = 0.8, gamma 0.8: standard values 0 and 4,
+    a gap of 4. Centred values with the terminal correction: -r_bar/(1-gamma) and 0: the same gap
+    (done-masking alone gave 0 for both: no incentive to survive at r_bar = 0.8)."""
+    gamma, reward_rate = 0.8, 0.8
+    module = AverageRewardTD(initial_rate=reward_rate)
+    survive_value = (0.8 - reward_rate) / (1 - gamma)  # fixed point of V = 0.8 - r_bar + gamma V
+    crash_target = 0.0 - float(module.baseline(torch.tensor(1.0), gamma))  # r - baseline, nothing bootstrapped
+    continuing = float(module.baseline(torch.tensor(0.0), gamma))
+    assert continuing == pytest.approx(reward_rate)
+    assert survive_value - crash_target == pytest.approx(0.8 / (1 - gamma))
+    with pytest.raises(ValueError, match="agent.hyperparameters.gamma: average_reward needs gamma < 1"):
+        module.check_agent("dqn", 1.0, 1)
+    with pytest.raises(ValueError, match="agent.hyperparameters.n_steps: .* must be 1 \\(got 3\\)"):
+        module.check_agent("dqn", 0.9, 3)
+
+
+@pytest.mark.parametrize("module, gain_positive, gain_negative", [
+    (StandardTD(), 1.0, 1.0), (AsymmetricTD(0.4), 0.6, 1.4), (SaturatingTD(0.3, 0.5), 1.0, 1.0),
+    (OpponentTD(1.5, 0.5), 1.5, 0.5), (AverageRewardTD(0.1, initial_rate=0.2), 1.0, 1.0),
+], ids=lambda m: getattr(m, "name", ""))
+@pytest.mark.parametrize("loss", ["huber", "squared"])
+def test_dqn_loss_gradient_is_the_gain_times_the_shaped_error(module, gain_positive, gain_negative, loss):
+    """One gradient step moves Q by gain(d) * d (squared) or gain(d) * clip(d, -1, 1) (huber, SB3's),
+    per sample, divided by the batch size: at d = 3 the step is the gain times 1, not 3."""
+    module.loss = loss
+    current = torch.tensor([[0.2], [0.9], [-0.3], [0.5], [0.0]], requires_grad=True)
+    target = torch.tensor([[0.8], [0.1], [-0.3], [0.0], [3.0]])
+    loss_value, td_error, _ = module.dqn_loss(current, target)
+    loss_value.backward()
+    delta = np.array([0.6, -0.8, 0.0, -0.5, 3.0])
+    shaped = np.clip(delta, -1, 1) if loss == "huber" else delta
+    gains = np.where(delta > 0, gain_positive, gain_negative)
+    assert td_error.numpy().ravel() == pytest.approx(delta, abs=1e-6)
+    assert -current.grad.numpy().ravel() == pytest.approx(gains * shaped / 5, abs=1e-6)
+
+
+def test_asymmetric_with_kappa_zero_is_standard_bit_for_bit():
+    generator = torch.Generator().manual_seed(0)
+    current = torch.randn(64, 1, generator=generator) * 3
+    target = torch.randn(64, 1, generator=generator) * 3
+    results = []
+    for module in (StandardTD(), AsymmetricTD(0.0), OpponentTD(1.0, 1.0)):
+        prediction = current.clone().requires_grad_(True)
+        loss, _, _ = module.dqn_loss(prediction, target)
+        loss.backward()
+        results.append((loss.detach(), prediction.grad))
+    stock = torch.nn.functional.smooth_l1_loss(current, target)  # SB3 DQN's loss
+    for loss, grad in results:
+        assert torch.equal(loss, stock)
+        assert torch.equal(grad, results[0][1])
 
 
 def test_distributional_dqn_loss_gradient_per_channel():
-    module = DistributionalTD(taus=[0.25, 0.5, 0.75])
+    """A constant target (a terminal transition): every sample equals it, so channel i moves by its
+    gain times the error."""
+    module = DistributionalTD(taus=[0.25, 0.5, 0.75], loss="squared")
     current = torch.zeros(2, 3, requires_grad=True)
     target = torch.tensor([[1.0, 1.0, 1.0], [-2.0, -2.0, -2.0]])
     loss, _, signal = module.dqn_loss(current, target)
     loss.backward()
     assert torch.allclose(signal, torch.tensor([[0.5, 1.0, 1.5], [-3.0, -2.0, -1.0]]))
     assert torch.allclose(current.grad, -signal / 2)
+
+
+def test_quantile_dqn_loss_is_all_pairs_quantile_regression():
+    """Numpy reference of QR-DQN's loss: channel i against every target sample z_j,
+    rho_tau(u) = |tau - 1(u < 0)| L(u), averaged over j, summed over i (our gains are twice QR's)."""
+    taus = [0.1, 0.3, 0.5, 0.7, 0.9]
+    rng = np.random.default_rng(3)
+    current_np, target_np = rng.normal(size=(8, 5)), rng.normal(scale=2.0, size=(8, 5))
+    for loss_shape in ("huber", "absolute"):
+        module = DistributionalTD(taus=taus, code="quantile", loss=loss_shape)
+        current = torch.tensor(current_np, requires_grad=True)
+        loss, _, _ = module.dqn_loss(current, torch.tensor(target_np))
+        loss.backward()
+        u = target_np[:, None, :] - current_np[:, :, None]  # (batch, channel i, sample j)
+        weight = 2 * np.abs(np.array(taus)[None, :, None] - (u < 0))
+        if loss_shape == "huber":
+            per_pair = np.where(np.abs(u) < 1, 0.5 * u**2, np.abs(u) - 0.5)
+            slope = np.clip(u, -1, 1)
+        else:
+            per_pair, slope = np.abs(u), np.sign(u)
+        assert loss.item() == pytest.approx((weight * per_pair).mean(axis=2).sum(axis=1).mean(), rel=1e-9)
+        assert current.grad.numpy() == pytest.approx(-(weight * slope).mean(axis=2) / 8, abs=1e-12)
+
+
+def test_acting_weights_give_the_statistics():
+    taus = [(i + 0.5) / 8 for i in range(8)]
+    quantiles = np.sort(np.random.default_rng(0).normal(size=8))
+    assert np.dot(acting_weights(taus, "quantile", "mean"), quantiles) == pytest.approx(quantiles.mean())
+    # cvar=0.25 with 8 midpoint taus: the two lowest quantiles, (1/0.25) * integral_0^0.25.
+    assert np.dot(acting_weights(taus, "quantile", "cvar=0.25"), quantiles) == pytest.approx(quantiles[:2].mean())
+    # tau=0.25 lies between 0.1875 and 0.3125: linear interpolation.
+    weights = acting_weights(taus, "quantile", "tau=0.25")
+    assert np.dot(weights, quantiles) == pytest.approx(quantiles[1] + 0.5 * (quantiles[2] - quantiles[1]))
+    expectile_taus = [0.1, 0.25, 0.5, 0.9]
+    assert acting_weights(expectile_taus, "expectile", "mean") == (0.0, 0.0, 1.0, 0.0)
+    assert acting_weights(expectile_taus, "expectile", "tau=0.25") == (0.0, 1.0, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -202,12 +284,23 @@ def test_distributional_dqn_loss_gradient_per_channel():
     ({"type": "saturating", "ceiling": -1}, r"neuro.dopamine.ceiling: must be > 0"),
     ({"type": "opponent", "gain_negative": 0}, r"neuro.dopamine.gain_negative: must be > 0"),
     ({"type": "average_reward", "eta": 1.5}, r"neuro.dopamine.eta: must be in \(0, 1\)"),
-    ({"type": "distributional", "n_channels": 4}, r"neuro.dopamine.n_channels: must be a positive odd"),
-    ({"type": "distributional", "taus": [0.2, 0.8]}, r"neuro.dopamine.taus: must contain 0.5"),
+    ({"type": "distributional", "n_channels": 4}, r"neuro.dopamine.acting: mean needs a tau = 0.5 channel"),
+    ({"type": "distributional", "n_channels": 0}, r"neuro.dopamine.n_channels: must be >= 1"),
+    ({"type": "distributional", "taus": [0.2, 0.8]}, r"neuro.dopamine.acting: mean needs a tau = 0.5 channel"),
+    ({"type": "distributional", "acting": "cvar=0.25"}, r"neuro.dopamine.acting: cvar=0.25 needs code: quantile"),
+    ({"type": "distributional", "code": "quantile", "acting": "tau=0.01"},
+     r"neuro.dopamine.acting: tau=0.01 is outside the channels' taus"),
+    ({"type": "distributional", "acting": "median"},
+     r"neuro.dopamine.acting: must be mean, tau=<level> or cvar=<level>"),
+    ({"type": "distributional", "code": "quantile", "loss": "squared"},
+     r"neuro.dopamine.loss: squared makes expectiles"),
+    ({"type": "asymmetric", "loss": "l1"}, r"neuro.dopamine.loss: Input should be 'huber' or 'squared'"),
     ({"type": "distributional", "code": "median"},
      r"neuro.dopamine.code: Input should be 'expectile' or 'quantile' \(got 'median'\)"),
-    ({"type": "dopa"}, r"neuro.dopamine.type: unknown dopamine type 'dopa'; allowed: standard, asymmetric, saturating"),
-    ({"type": "asymmetric", "kapa": 0.1}, r"neuro.dopamine.kapa: asymmetric takes no such parameter; allowed: kappa"),
+    ({"type": "dopa"},
+     r"neuro.dopamine.type: unknown dopamine type 'dopa'; allowed: standard, asymmetric, opponent, saturating"),
+    ({"type": "asymmetric", "kapa": 0.1},
+     r"neuro.dopamine.kapa: asymmetric takes no such parameter; allowed: kappa, loss"),
 ])
 def test_bad_parameters_name_the_field_and_range(spec, message):
     with pytest.raises(ValueError, match=message):
@@ -239,6 +332,6 @@ def test_direct_construction_checks_the_same_bounds():
     """Built in Python rather than from a spec, a module still refuses what the registry refuses."""
     with pytest.raises(ValueError, match=r"must be in \(-1, 1\)"):
         AsymmetricTD(kappa=1.5)
-    with pytest.raises(ValueError, match="must contain 0.5"):
+    with pytest.raises(ValueError, match="acting: mean needs a tau = 0.5 channel"):
         DistributionalTD(taus=[0.1, 0.9])
     assert AsymmetricTD(kappa=-0.4).kappa == -0.4

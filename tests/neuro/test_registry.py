@@ -112,9 +112,14 @@ def test_the_interface_includes_the_attributes_agents_read(tmp_path, monkeypatch
 
     (tmp_path / "duck_dopamine.py").write_text(
         "class Duck:\n"
-        "    name = 'duck'\n    acting_channel = 0\n"
-        "    def transform(self, td_error, reward=None): return td_error\n"
-        "    def dqn_loss(self, current, target, reward=None): ...\n"
+        "    name = 'duck'\n    acting_weights = (1.0,)\n    loss = 'huber'\n"
+        "    def transform(self, td_error): return td_error\n"
+        "    def dopamine_signal(self, td_error): return td_error\n"
+        "    def dqn_loss(self, current, target): ...\n"
+        "    def target_samples(self, targets): return targets\n"
+        "    def baseline(self, terminated, gamma): return 0.0\n"
+        "    def observe_rewards(self, rewards): ...\n"
+        "    def check_agent(self, algorithm, gamma, n_steps): ...\n"
         "    def observe_values(self, values): ...\n"
         "    def stats(self): return {}\n"
         "    def state_dict(self): return {}\n"
