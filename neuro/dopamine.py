@@ -417,8 +417,8 @@ def acting_weights(taus: list[float], code: str, acting: str) -> tuple[float, ..
     ``mean``: the tau = 0.5 channel (expectile code: the mean exactly) or the average of all
     channels (quantile code, QR-DQN's mean). ``tau=x``: the channel at x, or linear interpolation
     between its two neighbours. ``cvar=x`` (quantile code): the average of the channels with
-    tau < x, the midpoint rule for (1/x) * integral_0^x F^-1(u) du, exact for taus (i + 0.5)/n and
-    x n an integer.
+    tau < x, the midpoint rule for (1/x) * integral_0^x F^-1(u) du over the k channels below x, so
+    a CVaR at level k/n, approximate (a skewed tail is averaged from k points).
     """
     n = len(taus)
     weights = [0.0] * n
@@ -460,11 +460,15 @@ class DistributionalTD(DopamineModule):
     Nature 577:671, supplement).
 
     ``code: quantile`` (f = sign, or its Huber smoothing): the channels are quantiles, and their
-    values at s' are the samples z_j (all pairs, QR-DQN's quantile regression; exact in the tabular
-    limit for taus (i + 0.5)/n). ``code: expectile`` (f = identity, or Huber): the channels are
-    expectiles; the samples are imputed from the next state's expectiles (Rowland et al. 2019,
-    ``neuro.expectile_imputation``), since expectiles are not samples. Here a_i+ = 2 tau_i and
-    a_i- = 2 (1 - tau_i), so a tau = 0.5 channel is plain TD.
+    values at s' are the samples z_j (all pairs, QR-DQN's quantile regression). Tabular, it settles
+    at the fixed point of QR-DQN's projected Bellman operator: the return's quantiles as n grows,
+    within a bin's width of them for finite n (on a 30-step Bernoulli chain with 11 channels the
+    lowest channel sits at 0 where the true 0.045-quantile is 0.32, the others within 0.19).
+    ``code: expectile`` (f = identity, or Huber): the channels are expectiles; the samples are
+    imputed from the next state's expectiles (Rowland et al. 2019, ``neuro.expectile_imputation``),
+    since expectiles are not samples; tabular, the channels settle at the return's expectiles up to
+    the imputation's error (exact when some n samples have those expectiles). Here a_i+ = 2 tau_i
+    and a_i- = 2 (1 - tau_i), so a tau = 0.5 channel is plain TD.
 
     ``loss``: ``huber`` (default; QR-DQN's quantile Huber loss, Huber threshold 1: exact statistics
     while errors stay within +-1), ``squared`` (expectile code: exact expectiles) or ``absolute``

@@ -1,10 +1,14 @@
 """DQN and PPO wired to TD-error modules: stock parity, GAE on the signal, logging, all modules."""
 
+import gymnasium
 import numpy as np
 import pytest
+import small_mdps
 import torch
+from gymnasium.wrappers import TimeLimit
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.dopamine_dqn import DopamineDQN
 from agents.dopamine_ppo import DopaminePPO
@@ -160,34 +164,220 @@ def test_errors_for_algorithms_without_a_module():
               neuro={"dopamine": {"type": "distributional", "n_channels": 5}})
 
 
-def test_distributional_ppo_channel_targets_follow_each_channels_rule():
-    """Each channel's target is V_i + GAE of its own transformed errors a_i(+/-) delta_i (numpy
-    reference); the policy's advantage is the tau = 0.5 channel's plain GAE."""
-    taus = [0.1, 0.5, 0.9]
-    model = DopaminePPO("MlpPolicy", make_vec_env("highway-fast-v0", 2, seed=1),
-                        neuro={"dopamine": {"type": "distributional", "taus": taus}}, seed=1, device="cpu",
-                        gamma=0.9, gae_lambda=0.8, **PPO_ARGS)
-    _, callback = model._setup_learn(64, None)
-    callback.on_training_start(locals(), globals())
-    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=32)
-    buffer = model.rollout_buffer
-    assert buffer.values.shape == (32, 2, 3) and buffer.returns.shape == (32, 2, 3)
-    with torch.no_grad():
-        last_values = model.policy.all_values(torch.as_tensor(model._last_obs)).numpy()
-    dones = model._last_episode_starts.astype(float)  # the rollout's last dones, as SB3 passed them
-    for channel, tau in enumerate(taus):
-        def rule(delta, tau=tau):
-            return 2 * tau * delta if delta > 0 else 2 * (1 - tau) * delta
+class StepLog(gymnasium.Wrapper):
+    """What the env returned at each step, before any VecEnv or SB3 bookkeeping: (observation acted
+    on, reward, terminated, truncated, next observation; the final one where an episode ended)."""
 
-        expected = numpy_gae(buffer.rewards.astype(np.float64), buffer.values[..., channel].astype(np.float64),
-                             buffer.episode_starts, last_values[:, channel], dones, 0.9, 0.8, rule)
-        assert buffer.returns[..., channel] == pytest.approx(expected + buffer.values[..., channel], abs=1e-4)
-    acting = numpy_gae(buffer.rewards.astype(np.float64), buffer.values[..., 1].astype(np.float64),
-                       buffer.episode_starts, last_values[:, 1], dones, 0.9, 0.8, lambda d: d)
-    assert buffer.advantages == pytest.approx(acting, abs=1e-4)
-    # The acting channel is what SB3's collection stored and what the policy reports.
-    observations = torch.as_tensor(buffer.observations[0])
-    assert torch.allclose(model.policy.predict_values(observations), model.policy.all_values(observations)[:, 1:2])
+    def __init__(self, env):
+        super().__init__(env)
+        self.log = []
+        self._observation = None
+
+    def reset(self, **kwargs):
+        observation, info = self.env.reset(**kwargs)
+        self._observation = observation
+        return observation, info
+
+    def step(self, action):
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self.log.append((self._observation, float(reward), terminated, truncated, observation))
+        self._observation = observation
+        return observation, reward, terminated, truncated, info
+
+
+def chain_venv(n_envs=2, length=6, time_limit=3):
+    """BernoulliChain episodes under a time limit: starts 0-2 are truncated after 3 steps, starts 3-5
+    terminate (start 3 on the limit's own step: a termination)."""
+    return DummyVecEnv([lambda: StepLog(TimeLimit(small_mdps.BernoulliChain(length=length), time_limit))
+                        for _ in range(n_envs)])
+
+
+CHAIN_PPO_ARGS = {"n_steps": 16, "batch_size": 16, "n_epochs": 1, "gamma": 0.9, "gae_lambda": 0.8,
+                  "policy_kwargs": {"net_arch": [16]}, "device": "cpu"}
+TAUS_5 = np.array([0.1, 0.3, 0.5, 0.7, 0.9])  # the quantile code's taus for n_channels = 5
+ACTING_WEIGHTS_5 = {  # from each statistic's definition, not from the module
+    "mean": np.full(5, 0.2),  # quantile code: the average of the channels
+    "tau=0.6": np.array([0, 0, 0.5, 0.5, 0]),  # halfway between the 0.5 and 0.7 channels
+    "cvar=0.5": np.array([0.5, 0.5, 0, 0, 0]),  # the channels with tau < 0.5
+}
+
+
+def channel_values(model, observations):
+    with torch.no_grad():
+        return model.policy.all_values(torch.as_tensor(np.asarray(observations))).numpy().astype(np.float64)
+
+
+def quantile_rule(td_error, taus):
+    """Channel i's signal on errors (..., samples, channels): 2 tau_i sign(d) if d > 0, else 2 (1 - tau_i) sign(d)."""
+    return np.where(td_error > 0, 2 * taus, 2 * (1 - taus)) * np.sign(td_error)
+
+
+def gae(signal, cut, decay):
+    """A_t = signal_t + decay (1 - cut_t) A_{t+1}, A_T = 0; signal (T, ...), cut (T,) or broadcastable."""
+    out = np.zeros_like(signal)
+    running = np.zeros_like(signal[0])
+    for t in reversed(range(len(signal))):
+        running = signal[t] + decay * (1 - cut[t]) * running
+        out[t] = running
+    return out
+
+
+def all_pairs_reference(values, targets, taus, weights, acting_td_error, cut, decay):
+    """Per-channel returns V_i + GAE(mean_j rule_i(target_j - V_i)) and the acting statistic's GAE."""
+    signal = quantile_rule(targets[..., :, None] - values[..., None, :], taus).mean(axis=-2)
+    return values + gae(signal, cut[..., None], decay), gae(acting_td_error, cut, decay)
+
+
+def collect_one_rollout(model):
+    """One rollout as learn() collects it (after learn() SB3 has flattened the buffer for minibatches);
+    returns each env's StepLog entries for it, (steps, envs) of tuples."""
+    _, callback = model._setup_learn(model.n_steps * model.n_envs, None)
+    callback.on_training_start(locals(), globals())
+    for env in model.env.envs:
+        env.log.clear()
+    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
+    return [[env.log[step] for env in model.env.envs] for step in range(model.n_steps)]
+
+
+@pytest.mark.parametrize("acting", list(ACTING_WEIGHTS_5))
+def test_distributional_ppo_channels_learn_from_all_pairs_of_target_samples(acting):
+    """Quantile code, a rollout buffer filled by hand (episode ends are terminations): channel i's
+    return is V_i + GAE of mean_j rule_i(r + gamma V_j(s') - V_i(s)) (all pairs: every channel's target
+    is a sample), and the policy's advantage is GAE of the acting statistic's plain TD error; numpy from
+    the arrays given and the channel values of their observations."""
+    model = DopaminePPO("MlpPolicy", chain_venv(), neuro={"dopamine": {"type": "distributional", "code": "quantile",
+                                                                       "n_channels": 5, "acting": acting}},
+                        seed=1, **CHAIN_PPO_ARGS)
+    rng = np.random.default_rng(2)
+    steps, n_envs = 16, 2
+    observations = rng.integers(6, size=(steps + 1, n_envs))
+    rewards = rng.normal(size=(steps, n_envs)).astype(np.float32)
+    episode_starts = (rng.random((steps, n_envs)) < 0.25).astype(np.float32)
+    episode_starts[0] = 1.0
+    last_dones = np.array([True, False])
+    values = channel_values(model, observations.reshape(-1)).reshape(steps + 1, n_envs, 5)
+    weights = ACTING_WEIGHTS_5[acting]
+    buffer = model.rollout_buffer
+    buffer.reset()
+    for step in range(steps):
+        buffer.add(observations[step], np.zeros((n_envs, 1)), rewards[step], episode_starts[step],
+                   torch.as_tensor(values[step] @ weights), torch.zeros(n_envs))
+    model._last_obs = observations[steps]
+    buffer.compute_returns_and_advantage(torch.as_tensor(values[steps] @ weights), last_dones)
+
+    cut = np.concatenate([episode_starts[1:], last_dones[None].astype(np.float32)])  # the episode ended after t
+    targets = rewards[..., None] + 0.9 * (1 - cut[..., None]) * values[1:]
+    acting_error = rewards + 0.9 * (1 - cut) * (values[1:] @ weights) - values[:-1] @ weights
+    returns, advantages = all_pairs_reference(values[:-1], targets, TAUS_5, weights, acting_error, cut, 0.9 * 0.8)
+    assert buffer.returns == pytest.approx(returns, abs=1e-4)
+    assert buffer.advantages == pytest.approx(advantages, abs=1e-4)
+    # The own-channel rule (channel i bootstrapping only from V_i) differs: the test can tell them apart.
+    own = values[:-1] + gae(quantile_rule(targets - values[:-1], TAUS_5), cut[..., None], 0.72)
+    assert np.abs(own - returns).max() > 0.1
+    # SB3's collection sees the acting statistic.
+    with torch.no_grad():
+        acting_values = model.policy.predict_values(torch.as_tensor(observations[0])).numpy()[:, 0]
+    assert acting_values == pytest.approx(values[0] @ weights, abs=1e-5)
+
+
+def test_distributional_ppo_bootstraps_a_time_limit_from_each_channels_own_final_value():
+    """A collected rollout with time-limit truncations and terminations: at a truncation every
+    channel's target is r + gamma V_c(final observation) (its own value of the observation the episode
+    was cut at, not the acting statistic's, not the reset observation's), at a termination just r;
+    the policy's advantage bootstraps the acting statistic of the final observation. Numpy from what
+    the env returned (StepLog) and the channel values of those observations."""
+    weights = ACTING_WEIGHTS_5["cvar=0.5"]
+    model = DopaminePPO("MlpPolicy", chain_venv(), neuro={"dopamine": {"type": "distributional", "code": "quantile",
+                                                                       "n_channels": 5, "acting": "cvar=0.5"}},
+                        seed=3, **CHAIN_PPO_ARGS)
+    log = collect_one_rollout(model)
+    rewards = np.array([[entry[1] for entry in row] for row in log])
+    terminated = np.array([[entry[2] for entry in row] for row in log], dtype=np.float64)
+    truncated = np.array([[entry[3] and not entry[2] for entry in row] for row in log], dtype=np.float64)
+    assert terminated.any() and truncated.any()
+    values = channel_values(model, [entry[0] for row in log for entry in row]).reshape(16, 2, 5)
+    next_values = channel_values(model, [entry[4] for row in log for entry in row]).reshape(16, 2, 5)
+
+    cut = np.maximum(terminated, truncated)
+    targets = rewards[..., None] + 0.9 * (1 - terminated[..., None]) * next_values
+    acting_error = rewards + 0.9 * (1 - terminated) * (next_values @ weights) - values @ weights
+    returns, advantages = all_pairs_reference(values, targets, TAUS_5, weights, acting_error, cut, 0.9 * 0.8)
+    buffer = model.rollout_buffer
+    assert buffer.returns == pytest.approx(returns, abs=1e-4)
+    assert buffer.advantages == pytest.approx(advantages, abs=1e-4)
+    assert buffer.values == pytest.approx(values, abs=1e-5)
+
+
+def test_average_reward_ppo_learns_its_rate_from_raw_rewards_and_centres_terminations():
+    """``average_reward`` PPO on a collected rollout with truncations and terminations: the rate is
+    updated from the env's raw one-step rewards in time order (r_bar += eta (r - r_bar), steps then
+    envs), not from SB3's rewards with a time limit's bootstrap folded in; each TD error subtracts the
+    rate from before this rollout, divided by 1 - gamma where the episode terminated; a truncation
+    bootstraps V of the final observation. Numpy from what the env returned (StepLog)."""
+    eta, rate, gamma = 0.1, 0.5, 0.9
+    model = DopaminePPO("MlpPolicy", chain_venv(), neuro={"dopamine": {"type": "average_reward", "eta": eta,
+                                                                       "initial_rate": rate}},
+                        seed=4, **CHAIN_PPO_ARGS)
+    log = collect_one_rollout(model)
+    rewards = np.array([[entry[1] for entry in row] for row in log])
+    terminated = np.array([[entry[2] for entry in row] for row in log], dtype=np.float64)
+    truncated = np.array([[entry[3] and not entry[2] for entry in row] for row in log], dtype=np.float64)
+    assert terminated.any() and truncated.any()
+    values = channel_values(model, [entry[0] for row in log for entry in row]).reshape(16, 2)
+    next_values = channel_values(model, [entry[4] for row in log for entry in row]).reshape(16, 2)
+
+    expected_rate = rate
+    for reward in rewards.reshape(-1):  # steps, then envs: the order they were collected in
+        expected_rate += eta * (reward - expected_rate)
+    assert model.dopamine.reward_rate == pytest.approx(expected_rate, abs=1e-6)
+    folded = model.rollout_buffer.rewards.astype(np.float64)
+    assert not np.allclose(folded, rewards)  # SB3 folded gamma V(final) into truncated steps' rewards
+    folded_rate = rate
+    for reward in folded.reshape(-1):
+        folded_rate += eta * (reward - folded_rate)
+    assert abs(folded_rate - expected_rate) > 1e-4  # so the check above can tell the two apart
+
+    baseline = np.where(terminated == 1, rate / (1 - gamma), rate)
+    td_error = rewards + gamma * (1 - terminated) * next_values - values - baseline
+    advantages = gae(td_error, np.maximum(terminated, truncated), gamma * 0.8)
+    assert model.rollout_buffer.advantages == pytest.approx(advantages, abs=1e-4)
+    assert model.rollout_buffer.returns == pytest.approx(advantages + values, abs=1e-4)
+
+
+@pytest.mark.parametrize(("spec", "weights"), [
+    ({"code": "quantile", "n_channels": 5, "acting": "mean"}, ACTING_WEIGHTS_5["mean"]),
+    ({"code": "quantile", "n_channels": 5, "acting": "tau=0.6"}, ACTING_WEIGHTS_5["tau=0.6"]),
+    ({"code": "quantile", "n_channels": 5, "acting": "cvar=0.5"}, ACTING_WEIGHTS_5["cvar=0.5"]),
+    ({"code": "expectile", "taus": [0.1, 0.25, 0.5, 0.9], "acting": "mean"}, np.array([0, 0, 1.0, 0])),
+    ({"code": "expectile", "taus": [0.1, 0.25, 0.5, 0.9], "acting": "tau=0.2"}, np.array([1 / 3, 2 / 3, 0, 0])),
+], ids=["quantile-mean", "quantile-tau=0.6", "quantile-cvar=0.5", "expectile-mean", "expectile-tau=0.2"])
+def test_agents_act_on_the_acting_statistic(spec, weights):
+    """DQN's Q-values (and greedy actions) and PPO's value (what SB3's rollout sees) are the channels
+    weighted by the acting statistic's definition."""
+    neuro = {"dopamine": {"type": "distributional", **spec}}
+    observations = torch.arange(6)
+    dqn = DopamineDQN("MlpPolicy", small_mdps.BernoulliChain(length=6, n_actions=3), neuro=neuro,
+                      policy_kwargs={"net_arch": [16]}, seed=0, device="cpu")
+    with torch.no_grad():
+        channels = dqn.q_net.all_channels(observations).numpy()
+        q_values = dqn.q_net(observations).numpy()
+    assert q_values == pytest.approx(np.einsum("bca,c->ba", channels, weights), abs=1e-6)
+    actions, _ = dqn.predict(observations.numpy(), deterministic=True)
+    assert np.array_equal(actions, q_values.argmax(axis=1))
+    ppo = DopaminePPO("MlpPolicy", chain_venv(), neuro=neuro, seed=0, **CHAIN_PPO_ARGS)
+    with torch.no_grad():
+        acting = ppo.policy.predict_values(observations).numpy()[:, 0]
+    assert acting == pytest.approx(channel_values(ppo, observations) @ weights, abs=1e-6)
+
+
+def test_average_reward_refuses_gamma_one_and_n_step_dqn():
+    neuro = {"dopamine": {"type": "average_reward"}}
+    with pytest.raises(ValueError, match="gamma"):
+        DopamineDQN("MlpPolicy", small_mdps.BernoulliChain(), neuro=neuro, gamma=1.0, device="cpu")
+    with pytest.raises(ValueError, match="gamma"):
+        DopaminePPO("MlpPolicy", chain_venv(), neuro=neuro, **{**CHAIN_PPO_ARGS, "gamma": 1.0})
+    with pytest.raises(ValueError, match="n_steps"):
+        DopamineDQN("MlpPolicy", small_mdps.BernoulliChain(), neuro=neuro, n_steps=3, device="cpu")
 
 
 def test_distributional_ppo_trains_and_saves(tmp_path):
