@@ -283,7 +283,7 @@ class SaturatingTD(StandardTD):
         comes back as the ``biased_saturating`` rule it ran."""
         if "loss" not in state:
             self.__class__ = BiasedSaturatingTD
-        super().__setstate__(state)
+        DopamineModule.__setstate__(self, state)  # not super(): the class may have just changed
 
 
 @DOPAMINE_MODULES.register("biased_saturating")

@@ -422,3 +422,19 @@ def test_a_zip_saved_before_parts_were_grouped_loads_its_module(tmp_path):
     assert type(loaded.dopamine).__name__ == "DistributionalTD" and loaded.dopamine.n_channels == 5
     assert "dopamine" not in vars(loaded)
     assert loaded.q_net.q_net[-1].out_features == 5 * 5  # channels x actions, as saved
+
+
+def test_policies_saved_with_an_acting_channel_act_on_that_channel():
+    """Zips from before acting statistics name one ``acting_channel`` in the policy's arguments."""
+    from gymnasium import spaces
+
+    from agents.dopamine_dqn import ChannelDQNPolicy
+    from agents.dopamine_ppo import ChannelActorCriticPolicy
+
+    observation_space, action_space = spaces.Box(-1, 1, (4,)), spaces.Discrete(2)
+    dqn_policy = ChannelDQNPolicy(observation_space, action_space, lambda _: 1e-3, n_channels=3, acting_channel=2)
+    assert dqn_policy.q_net.acting_weights == (0.0, 0.0, 1.0)
+    ppo_policy = ChannelActorCriticPolicy(observation_space, action_space, lambda _: 1e-3, n_channels=3,
+                                          acting_channel=0)
+    observations = torch.rand(5, 4)
+    assert torch.equal(ppo_policy.predict_values(observations), ppo_policy.all_values(observations)[:, :1])

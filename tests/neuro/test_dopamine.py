@@ -335,3 +335,29 @@ def test_direct_construction_checks_the_same_bounds():
     with pytest.raises(ValueError, match="acting: mean needs a tau = 0.5 channel"):
         DistributionalTD(taus=[0.1, 0.9])
     assert AsymmetricTD(kappa=-0.4).kappa == -0.4
+
+
+def test_modules_pickled_before_this_interface_keep_the_rule_they_ran():
+    """Saved models carry pickled modules: an old ``saturating`` learned on the compressed signal,
+    old modules used the squared loss, and old distributional ones acted on their tau = 0.5 channel."""
+    import pickle
+
+    def unpickle_old(cls, state):
+        module = cls.__new__(cls)
+        module.__setstate__(dict(state))
+        return pickle.loads(pickle.dumps(module))
+
+    saturating = unpickle_old(SaturatingTD, {"compression": 0.2, "ceiling": 1.0})
+    assert type(saturating) is BiasedSaturatingTD and saturating.loss == "squared"
+    asymmetric = unpickle_old(AsymmetricTD, {"kappa": 0.4})
+    assert (asymmetric.gain_positive, asymmetric.gain_negative, asymmetric.loss) == (0.6, 1.4, "squared")
+    assert unpickle_old(StandardTD, {}).loss == "huber"
+    taus = [0.1, 0.5, 0.9]
+    old = {"taus": taus, "code": "quantile", "n_channels": 3, "acting_channel": 1,
+           "_gain_positive": 2 * torch.tensor(taus), "_gain_negative": 2 * (1 - torch.tensor(taus)),
+           "_last_values": None}
+    quantile = unpickle_old(DistributionalTD, old)
+    assert quantile.acting_weights == (0.0, 1.0, 0.0) and quantile.loss == "absolute"
+    expectile = unpickle_old(DistributionalTD, {**old, "code": "expectile"})
+    assert expectile.acting_weights == (0.0, 1.0, 0.0) and expectile.loss == "squared"
+    assert not hasattr(expectile, "acting_channel")
