@@ -105,12 +105,11 @@ class DopamineRolloutBuffer(RolloutBuffer):
             self.advantages[:] = discounted_sums(signal, next_non_terminal, self.gamma * self.gae_lambda)
             self.returns = self.advantages + self.values
         else:
-            td_error, signal, dopamine_signal = self._channel_errors(last_values, next_non_terminal,
-                                                                     raw_rewards, baseline)
+            td_error, signal, dopamine_signal = self._channel_errors(next_non_terminal, raw_rewards, baseline)
         self.td_error, self.dopamine_signal = td_error, dopamine_signal
 
-    def _channel_errors(self, last_acting_values: np.ndarray, next_non_terminal: np.ndarray,
-                        raw_rewards: np.ndarray, baseline: np.ndarray | float) -> tuple[np.ndarray, ...]:
+    def _channel_errors(self, next_non_terminal: np.ndarray, raw_rewards: np.ndarray,
+                        baseline: np.ndarray | float) -> tuple[np.ndarray, ...]:
         """Per-channel all-pairs signals and targets; the policy's advantage from the acting statistic."""
         dopamine = self.dopamine
         values, last_values = self.channel_values()  # (steps, envs, C), (envs, C)

@@ -150,6 +150,8 @@ class SignGainTD(DopamineModule):
         return torch.where(td_error > 0, self.gain_positive, self.gain_negative).to(td_error.dtype)
 
     def transform(self, td_error: Tensor) -> Tensor:
+        if self.gain_positive == self.gain_negative == 1.0:
+            return td_error
         return self.gains(td_error) * td_error
 
     def dqn_loss(self, current: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -287,7 +289,7 @@ class SaturatingTD(StandardTD):
 
 
 @DOPAMINE_MODULES.register("biased_saturating")
-class BiasedSaturatingTD(DopamineModule):
+class BiasedSaturatingTD(SaturatingTD):
     """A biased rule, not Niv et al.'s model: learn on the saturated error itself,
     d' = min(d, ceiling) if d > 0 else compression * d.
 
@@ -302,13 +304,6 @@ class BiasedSaturatingTD(DopamineModule):
     """
 
     name = "biased_saturating"
-
-    @validate_call
-    def __init__(self, compression: Annotated[float, HalfOpenInterval(0.0, 1.0)] = 0.2,
-                 ceiling: Annotated[float, Positive()] = 1.0, loss: LossShape = "huber") -> None:
-        self.compression = float(compression)
-        self.ceiling = float(ceiling)
-        self.loss = loss
 
     def transform(self, td_error: Tensor) -> Tensor:
         return saturate(td_error, self.compression, self.ceiling)
@@ -554,17 +549,27 @@ class DistributionalTD(DopamineModule):
 
     def dqn_loss(self, current: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """All pairs: the loss of channel i against every sample z_j of the target distribution,
-        averaged over j, summed over channels, averaged over the batch."""
+        averaged over j, summed over channels, averaged over the batch.
+
+        The (batch, channels, samples) pairs stay out of autograd: the gains are constant between
+        sign changes, so the gradient in V_i is minus the mean over j of gain_ij * loss'(d_ij) (the
+        ``signal``), applied through a term whose value is zero.
+        """
         self.observe_values(current)
-        samples = self.target_samples(target.detach())
-        pairwise = self.pairwise_td_error(current, samples)
-        td_pairs = pairwise.detach()
-        gain_positive, gain_negative = self._gains(td_pairs, -2)
-        gains = torch.where(td_pairs > 0, gain_positive, gain_negative)
-        per_pair = elementwise_loss(torch.zeros_like(pairwise), pairwise, self.loss)  # loss(d_ij)
-        loss = (gains * per_pair).mean(dim=-1).sum(dim=-1).mean()
+        with torch.no_grad():
+            samples = self.target_samples(target)
+            td_pairs = self.pairwise_td_error(current, samples)
+            gain_positive, gain_negative = self._gains(td_pairs, -2)
+            gains = torch.where(td_pairs > 0, gain_positive, gain_negative)
+            slope = shaped_error(td_pairs, self.loss)  # minus loss'(d_ij)
+            gained_slope = gains * slope
+            # loss(d) from its slope: huber c (d - c/2) with c = clip(d), squared d^2/2, absolute |d|.
+            per_pair = slope * (td_pairs - 0.5 * slope) if self.loss != "absolute" else td_pairs.abs()
+            loss_value = (gains * per_pair).sum() / (td_pairs.shape[0] * td_pairs.shape[-1])
+            signal = gained_slope.mean(dim=-1)
+        descent = -(signal * current).sum(dim=-1).mean()  # gradient: -signal / batch
+        loss = loss_value + (descent - descent.detach())
         td_error = samples.mean(dim=-1, keepdim=True) - current.detach()
-        signal = (gains * shaped_error(td_pairs, self.loss)).mean(dim=-1)
         return loss, td_error, signal
 
     def observe_values(self, values: Tensor) -> None:
