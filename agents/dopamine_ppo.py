@@ -158,10 +158,11 @@ class _StepRecorder(VecEnvWrapper):
         observations, rewards, dones, infos = self.venv.step_wait()
         step = self.buffer.pos
         self.buffer.raw_rewards[step] = rewards
-        for env, (done, info) in enumerate(zip(dones, infos, strict=True)):
+        for env in np.flatnonzero(dones):  # only episodes that ended: no per-step loop over all envs
+            info = infos[env]
             truncated = bool(info.get("TimeLimit.truncated", False))
-            self.buffer.terminated[step, env] = float(done and not truncated)
-            if done and truncated and self.final_values is not None and info.get("terminal_observation") is not None:
+            self.buffer.terminated[step, env] = float(not truncated)
+            if truncated and self.final_values is not None and info.get("terminal_observation") is not None:
                 self.buffer.truncation_values[(step, env)] = self.final_values(info["terminal_observation"])
         return observations, rewards, dones, infos
 
