@@ -133,7 +133,7 @@ class DopamineDQN(NeuroAgent, DQN):
 
     def _setup_model(self) -> None:
         self._adopt_saved_parts()
-        self.dopamine.check_agent("dqn", self.gamma, self.replay_buffer_kwargs.get("n_steps", self.n_steps))
+        self.dopamine.check_agent(self.gamma, self.replay_buffer_kwargs.get("n_steps", self.n_steps))
         if self.dopamine.n_channels > 1:
             if not issubclass(self.policy_class, ChannelDQNPolicy):
                 raise ValueError(f"neuro.dopamine: {self.dopamine.name} needs a ChannelDQNPolicy, "

@@ -237,7 +237,7 @@ class DopaminePPO(NeuroAgent, PPO):
 
     def _setup_model(self) -> None:
         self._adopt_saved_parts()
-        self.dopamine.check_agent("ppo", self.gamma, 1)
+        self.dopamine.check_agent(self.gamma, 1)
         if self.rollout_buffer_class is None:
             dict_obs = isinstance(self.observation_space, spaces.Dict)
             self.rollout_buffer_class = DopamineDictRolloutBuffer if dict_obs else DopamineRolloutBuffer

@@ -15,7 +15,7 @@ Interface (a user's own module implements the same and loads by dotted path):
 - ``target_samples(targets)``: samples of the target distribution from per-channel targets;
 - ``baseline(terminated, gamma)``: subtracted from every TD target (``average_reward``'s rate);
 - ``observe_rewards(rewards)``: the one-step rewards of each update (``average_reward``);
-- ``check_agent(algorithm, gamma, n_steps)``: refuse an agent setting the module is wrong for;
+- ``check_agent(gamma, n_steps)``: refuse an agent setting the module is wrong for;
 - ``n_channels`` and ``acting_weights``: value channels the network needs, and the weights over
   them that give the value actions use (the mean, a quantile or expectile, or a CVaR);
 - ``observe_values(values)``, ``stats()``, ``state_dict()`` / ``load_state_dict()``.
@@ -95,7 +95,7 @@ class DopamineModule:
     def observe_rewards(self, rewards: Tensor) -> None:
         return None
 
-    def check_agent(self, algorithm: str, gamma: float, n_steps: int) -> None:
+    def check_agent(self, gamma: float, n_steps: int) -> None:
         """Raise a ``ValueError`` naming the field if the agent's setting makes the rule wrong."""
         return None
 
@@ -347,7 +347,7 @@ class AverageRewardTD(StandardTD):
         self.reward_rate = float(initial_rate)
         self.loss = loss
 
-    def check_agent(self, algorithm: str, gamma: float, n_steps: int) -> None:
+    def check_agent(self, gamma: float, n_steps: int) -> None:
         if gamma >= 1.0:
             raise ValueError("agent.hyperparameters.gamma: average_reward needs gamma < 1 in an episodic "
                              "task (a terminal state's centred value is -r_bar / (1 - gamma))")

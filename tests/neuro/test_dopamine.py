@@ -188,9 +188,9 @@ def test_average_reward_terminal_baseline_keeps_the_cost_of_terminating():
     assert continuing == pytest.approx(reward_rate)
     assert survive_value - crash_target == pytest.approx(0.8 / (1 - gamma))
     with pytest.raises(ValueError, match="agent.hyperparameters.gamma: average_reward needs gamma < 1"):
-        module.check_agent("dqn", 1.0, 1)
+        module.check_agent(1.0, 1)
     with pytest.raises(ValueError, match="agent.hyperparameters.n_steps: .* must be 1 \\(got 3\\)"):
-        module.check_agent("dqn", 0.9, 3)
+        module.check_agent(0.9, 3)
 
 
 @pytest.mark.parametrize("module, gain_positive, gain_negative", [

@@ -119,7 +119,7 @@ def test_the_interface_includes_the_attributes_agents_read(tmp_path, monkeypatch
         "    def target_samples(self, targets): return targets\n"
         "    def baseline(self, terminated, gamma): return 0.0\n"
         "    def observe_rewards(self, rewards): ...\n"
-        "    def check_agent(self, algorithm, gamma, n_steps): ...\n"
+        "    def check_agent(self, gamma, n_steps): ...\n"
         "    def observe_values(self, values): ...\n"
         "    def stats(self): return {}\n"
         "    def state_dict(self): return {}\n"
