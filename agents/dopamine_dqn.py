@@ -120,10 +120,12 @@ class DopamineDQN(NeuroAgent, DQN):
     """DQN with pluggable neuro parts (``neuro``); all other arguments are SB3's.
 
     :param neuro: the parts by kind, each a built part or its spec ``{type: ..., **params}``:
-        ``dopamine`` (the TD-error module; default standard TD).
+        ``dopamine`` (the TD-error module; default standard TD), and the modulators
+        ``learning_rate``, ``exploration`` (epsilon) and ``discount`` (see ``neuro.modulation``).
     """
 
-    neuro_parts: ClassVar[tuple[str, ...]] = ("dopamine",)
+    neuro_parts: ClassVar[tuple[str, ...]] = ("dopamine", "learning_rate", "exploration", "discount")
+    exposes_td_errors: ClassVar[bool] = True
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": ChannelDQNPolicy,
@@ -170,6 +172,7 @@ class DopamineDQN(NeuroAgent, DQN):
                     check_finite(name, value, self.num_timesteps)
                 check_finite("loss", loss, self.num_timesteps)
             self._neuro_log.add(td_error, dopamine_signal)
+            self.observe_td_errors(dopamine_signal)
 
             self.policy.optimizer.zero_grad()
             loss.backward()

@@ -224,10 +224,13 @@ class DopaminePPO(NeuroAgent, PPO):
     """PPO with pluggable neuro parts (``neuro``); all other arguments are SB3's.
 
     :param neuro: the parts by kind, each a built part or its spec ``{type: ..., **params}``:
-        ``dopamine`` (the TD-error module; default standard TD).
+        ``dopamine`` (the TD-error module; default standard TD), and the modulators
+        ``learning_rate``, ``exploration`` (the entropy coefficient) and ``discount``
+        (see ``neuro.modulation``).
     """
 
-    neuro_parts: ClassVar[tuple[str, ...]] = ("dopamine",)
+    neuro_parts: ClassVar[tuple[str, ...]] = ("dopamine", "learning_rate", "exploration", "discount")
+    exposes_td_errors: ClassVar[bool] = True
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": ChannelActorCriticPolicy,
@@ -290,6 +293,7 @@ class DopaminePPO(NeuroAgent, PPO):
             log = NeuroLog()
             log.add(th.from_numpy(rollout_buffer.td_error), th.from_numpy(rollout_buffer.dopamine_signal))
             log.record(self.logger, self.neuro)
+            self.observe_td_errors(rollout_buffer.dopamine_signal)
         return collected
 
     def train(self) -> None:

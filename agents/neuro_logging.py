@@ -8,6 +8,8 @@ from typing import Any
 import torch as th
 from stable_baselines3.common.logger import Logger
 
+from neuro.modulation import MODULATOR_REGISTRIES
+
 _TEXT_FORMATS = ("stdout", "log", "json", "csv")
 
 
@@ -42,5 +44,7 @@ class NeuroLog:
             logger.record("neuro/dopamine/signal_std", signal.std().item() if signal.numel() > 1 else 0.0)
             logger.record("neuro/dopamine/signal", signal, exclude=_TEXT_FORMATS)  # a TensorBoard histogram
         for kind, part in parts.items():
+            if kind in MODULATOR_REGISTRIES:  # modulators record their values per update themselves
+                continue
             for key, value in part.stats().items():
                 logger.record(f"neuro/{kind}/{key}", value)

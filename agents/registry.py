@@ -12,27 +12,32 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from sb3_contrib import QRDQN, TQC, RecurrentPPO
-from stable_baselines3 import A2C, SAC, TD3
+from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.dopamine_dqn import DopamineDQN
 from agents.dopamine_ppo import DopaminePPO
+from agents.neuro_agent import check_modulators
+from agents.neuro_algorithms import NeuroA2C, NeuroQRDQN, NeuroRecurrentPPO, NeuroSAC, NeuroTD3, NeuroTQC
+from neuro.modulation import MODULATOR_REGISTRIES
 from neuro.parts import part_registry
 from neuro.registry import constructor_signature, is_dotted_path, load_object
 
-# DQN and PPO take a TD-error module (``neuro.dopamine``); with the default one they are stock SB3.
+# DQN and PPO take a TD-error module (``neuro.dopamine``); every algorithm takes the modulators of
+# the meta-parameters it has (``agents.neuro_algorithms``). With the default parts each is stock SB3.
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "dqn": DopamineDQN,
     "ppo": DopaminePPO,
-    "a2c": A2C,
-    "sac": SAC,
-    "td3": TD3,
-    "qrdqn": QRDQN,
-    "tqc": TQC,
-    "recurrent_ppo": RecurrentPPO,
+    "a2c": NeuroA2C,
+    "sac": NeuroSAC,
+    "td3": NeuroTD3,
+    "qrdqn": NeuroQRDQN,
+    "tqc": NeuroTQC,
+    "recurrent_ppo": NeuroRecurrentPPO,
 }
 
 # Arguments the run loop sets itself; a config must not pass them as hyperparameters.
@@ -100,16 +105,43 @@ def check_hyperparameters(cls: type[BaseAlgorithm], hyperparameters: dict[str, A
             )
 
 
-def check_neuro(cls: type[BaseAlgorithm], neuro: dict[str, Any] | None) -> None:
-    """Every neuro part is known, consumed by the algorithm and valid (specs); builds nothing."""
+def check_neuro(cls: type[BaseAlgorithm], neuro: dict[str, Any] | None,
+                hyperparameters: dict[str, Any] | None = None) -> None:
+    """Every neuro part is known, consumed by the algorithm and valid (specs), and the modulators
+    fit the algorithm's settings (``hyperparameters``); builds nothing."""
+    modulators: dict[str, type] = {}
     for kind, spec in (neuro or {}).items():
         registry = part_registry(kind)
         if kind not in neuro_parts(cls):
             takers = [name for name, algo in ALGORITHMS.items() if kind in neuro_parts(algo)]
-            raise ValueError(f"neuro.{kind}: {cls.__name__} takes no {kind} part; "
+            raise ValueError(f"neuro.{kind}: {algorithm_name(cls)} takes no {kind} part; "
                              f"algorithms that do: {', '.join(takers) or 'none'}")
-        if not isinstance(spec, registry.base):
-            registry.check(spec)
+        if isinstance(spec, registry.base):
+            part_cls = type(spec)
+        elif spec is None:
+            continue
+        else:
+            part_cls, _ = registry.split(spec)
+        if kind in MODULATOR_REGISTRIES:
+            modulators[kind] = part_cls
+    hyperparameters = hyperparameters or {}
+    n_steps = 1
+    if issubclass(cls, OffPolicyAlgorithm):
+        n_steps = max(int(hyperparameters.get("n_steps", 1)),
+                      int((hyperparameters.get("replay_buffer_kwargs") or {}).get("n_steps", 1)))
+    check_modulators(cls, modulators, n_steps, ALGORITHMS)
+    if "exploration" in modulators and issubclass(cls, OnPolicyAlgorithm):
+        ent_coef = hyperparameters.get("ent_coef", constructor_default(cls, "ent_coef"))
+        if not ent_coef:
+            raise ValueError(f"agent.hyperparameters.ent_coef: an exploration modulator scales the entropy "
+                             f"coefficient, which is {ent_coef!r} here; set ent_coef > 0")
+
+
+def constructor_default(cls: type[BaseAlgorithm], name: str) -> Any:
+    for parameter in constructor_signature(cls)[0]:
+        if parameter.name == name:
+            return parameter.default
+    return None
 
 
 def resolve_policy(cls: type[BaseAlgorithm], policy: str | None) -> str | type[BasePolicy] | None:
@@ -173,7 +205,7 @@ def build(
     cls = get_algorithm(algo)
     hyperparameters = dict(hyperparameters or {})
     check_hyperparameters(cls, hyperparameters)
-    check_neuro(cls, neuro)
+    check_neuro(cls, neuro, hyperparameters)
     if neuro:
         hyperparameters["neuro"] = dict(neuro)
     return cls(

@@ -10,11 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from neuro.dopamine import DOPAMINE_MODULES
+from neuro.modulation import DISCOUNT_MODULATORS, EXPLORATION_MODULATORS, LEARNING_RATE_MODULATORS
 from neuro.registry import Registry, SpecError
 
 NEURO_PARTS: dict[str, Registry[Any]] = {
     "dopamine": DOPAMINE_MODULES,  # TD error -> dopamine signal (neuro.dopamine)
+    "learning_rate": LEARNING_RATE_MODULATORS,  # acetylcholine (neuro.modulation)
+    "exploration": EXPLORATION_MODULATORS,  # noradrenaline: epsilon or the entropy coefficient
+    "discount": DISCOUNT_MODULATORS,  # serotonin: gamma
 }
+# Kinds whose registry has no default are optional: an agent without one runs as its algorithm does.
 
 
 def part_registry(kind: str) -> Registry[Any]:
@@ -26,9 +31,11 @@ def part_registry(kind: str) -> Registry[Any]:
 
 
 def make_neuro(neuro: dict[str, Any] | None, kinds: tuple[str, ...]) -> dict[str, Any]:
-    """Build the parts of ``kinds`` (instances pass through); a kind not given gets its default."""
+    """Build the parts of ``kinds`` (instances pass through); a kind not given gets its registry's
+    default, or is absent when the registry has none (the modulators)."""
     neuro = dict(neuro or {})
     unknown = [kind for kind in neuro if kind not in kinds]
     if unknown:
         raise SpecError(f"neuro.{unknown[0]}: this agent takes no such part; it takes: {', '.join(kinds) or 'none'}")
-    return {kind: part_registry(kind).make(neuro.get(kind)) for kind in kinds}
+    return {kind: part_registry(kind).make(neuro.get(kind)) for kind in kinds
+            if neuro.get(kind) is not None or part_registry(kind).default is not None}

@@ -99,7 +99,7 @@ class ExperimentConfig(StrictModel):
     def _neuro_fits_agent(self) -> ExperimentConfig:
         from agents.registry import check_neuro, get_algorithm
 
-        check_neuro(get_algorithm(self.agent.algo), self.neuro)
+        check_neuro(get_algorithm(self.agent.algo), self.neuro, self.agent.hyperparameters)
         return self
 
 

@@ -157,7 +157,7 @@ def test_module_object_passes_through():
 
 
 def test_errors_for_algorithms_without_a_module():
-    with pytest.raises(ValueError, match="neuro.dopamine: SAC takes no dopamine part; algorithms that do: dqn, ppo"):
+    with pytest.raises(ValueError, match="neuro.dopamine: sac takes no dopamine part; algorithms that do: dqn, ppo"):
         build("sac", make_vec_env("racetrack-v0", 1, backend="highway-env"), neuro={"dopamine": {"type": "asymmetric"}})
     with pytest.raises(ValueError, match="clip_range_vf: not supported with a multi-channel distributional"):
         build("ppo", make_vec_env("highway-fast-v0", 1), hyperparameters={"clip_range_vf": 0.2},

@@ -9,6 +9,7 @@ from sb3_contrib import QRDQN, TQC, RecurrentPPO
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 
 from agents.dopamine_dqn import DopamineDQN
+from agents.neuro_agent import NeuroAgent
 from agents.dopamine_ppo import DopaminePPO
 from agents.registry import (
     ALGORITHMS,
@@ -21,11 +22,15 @@ from envs import make_vec_env
 
 
 def test_names_map_to_sb3_classes():
-    expected = {"dqn": DopamineDQN, "ppo": DopaminePPO, "a2c": A2C, "sac": SAC, "td3": TD3,
-                "qrdqn": QRDQN, "tqc": TQC, "recurrent_ppo": RecurrentPPO}
-    assert ALGORITHMS == expected
-    # DQN and PPO take a TD-error module; with the default one they are stock SB3 (test_dopamine_agents).
-    assert issubclass(DopamineDQN, DQN) and issubclass(DopaminePPO, PPO)
+    stock = {"dqn": DQN, "ppo": PPO, "a2c": A2C, "sac": SAC, "td3": TD3,
+             "qrdqn": QRDQN, "tqc": TQC, "recurrent_ppo": RecurrentPPO}
+    assert ALGORITHMS.keys() == stock.keys()
+    # Each is its SB3 class with the neuro mixin: with the default parts, stock SB3 (test_dopamine_agents,
+    # tests/agents/test_modulated_agents.py).
+    for name, cls in ALGORITHMS.items():
+        assert issubclass(cls, stock[name]) and issubclass(cls, NeuroAgent), name
+        assert cls.__mro__[2] is stock[name] or name in ("dqn", "ppo"), name
+    assert ALGORITHMS["dqn"] is DopamineDQN and ALGORITHMS["ppo"] is DopaminePPO
     assert get_algorithm("PPO") is DopaminePPO
 
 

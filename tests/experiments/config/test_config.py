@@ -106,7 +106,7 @@ def test_dopamine_experiments_cover_every_module():
     (["neuro.dopamine={type: dopa}"], r"neuro.dopamine.type: unknown dopamine type 'dopa'; allowed: standard"),
     (["neuro.serotonin={}"], r"neuro.serotonin: unknown neuro part; allowed: dopamine"),
     (["agent.algo=sac", "env.id=racetrack-v0", "neuro.dopamine={type: standard}"],
-     r"neuro.dopamine: SAC takes no dopamine part"),
+     r"neuro.dopamine: sac takes no dopamine part"),
 ])
 def test_bad_neuro_sections_fail_before_training(tmp_path, overrides, expected):
     with pytest.raises(ConfigError, match=expected):

@@ -1,0 +1,756 @@
+"""Neuromodulators: what sets the learner's meta-parameters (Doya 2002, "Metalearning and neuromodulation").
+
+Acetylcholine sets the learning rate, noradrenaline the exploration, serotonin the discount. Each
+modulator maps signals the agent hands over to one meta-parameter's value. Plain numpy/torch, no
+SB3: the agents (``agents.neuro_agent``) write the value where SB3 reads it (the optimizer's
+``param_groups``, DQN's epsilon, PPO/A2C's ``ent_coef``, ``gamma`` with the rollout buffer).
+
+Interface (a user's own modulator implements the same and loads by dotted path):
+
+- ``value(base, progress_remaining) -> float``: the meta-parameter now, from the algorithm's own
+  value ``base`` (SB3's schedule at this point of training); finite and within the bounds always;
+- ``observe_td_errors(summary)``: the TD-error statistics of one update (``TDErrorSummary``: the
+  dopamine module's signal when one is attached, the agent's own TD errors otherwise);
+- ``observe_reward(reward)``: the mean one-step reward of one env step (over the envs);
+- ``reads_td_errors`` / ``reads_rewards``: which of the two it needs (an agent that cannot hand over
+  TD errors refuses a modulator that reads them);
+- ``stats()`` (logged as ``neuro/<key>``), ``ignored_signals``, ``set_seed(seed)``.
+
+Signals that are not finite or exceed ``SIGNAL_LIMIT`` in magnitude are counted in
+``ignored_signals`` (logged) and change nothing: a numerical failure upstream never reaches the
+optimizer or the algorithm.
+
+Learning-rate and exploration modulators scale the algorithm's value by a factor within
+``[lo, hi]``; discount modulators keep gamma within ``[lo, hi]`` (absolute, below 1).
+Registries: ``LEARNING_RATE_MODULATORS``, ``EXPLORATION_MODULATORS``, ``DISCOUNT_MODULATORS``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import validate_call
+
+from neuro.registry import HalfOpenInterval, Positive, Registry
+
+SIGNAL_LIMIT = 1e9  # a TD error or reward beyond this is a numerical failure, not a surprise
+
+
+@dataclass(frozen=True)
+class TDErrorSummary:
+    """One update's TD errors (or dopamine signals): their mean, mean absolute value and mean square."""
+
+    mean: float
+    mean_abs: float
+    mean_square: float
+
+    @classmethod
+    def of(cls, signal: torch.Tensor | np.ndarray) -> TDErrorSummary:
+        signal = torch.as_tensor(signal, dtype=torch.float64).reshape(-1)
+        mean, mean_abs, mean_square = torch.stack([signal.mean(), signal.abs().mean(), signal.square().mean()]).tolist()
+        return cls(mean, mean_abs, mean_square)
+
+    def is_plausible(self) -> bool:
+        return all(math.isfinite(v) and abs(v) <= SIGNAL_LIMIT for v in (self.mean, self.mean_abs)) \
+            and math.isfinite(self.mean_square)
+
+
+def ema(average: float | None, sample: float, rate: float) -> float:
+    """Exponential moving average ``average + rate (sample - average)``; the first sample starts it."""
+    return sample if average is None else average + rate * (sample - average)
+
+
+def clip(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
+
+
+class Modulator:
+    """Base class: the algorithm's own value, unchanged (``constant`` without a value)."""
+
+    name: ClassVar[str] = "base"
+    reads_td_errors: ClassVar[bool] = False
+    reads_rewards: ClassVar[bool] = False
+    ignored_signals: int = 0
+
+    def value(self, base: float, progress_remaining: float) -> float:
+        return base
+
+    def observe_td_errors(self, summary: TDErrorSummary) -> None:
+        if not summary.is_plausible():
+            self.ignored_signals += 1
+            return
+        self._td_errors(summary)
+
+    def observe_reward(self, reward: float) -> None:
+        if not (math.isfinite(reward) and abs(reward) <= SIGNAL_LIMIT):
+            self.ignored_signals += 1
+            return
+        self._reward(float(reward))
+
+    def _td_errors(self, summary: TDErrorSummary) -> None:
+        return None
+
+    def _reward(self, reward: float) -> None:
+        return None
+
+    def set_seed(self, seed: int | None) -> None:
+        """The agent's seed, for modulators that draw random numbers."""
+        return None
+
+    def stats(self) -> dict[str, float]:
+        return {}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({params})"
+
+
+LEARNING_RATE_MODULATORS: Registry[Modulator] = Registry("learning_rate", Modulator)
+EXPLORATION_MODULATORS: Registry[Modulator] = Registry("exploration", Modulator)
+DISCOUNT_MODULATORS: Registry[Modulator] = Registry("discount", Modulator)
+
+Factor = Annotated[float, Positive()]
+Rate = Annotated[float, HalfOpenInterval(0.0, 1.0)]
+
+
+def check_bounds(lo: float, hi: float) -> None:
+    if not lo <= 1.0 <= hi:
+        raise ValueError(f"lo: lo <= 1 <= hi must hold (the algorithm's own value lies within), got lo={lo}, hi={hi}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning rate (acetylcholine)
+
+
+@LEARNING_RATE_MODULATORS.register("constant")
+class ConstantLearningRate(Modulator):
+    """A fixed learning rate: lr = value (the algorithm's ``learning_rate`` when no value is given).
+
+    :param value: the learning rate, > 0; ``None`` keeps the algorithm's own (its schedule too).
+    """
+
+    name = "constant"
+
+    @validate_call
+    def __init__(self, value: Annotated[float, Positive()] | None = None) -> None:
+        self.learning_rate = value
+
+    def value(self, base: float, progress_remaining: float) -> float:
+        return base if self.learning_rate is None else self.learning_rate
+
+
+@LEARNING_RATE_MODULATORS.register("schedule")
+class ScheduledLearningRate(Modulator):
+    """A learning rate over training progress p (0 -> 1): linear start + (end - start) p; cosine
+    end + (start - end)(1 + cos(pi p)) / 2; step start * factor^(number of milestones <= p)
+    (Loshchilov & Hutter 2017 for the cosine).
+
+    :param shape: ``linear``, ``cosine`` or ``step``.
+    :param start: the learning rate at p = 0; ``None``: the algorithm's ``learning_rate``.
+    :param end: the learning rate at p = 1 (``linear``, ``cosine``).
+    :param milestones: fractions of training in (0, 1) where ``step`` multiplies by ``factor``.
+    :param factor: ``step``'s factor, > 0.
+    """
+
+    name = "schedule"
+
+    @validate_call
+    def __init__(self, shape: Literal["linear", "cosine", "step"], start: Annotated[float, Positive()] | None = None,
+                 end: Annotated[float, Positive()] | None = None, milestones: list[float] | None = None,
+                 factor: Factor = 0.1) -> None:
+        self.check_combination(shape, start, end, milestones, factor)
+        self.shape = shape
+        self.start = start
+        self.end = end
+        self.milestones = sorted(milestones or [])
+        self.factor = factor
+
+    @staticmethod
+    def check_combination(shape: str, start: float | None = None, end: float | None = None,
+                          milestones: list[float] | None = None, factor: float = 0.1) -> None:
+        if shape in ("linear", "cosine") and end is None:
+            raise ValueError(f"end: required for shape {shape!r}")
+        if shape == "step":
+            if not milestones:
+                raise ValueError("milestones: required for shape 'step' (fractions of training in (0, 1))")
+            if any(not 0.0 < m < 1.0 for m in milestones):
+                raise ValueError(f"milestones: each must be in (0, 1), got {milestones}")
+
+    def value(self, base: float, progress_remaining: float) -> float:
+        start = base if self.start is None else self.start
+        done = clip(1.0 - progress_remaining, 0.0, 1.0)
+        if self.shape == "linear":
+            return start + (self.end - start) * done
+        if self.shape == "cosine":
+            return self.end + (start - self.end) * 0.5 * (1.0 + math.cos(math.pi * done))
+        return start * self.factor ** sum(1 for milestone in self.milestones if milestone <= done)
+
+
+class Associability:
+    """Pearce & Hall's associability: alpha <- eta |delta| + (1 - eta) alpha, and its reference
+    (``alpha_ref``, or a slow average of |delta| at rate eta / 10)."""
+
+    def __init__(self, eta: float, alpha_ref: float | None) -> None:
+        self.eta = eta
+        self.alpha_ref = alpha_ref
+        self.alpha: float | None = None
+        self.reference: float | None = alpha_ref
+
+    def update(self, mean_abs: float) -> None:
+        self.alpha = ema(self.alpha, mean_abs, self.eta)
+        if self.alpha_ref is None:
+            self.reference = ema(self.reference, mean_abs, self.eta / 10)
+
+    def ratio(self) -> float:
+        """alpha / alpha_ref; 1 before any signal (or while both are 0)."""
+        if self.alpha is None or not self.reference:
+            return 1.0
+        return self.alpha / self.reference
+
+
+@LEARNING_RATE_MODULATORS.register("surprise")
+class SurpriseLearningRate(Modulator):
+    """Pearce-Hall associability: alpha <- eta |delta| + (1 - eta) alpha, learning rate =
+    base * clip(alpha / alpha_ref, lo, hi) (Pearce & Hall 1980).
+
+    Surprising outcomes (large |delta|) raise the learning rate; a stable, well-predicted world lets
+    it decay. |delta| is each update's mean absolute TD error (or dopamine signal).
+
+    :param eta: associability rate in (0, 1].
+    :param alpha_ref: the associability at which the rate is ``base``; ``None``: a slow average of
+        |delta| (rate eta / 10), so the rate rises when surprise exceeds its usual level.
+    :param lo: smallest factor on ``base``, in (0, 1].
+    :param hi: largest factor on ``base``, >= 1.
+    """
+
+    name = "surprise"
+    reads_td_errors = True
+
+    @validate_call
+    def __init__(self, eta: Rate = 0.05, alpha_ref: Annotated[float, Positive()] | None = None,
+                 lo: Factor = 0.2, hi: Factor = 5.0) -> None:
+        check_bounds(lo, hi)
+        self.eta, self.alpha_ref, self.lo, self.hi = eta, alpha_ref, lo, hi
+        self._associability = Associability(eta, alpha_ref)
+
+    @staticmethod
+    def check_combination(lo: float = 0.2, hi: float = 5.0, **params: Any) -> None:
+        check_bounds(lo, hi)
+
+    def _td_errors(self, summary: TDErrorSummary) -> None:
+        self._associability.update(summary.mean_abs)
+
+    def factor(self) -> float:
+        return clip(self._associability.ratio(), self.lo, self.hi)
+
+    def value(self, base: float, progress_remaining: float) -> float:
+        return base * self.factor()
+
+    def stats(self) -> dict[str, float]:
+        alpha = self._associability.alpha
+        return {} if alpha is None else {"associability": alpha, "associability_ref": self._associability.reference}
+
+
+def steady_state_gain(process_noise: float, observation_noise: float) -> float:
+    """The Kalman gain a local-level model settles at: K* = x / (x + s2), x = (q + sqrt(q^2 + 4 q s2)) / 2."""
+    q, s2 = process_noise, observation_noise
+    x = (q + math.sqrt(q * q + 4.0 * q * s2)) / 2.0
+    return x / (x + s2)
+
+
+@LEARNING_RATE_MODULATORS.register("volatility")
+class VolatilityLearningRate(Modulator):
+    """Kalman-gain learning rate: K = (P + q) / (P + q + s2), P <- (1 - K)(P + q), learning rate =
+    base * clip(K / gain_ref, lo, hi) (Behrens et al. 2007; Gershman 2015).
+
+    A volatile world (large process noise q) keeps K high; observation noise s2 keeps it low. With q
+    and s2 fixed, K converges to ``steady_state_gain(q, s2)``. Otherwise both are estimated online
+    from the TD errors delta (the filter's innovations, each update's mean TD error):
+
+    - s2 from their mean square: E[delta^2] = P + q + s2 = s2 / (1 - K) at the steady state;
+    - q / s2 by stochastic approximation toward white errors, log(q / s2) += adaptation * rho with
+      rho = delta_t delta_{t-1} / E[delta^2]: the optimal filter's innovations are uncorrelated
+      (Mehra 1970); errors that keep their sign mean the value lags a moving world (raise q), errors
+      that alternate mean it over-reacts to noise (lower q).
+
+    Exact for a value that learns with step K (tabular, ``base = gain_ref``); in a deep agent, whose
+    value moves by its optimizer's step, the gain reads the persistence of the update's mean TD
+    error against its noise: a heuristic of volatility.
+
+    :param process_noise: q, > 0; ``None``: estimated online.
+    :param observation_noise: s2, > 0; ``None``: estimated online.
+    :param memory: updates the mean square of the errors averages over (rate 1 / memory), >= 1.
+    :param adaptation: step of the log(q / s2) estimate, > 0.
+    :param gain_ref: the gain at which the rate is ``base``, in (0, 1]; ``None``: a slow average of K.
+    :param lo: smallest factor on ``base``, in (0, 1].
+    :param hi: largest factor on ``base``, >= 1.
+    """
+
+    name = "volatility"
+    reads_td_errors = True
+
+    @validate_call
+    def __init__(self, process_noise: Annotated[float, Positive()] | None = None,
+                 observation_noise: Annotated[float, Positive()] | None = None,
+                 memory: Annotated[int, HalfOpenInterval(0, 1e12)] = 1000, adaptation: Factor = 0.01,
+                 gain_ref: Annotated[float, HalfOpenInterval(0.0, 1.0)] | None = None,
+                 lo: Factor = 0.2, hi: Factor = 5.0) -> None:
+        check_bounds(lo, hi)
+        self.process_noise, self.observation_noise = process_noise, observation_noise
+        self.memory, self.adaptation = memory, adaptation
+        self.gain_ref, self.lo, self.hi = gain_ref, lo, hi
+        self._posterior_variance = 0.0  # P
+        self._log_ratio = 0.0 if process_noise is None or observation_noise is None else \
+            math.log(process_noise / observation_noise)
+        self._mean_square: float | None = None
+        self._previous_error: float | None = None
+        self._gain: float | None = None  # K
+        self._gain_average: float | None = gain_ref
+
+    @staticmethod
+    def check_combination(lo: float = 0.2, hi: float = 5.0, **params: Any) -> None:
+        check_bounds(lo, hi)
+
+    def noise(self) -> tuple[float, float] | None:
+        """(q, s2) in use: the fixed ones, or the online estimates (None before any error)."""
+        q, s2 = self.process_noise, self.observation_noise
+        if q is not None and s2 is not None:
+            return q, s2
+        if self._mean_square is None:
+            return None
+        ratio = math.exp(self._log_ratio)
+        if s2 is None:
+            s2 = q / ratio if q is not None else self._mean_square * (1.0 - (self._gain or 0.0))
+        return (ratio * s2 if q is None else q), s2
+
+    def _td_errors(self, summary: TDErrorSummary) -> None:
+        error = summary.mean
+        if self._mean_square and self._previous_error is not None:
+            correlation = clip(error * self._previous_error / self._mean_square, -4.0, 4.0)
+            self._log_ratio = clip(self._log_ratio + self.adaptation * correlation, -30.0, 30.0)
+        self._previous_error = error
+        self._mean_square = ema(self._mean_square, error * error, 1.0 / self.memory)
+        noise = self.noise()
+        if noise is None or sum(noise) <= 0.0:
+            return
+        q, s2 = noise
+        prior = self._posterior_variance + q
+        gain = prior / (prior + s2)
+        self._posterior_variance = (1.0 - gain) * prior
+        self._gain = gain
+        if self.gain_ref is None:
+            self._gain_average = ema(self._gain_average, gain, 1.0 / self.memory)
+
+    @property
+    def gain(self) -> float | None:
+        return self._gain
+
+    def factor(self) -> float:
+        if self._gain is None or not self._gain_average:
+            return 1.0
+        return clip(self._gain / self._gain_average, self.lo, self.hi)
+
+    def value(self, base: float, progress_remaining: float) -> float:
+        return base * self.factor()
+
+    def stats(self) -> dict[str, float]:
+        noise = self.noise()
+        if self._gain is None or noise is None:
+            return {}
+        return {"kalman_gain": self._gain, "process_noise": noise[0], "observation_noise": noise[1]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Exploration (noradrenaline): DQN's epsilon or PPO/A2C's entropy coefficient
+
+
+@EXPLORATION_MODULATORS.register("surprise")
+class SurpriseExploration(Modulator):
+    """Phasic noradrenaline as unexpected uncertainty: exploration = base * clip(alpha / alpha_ref,
+    lo, hi), alpha <- eta |delta| + (1 - eta) alpha (Yu & Dayan 2005; Aston-Jones & Cohen 2005).
+
+    :param eta: associability rate in (0, 1].
+    :param alpha_ref: the associability at which exploration is ``base``; ``None``: a slow average.
+    :param lo: smallest factor on ``base``, in (0, 1].
+    :param hi: largest factor on ``base``, >= 1 (epsilon is also capped at 1).
+    """
+
+    name = "surprise"
+    reads_td_errors = True
+
+    @validate_call
+    def __init__(self, eta: Rate = 0.05, alpha_ref: Annotated[float, Positive()] | None = None,
+                 lo: Factor = 0.5, hi: Factor = 4.0) -> None:
+        check_bounds(lo, hi)
+        self.eta, self.alpha_ref, self.lo, self.hi = eta, alpha_ref, lo, hi
+        self._associability = Associability(eta, alpha_ref)
+
+    @staticmethod
+    def check_combination(lo: float = 0.5, hi: float = 4.0, **params: Any) -> None:
+        check_bounds(lo, hi)
+
+    def _td_errors(self, summary: TDErrorSummary) -> None:
+        self._associability.update(summary.mean_abs)
+
+    def value(self, base: float, progress_remaining: float) -> float:
+        return base * clip(self._associability.ratio(), self.lo, self.hi)
+
+    def stats(self) -> dict[str, float]:
+        alpha = self._associability.alpha
+        return {} if alpha is None else {"exploration_associability": alpha}
+
+
+@EXPLORATION_MODULATORS.register("reward_trend")
+class RewardTrendExploration(Modulator):
+    """Adaptive gain (Aston-Jones & Cohen 2005): exploration = base * clip(exp(-gain * trend), lo, hi),
+    trend = (r_short - r_long) / std_long, so exploration rises when performance drops below its
+    long-run level and returns to ``base`` as it settles.
+
+    r_short and r_long are moving averages of the one-step reward at rates ``fast`` and ``slow``;
+    std_long is the reward's moving standard deviation at rate ``slow``.
+
+    :param fast: rate of the short-term average, in (0, 1].
+    :param slow: rate of the long-term average and spread, in (0, 1], below ``fast``.
+    :param gain: how strongly a trend moves exploration, > 0.
+    :param lo: smallest factor on ``base``, in (0, 1].
+    :param hi: largest factor on ``base``, >= 1 (epsilon is also capped at 1).
+    """
+
+    name = "reward_trend"
+    reads_rewards = True
+
+    @validate_call
+    def __init__(self, fast: Rate = 0.01, slow: Rate = 0.001, gain: Factor = 2.0, lo: Factor = 0.5,
+                 hi: Factor = 4.0) -> None:
+        self.check_combination(fast, slow, gain, lo, hi)
+        self.fast, self.slow, self.gain, self.lo, self.hi = fast, slow, gain, lo, hi
+        self._short: float | None = None
+        self._long: float | None = None
+        self._variance = 0.0
+
+    @staticmethod
+    def check_combination(fast: float = 0.01, slow: float = 0.001, gain: float = 2.0, lo: float = 0.5,
+                          hi: float = 4.0) -> None:
+        if not slow < fast:
+            raise ValueError(f"slow: must be below fast ({fast}), got {slow}")
+        check_bounds(lo, hi)
+
+    def _reward(self, reward: float) -> None:
+        if self._long is not None:
+            self._variance += self.slow * ((reward - self._long) ** 2 - self._variance)
+        self._short = ema(self._short, reward, self.fast)
+        self._long = ema(self._long, reward, self.slow)
+
+    def trend(self) -> float:
+        if self._long is None or self._variance <= 0.0:
+            return 0.0
+        return (self._short - self._long) / math.sqrt(self._variance)
+
+    def value(self, base: float, progress_remaining: float) -> float:
+        exponent = clip(-self.gain * self.trend(), math.log(self.lo), math.log(self.hi))
+        return base * math.exp(exponent)
+
+    def stats(self) -> dict[str, float]:
+        return {} if self._long is None else {"reward_trend": self.trend()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Discount (serotonin): experimental
+
+
+def check_discount_bounds(lo: float, hi: float) -> None:
+    if not 0.0 < lo <= hi < 1.0:
+        raise ValueError(f"lo: 0 < lo <= hi < 1 must hold, got lo={lo}, hi={hi}")
+
+
+def with_horizon_factor(base: float, factor: float, lo: float, hi: float) -> float:
+    """gamma whose horizon 1 / (1 - gamma) is ``factor`` times base's, within [lo, hi]."""
+    return clip(1.0 - (1.0 - base) / factor, lo, hi)
+
+
+@DISCOUNT_MODULATORS.register("reward_rate")
+class RewardRateDiscount(Modulator):
+    """Serotonin as patience (Doya 2002; Miyazaki et al. 2014): the horizon 1 / (1 - gamma) is base's
+    times exp(gain (r_bar - reference)), r_bar a slow average of the one-step reward; gamma within
+    [lo, hi]. Experimental: a richer world lengthens the horizon (gain > 0), a poorer one shortens it.
+
+    :param rate: rate of the reward average, in (0, 1].
+    :param reference: the reward rate at which gamma is ``base``.
+    :param gain: log-horizon change per unit of reward rate (any sign).
+    :param lo: smallest gamma, in (0, 1).
+    :param hi: largest gamma, in [lo, 1).
+    """
+
+    name = "reward_rate"
+    reads_rewards = True
+
+    @validate_call
+    def __init__(self, rate: Rate = 0.001, reference: float = 0.0, gain: float = 1.0, lo: float = 0.8,
+                 hi: float = 0.995) -> None:
+        check_discount_bounds(lo, hi)
+        self.rate, self.reference, self.gain, self.lo, self.hi = rate, reference, gain, lo, hi
+        self._reward_rate: float | None = None
+
+    @staticmethod
+    def check_combination(rate: float = 0.001, reference: float = 0.0, gain: float = 1.0, lo: float = 0.8,
+                          hi: float = 0.995) -> None:
+        check_discount_bounds(lo, hi)
+
+    def _reward(self, reward: float) -> None:
+        self._reward_rate = ema(self._reward_rate, reward, self.rate)
+
+    def value(self, base: float, progress_remaining: float) -> float:
+        if self._reward_rate is None:
+            return clip(base, self.lo, self.hi)
+        exponent = clip(self.gain * (self._reward_rate - self.reference), -30.0, 30.0)
+        return with_horizon_factor(base, math.exp(exponent), self.lo, self.hi)
+
+    def stats(self) -> dict[str, float]:
+        return {} if self._reward_rate is None else {"reward_rate": self._reward_rate}
+
+
+@DISCOUNT_MODULATORS.register("td_variance")
+class TDVarianceDiscount(Modulator):
+    """Uncertainty shortens the horizon: 1 / (1 - gamma) is base's times (v_ref / v)^gain, v a moving
+    average of the squared TD error and v_ref its slow average; gamma within [lo, hi]. Experimental
+    (Doya 2002's serotonin-discount link with TD-error variance as the slow signal).
+
+    :param rate: rate of v, in (0, 1].
+    :param gain: exponent, > 0.
+    :param lo: smallest gamma, in (0, 1).
+    :param hi: largest gamma, in [lo, 1).
+    """
+
+    name = "td_variance"
+    reads_td_errors = True
+
+    @validate_call
+    def __init__(self, rate: Rate = 0.01, gain: Factor = 0.5, lo: float = 0.8, hi: float = 0.995) -> None:
+        check_discount_bounds(lo, hi)
+        self.rate, self.gain, self.lo, self.hi = rate, gain, lo, hi
+        self._variance: float | None = None
+        self._reference: float | None = None
+
+    @staticmethod
+    def check_combination(rate: float = 0.01, gain: float = 0.5, lo: float = 0.8, hi: float = 0.995) -> None:
+        check_discount_bounds(lo, hi)
+
+    def _td_errors(self, summary: TDErrorSummary) -> None:
+        self._variance = ema(self._variance, summary.mean_square, self.rate)
+        self._reference = ema(self._reference, summary.mean_square, self.rate / 10)
+
+    def value(self, base: float, progress_remaining: float) -> float:
+        if not self._variance or not self._reference:
+            return clip(base, self.lo, self.hi)
+        exponent = clip(self.gain * math.log(self._reference / self._variance), -30.0, 30.0)
+        return with_horizon_factor(base, math.exp(exponent), self.lo, self.hi)
+
+    def stats(self) -> dict[str, float]:
+        return {} if self._variance is None else {"td_error_variance": self._variance}
+
+
+# ---------------------------------------------------------------------------------------------
+# Meta-learning (Schweighofer & Doya 2003)
+
+
+class MetaLearning(Modulator):
+    """Stochastic meta-learning (Schweighofer & Doya 2003): the meta-parameter is perturbed around
+    its base, u = u_0 + sigma (sigma ~ N(0, noise^2), redrawn every ``hold`` steps), and the base
+    moves by mu (r_mid - r_long) sigma, r_mid and r_long the mid- and long-term averages of the
+    one-step reward (tau_mid dr_mid = r - r_mid, tau_long dr_long = r_mid - r_long).
+
+    u is the meta-parameter in its natural scale (``to_scale`` / ``from_scale``); u_0 starts at the
+    algorithm's value and follows its schedule: what is learned is an offset. The offset is bounded
+    so the value stays within the bounds, perturbation included.
+    """
+
+    parameter: ClassVar[str] = "meta"
+    reads_rewards = True
+
+    def __init__(self, mu: float, noise: float, tau_mid: float, tau_long: float, hold: int, seed: int | None) -> None:
+        self.mu, self.noise, self.tau_mid, self.tau_long, self.hold = mu, noise, tau_mid, tau_long, hold
+        self._seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._offset = 0.0
+        self._perturbation = 0.0
+        self._steps = 0
+        self._reward_mid: float | None = None
+        self._reward_long: float | None = None
+        self._base: float | None = None  # the last base seen, to bound the offset
+
+    @staticmethod
+    def check_taus(tau_mid: float, tau_long: float) -> None:
+        if not 1.0 <= tau_mid < tau_long:
+            raise ValueError(f"tau_mid: 1 <= tau_mid < tau_long must hold, got tau_mid={tau_mid}, tau_long={tau_long}")
+
+    def set_seed(self, seed: int | None) -> None:
+        if self._seed is None and self._steps == 0:
+            self._rng = np.random.default_rng(seed)
+
+    def to_scale(self, value: float) -> float:
+        return math.log(value)
+
+    def from_scale(self, u: float) -> float:
+        return math.exp(u)
+
+    def scale_bounds(self, base: float) -> tuple[float, float]:
+        """The bounds of u_0 + offset + sigma."""
+        raise NotImplementedError
+
+    def _reward(self, reward: float) -> None:
+        if self._steps % self.hold == 0:
+            self._perturbation = float(self._rng.normal(0.0, self.noise))
+        self._steps += 1
+        self._reward_mid = ema(self._reward_mid, reward, 1.0 / self.tau_mid)
+        self._reward_long = ema(self._reward_long, self._reward_mid, 1.0 / self.tau_long)
+        self._offset += self.mu * (self._reward_mid - self._reward_long) * self._perturbation
+        if self._base is not None:
+            low, high = self.scale_bounds(self._base)
+            u_base = self.to_scale(self._base)
+            self._offset = clip(self._offset, low - u_base, high - u_base)
+
+    def meta_value(self, base: float) -> float:
+        """The learned base value, without the perturbation."""
+        low, high = self.scale_bounds(base)
+        return self.from_scale(clip(self.to_scale(base) + self._offset, low, high))
+
+    def value(self, base: float, progress_remaining: float) -> float:
+        if base <= 0.0 and self.to_scale is MetaLearning.to_scale.__get__(self):
+            return base  # a value of 0 (epsilon at the end of its schedule) has no log scale
+        self._base = base
+        low, high = self.scale_bounds(base)
+        return self.from_scale(clip(self.to_scale(base) + self._offset + self._perturbation, low, high))
+
+    def stats(self) -> dict[str, float]:
+        if self._reward_mid is None:
+            return {}
+        prefix = f"meta_{self.parameter}"
+        return {f"{prefix}_offset": self._offset, f"{prefix}_perturbation": self._perturbation,
+                f"{prefix}_reward_mid": self._reward_mid, f"{prefix}_reward_long": self._reward_long}
+
+
+class _MultiplicativeMeta(MetaLearning):
+    """Meta-learning on log(value), the value within [lo, hi] times the algorithm's."""
+
+    def __init__(self, mu: float, noise: float, tau_mid: float, tau_long: float, hold: int, lo: float, hi: float,
+                 seed: int | None) -> None:
+        check_bounds(lo, hi)
+        self.check_taus(tau_mid, tau_long)
+        super().__init__(mu, noise, tau_mid, tau_long, hold, seed)
+        self.lo, self.hi = lo, hi
+
+    @staticmethod
+    def check_combination(mu: float = 1.0, noise: float = 0.5, tau_mid: float = 100.0, tau_long: float = 1000.0,
+                          hold: int = 100, lo: float = 0.01, hi: float = 100.0, seed: int | None = None) -> None:
+        check_bounds(lo, hi)
+        MetaLearning.check_taus(tau_mid, tau_long)
+
+    def scale_bounds(self, base: float) -> tuple[float, float]:
+        return math.log(base * self.lo), math.log(base * self.hi)
+
+
+@LEARNING_RATE_MODULATORS.register("meta")
+class MetaLearningRate(_MultiplicativeMeta):
+    """Schweighofer & Doya 2003 on log(learning rate): log lr = log lr_0 + sigma, lr_0 moved by
+    mu (r_mid - r_long) sigma; the rate within [lo, hi] times the algorithm's.
+
+    :param mu: meta-learning rate, > 0 (in log units per unit of reward difference).
+    :param noise: standard deviation of the log-scale perturbation, > 0.
+    :param tau_mid: time constant of the mid-term reward average, in env steps, >= 1.
+    :param tau_long: time constant of the long-term average, > tau_mid.
+    :param hold: env steps each perturbation is held, >= 1.
+    :param lo: smallest factor on the algorithm's rate, in (0, 1].
+    :param hi: largest factor, >= 1.
+    :param seed: the perturbations' seed; ``None``: the agent's.
+    """
+
+    name = "meta"
+    parameter = "learning_rate"
+
+    @validate_call
+    def __init__(self, mu: Factor = 1.0, noise: Factor = 0.5, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
+                 hold: Annotated[int, HalfOpenInterval(0, 1e12)] = 100, lo: Factor = 0.01, hi: Factor = 100.0,
+                 seed: int | None = None) -> None:
+        super().__init__(mu, noise, tau_mid, tau_long, hold, lo, hi, seed)
+
+
+@EXPLORATION_MODULATORS.register("meta")
+class MetaExploration(_MultiplicativeMeta):
+    """Schweighofer & Doya 2003 on log(exploration) (epsilon or the entropy coefficient): the value
+    perturbed by sigma in log scale, its base moved by mu (r_mid - r_long) sigma, within [lo, hi]
+    times the algorithm's (epsilon also capped at 1).
+
+    :param mu: meta-learning rate, > 0.
+    :param noise: standard deviation of the log-scale perturbation, > 0.
+    :param tau_mid: time constant of the mid-term reward average, in env steps, >= 1.
+    :param tau_long: time constant of the long-term average, > tau_mid.
+    :param hold: env steps each perturbation is held, >= 1.
+    :param lo: smallest factor on the algorithm's value, in (0, 1].
+    :param hi: largest factor, >= 1.
+    :param seed: the perturbations' seed; ``None``: the agent's.
+    """
+
+    name = "meta"
+    parameter = "exploration"
+
+    @validate_call
+    def __init__(self, mu: Factor = 1.0, noise: Factor = 0.5, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
+                 hold: Annotated[int, HalfOpenInterval(0, 1e12)] = 100, lo: Factor = 0.1, hi: Factor = 10.0,
+                 seed: int | None = None) -> None:
+        super().__init__(mu, noise, tau_mid, tau_long, hold, lo, hi, seed)
+
+
+@DISCOUNT_MODULATORS.register("meta")
+class MetaDiscount(MetaLearning):
+    """Schweighofer & Doya 2003 on the log horizon u = -log(1 - gamma): u perturbed by sigma, its
+    base moved by mu (r_mid - r_long) sigma; gamma within [lo, hi]. Experimental.
+
+    :param mu: meta-learning rate, > 0.
+    :param noise: standard deviation of the log-horizon perturbation, > 0.
+    :param tau_mid: time constant of the mid-term reward average, in env steps, >= 1.
+    :param tau_long: time constant of the long-term average, > tau_mid.
+    :param hold: env steps each perturbation is held, >= 1.
+    :param lo: smallest gamma, in (0, 1).
+    :param hi: largest gamma, in [lo, 1).
+    :param seed: the perturbations' seed; ``None``: the agent's.
+    """
+
+    name = "meta"
+    parameter = "gamma"
+
+    @validate_call
+    def __init__(self, mu: Factor = 1.0, noise: Factor = 0.3, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
+                 hold: Annotated[int, HalfOpenInterval(0, 1e12)] = 100, lo: float = 0.8, hi: float = 0.995,
+                 seed: int | None = None) -> None:
+        self.check_combination(mu, noise, tau_mid, tau_long, hold, lo, hi, seed)
+        super().__init__(mu, noise, tau_mid, tau_long, hold, seed)
+        self.lo, self.hi = lo, hi
+
+    @staticmethod
+    def check_combination(mu: float = 1.0, noise: float = 0.3, tau_mid: float = 100.0, tau_long: float = 1000.0,
+                          hold: int = 100, lo: float = 0.8, hi: float = 0.995, seed: int | None = None) -> None:
+        check_discount_bounds(lo, hi)
+        MetaLearning.check_taus(tau_mid, tau_long)
+
+    def to_scale(self, value: float) -> float:
+        return -math.log(1.0 - value)
+
+    def from_scale(self, u: float) -> float:
+        return 1.0 - math.exp(-u)
+
+    def scale_bounds(self, base: float) -> tuple[float, float]:
+        return self.to_scale(self.lo), self.to_scale(self.hi)
+
+    def value(self, base: float, progress_remaining: float) -> float:
+        return super().value(clip(base, self.lo, self.hi), progress_remaining)
+
+
+MODULATOR_REGISTRIES: dict[str, Registry[Modulator]] = {
+    "learning_rate": LEARNING_RATE_MODULATORS,
+    "exploration": EXPLORATION_MODULATORS,
+    "discount": DISCOUNT_MODULATORS,
+}

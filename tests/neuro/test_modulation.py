@@ -1,0 +1,235 @@
+"""Neuromodulators against known answers: closed forms, Pearce-Hall's trace, the Kalman steady state,
+a learner tracking a random walk, and meta-learning on a bandit whose best learning rate is known."""
+
+import math
+
+import numpy as np
+import pytest
+
+from neuro.modulation import (
+    DISCOUNT_MODULATORS,
+    EXPLORATION_MODULATORS,
+    LEARNING_RATE_MODULATORS,
+    MetaLearningRate,
+    RewardRateDiscount,
+    RewardTrendExploration,
+    ScheduledLearningRate,
+    SurpriseLearningRate,
+    TDErrorSummary,
+    TDVarianceDiscount,
+    VolatilityLearningRate,
+    steady_state_gain,
+)
+from neuro.registry import SpecError
+
+
+def errors(value: float) -> TDErrorSummary:
+    """One update whose TD errors are all ``value``."""
+    return TDErrorSummary.of(np.full(8, value))
+
+
+def test_summary_is_the_mean_mean_abs_and_mean_square():
+    summary = TDErrorSummary.of(np.array([1.0, -3.0]))
+    assert (summary.mean, summary.mean_abs, summary.mean_square) == (-1.0, 2.0, 5.0)
+
+
+@pytest.mark.parametrize(("spec", "points"), [
+    ({"shape": "linear", "start": 1e-3, "end": 1e-4}, {1.0: 1e-3, 0.5: 5.5e-4, 0.0: 1e-4}),
+    ({"shape": "cosine", "start": 1e-3, "end": 1e-4}, {1.0: 1e-3, 0.5: 5.5e-4, 0.0: 1e-4,
+                                                       0.75: 1e-4 + 9e-4 * (1 + math.cos(math.pi / 4)) / 2}),
+    ({"shape": "step", "start": 1.0, "milestones": [0.5, 0.25], "factor": 0.1}, {1.0: 1.0, 0.8: 1.0, 0.75: 0.1,
+                                                                              0.6: 0.1, 0.5: 0.01, 0.0: 0.01}),
+    ({"shape": "linear", "end": 0.0001}, {1.0: 0.002, 0.0: 0.0001}),  # start: the algorithm's rate
+])
+def test_schedules_match_their_closed_forms(spec, points):
+    schedule = ScheduledLearningRate(**spec)
+    for progress_remaining, expected in points.items():
+        assert schedule.value(0.002, progress_remaining) == pytest.approx(expected, rel=1e-12)
+
+
+def test_constant_is_the_algorithms_rate_or_its_own():
+    constant = LEARNING_RATE_MODULATORS.make({"type": "constant"})
+    assert constant.value(3e-4, 0.3) == 3e-4
+    assert LEARNING_RATE_MODULATORS.make({"type": "constant", "value": 1e-3}).value(3e-4, 0.3) == 1e-3
+
+
+def test_surprise_follows_pearce_halls_associability():
+    """alpha_n = c + (alpha_0 - c)(1 - eta)^n for a constant |delta| = c; lr = base clip(alpha / ref)."""
+    modulator = SurpriseLearningRate(eta=0.1, alpha_ref=0.5, lo=0.2, hi=5.0)
+    modulator.observe_td_errors(errors(-2.0))  # alpha_0 = 2 (the first error starts the trace)
+    for n in range(1, 31):
+        modulator.observe_td_errors(errors(0.4))
+        alpha = 0.4 + (2.0 - 0.4) * 0.9 ** n
+        assert modulator.stats()["associability"] == pytest.approx(alpha, rel=1e-12)
+        assert modulator.value(1e-3, 1.0) == pytest.approx(1e-3 * min(max(alpha / 0.5, 0.2), 5.0), rel=1e-12)
+    for _ in range(300):
+        modulator.observe_td_errors(errors(0.0))
+    assert modulator.value(1e-3, 1.0) == pytest.approx(1e-3 * 0.2)  # the lower bound holds
+    for _ in range(300):
+        modulator.observe_td_errors(errors(100.0))
+    assert modulator.value(1e-3, 1.0) == pytest.approx(1e-3 * 5.0)  # and the upper one
+
+
+@pytest.mark.parametrize(("q", "s2"), [(0.01, 1.0), (0.1, 1.0), (1.0, 0.1), (0.5, 2.0)])
+def test_kalman_gain_converges_to_the_closed_form_steady_state(q, s2):
+    modulator = VolatilityLearningRate(process_noise=q, observation_noise=s2, gain_ref=1.0, lo=1e-6, hi=1.0)
+    for _ in range(500):
+        modulator.observe_td_errors(errors(0.3))
+    x = (q + math.sqrt(q * q + 4 * q * s2)) / 2
+    assert modulator.gain == pytest.approx(x / (x + s2), rel=1e-9)
+    assert modulator.value(1.0, 1.0) == pytest.approx(x / (x + s2), rel=1e-9)  # lr = base K / gain_ref
+
+
+def track_random_walk(q: float, s2: float, seed: int, steps: int) -> float:
+    """A tabular value tracking a random walk (variance q per step) seen through noise (variance s2),
+    learning with the modulator's rate (base = gain_ref = 1: lr = K); the mean K of the last quarter."""
+    rng = np.random.default_rng(seed)
+    modulator = VolatilityLearningRate(gain_ref=1.0, memory=2000, lo=1e-4, hi=1.0)
+    level, value, gains = 0.0, 0.0, []
+    for _ in range(steps):
+        level += rng.normal(0.0, math.sqrt(q))
+        td_error = level + rng.normal(0.0, math.sqrt(s2)) - value
+        modulator.observe_td_errors(TDErrorSummary(td_error, abs(td_error), td_error * td_error))
+        value += modulator.value(1.0, 1.0) * td_error
+        gains.append(modulator.gain)
+    return float(np.mean(gains[-steps // 4:]))
+
+
+def test_a_more_volatile_world_gets_a_larger_learning_rate():
+    for seed in range(3):
+        assert track_random_walk(0.1, 1.0, seed, 10_000) > 1.5 * track_random_walk(0.01, 1.0, seed, 10_000)
+
+
+@pytest.mark.parametrize("q", [0.01, 0.1])
+def test_online_noise_estimates_land_near_the_true_steady_state_gain(q):
+    """With q and s2 estimated online, K is within 20% of K*(true q, s2) after 40k steps, 3 seeds."""
+    for seed in range(3):
+        assert track_random_walk(q, 1.0, seed, 40_000) == pytest.approx(steady_state_gain(q, 1.0), rel=0.2)
+
+
+def test_reward_trend_raises_exploration_when_reward_drops_and_settles_back():
+    modulator = RewardTrendExploration(fast=0.05, slow=0.002, gain=2.0, lo=0.5, hi=4.0)
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        modulator.observe_reward(1.0 + rng.normal(0, 0.1))
+    settled = modulator.value(0.1, 1.0)
+    for _ in range(50):
+        modulator.observe_reward(0.5 + rng.normal(0, 0.1))
+    dropped = modulator.value(0.1, 1.0)
+    for _ in range(5000):
+        modulator.observe_reward(0.5 + rng.normal(0, 0.1))
+    resettled = modulator.value(0.1, 1.0)
+    assert settled == pytest.approx(0.1, rel=0.3)
+    assert dropped == pytest.approx(0.4)  # at the upper bound: 4 x base
+    assert resettled == pytest.approx(0.1, rel=0.3)
+
+
+def test_reward_rate_sets_the_horizon_and_td_variance_shortens_it():
+    richer = RewardRateDiscount(rate=0.5, reference=0.0, gain=math.log(2.0), lo=0.5, hi=0.999)
+    for _ in range(60):
+        richer.observe_reward(1.0)
+    # horizon 1 / (1 - gamma) doubles per unit of reward rate: base 0.9 (horizon 10) -> horizon 20
+    assert richer.value(0.9, 1.0) == pytest.approx(0.95)
+    assert RewardRateDiscount(lo=0.5, hi=0.96).value(0.99, 1.0) == 0.96  # the bound, before any reward
+
+    uncertain = TDVarianceDiscount(rate=0.1, gain=1.0, lo=0.5, hi=0.999)
+    for _ in range(200):
+        uncertain.observe_td_errors(errors(1.0))
+    assert uncertain.value(0.9, 1.0) == pytest.approx(0.9, abs=1e-3)  # v = v_ref: base
+    for _ in range(30):
+        uncertain.observe_td_errors(errors(3.0))
+    assert 0.5 <= uncertain.value(0.9, 1.0) < 0.85  # v above its reference: a shorter horizon
+
+
+def reversal_bandit(learning_rate, steps: int, seed: int, meta: MetaLearningRate | None = None) -> float:
+    """Two arms, +-0.5 plus N(0, 1) noise, swapping every 200 steps; a tabular epsilon-greedy learner
+    (epsilon 0.1). Too small a rate cannot follow the swaps, too large a rate chases the noise."""
+    rng = np.random.default_rng(seed)
+    action_values, total = np.zeros(2), 0.0
+    for step in range(steps):
+        good = (step // 200) % 2
+        explore = rng.random() < 0.1
+        action = int(rng.integers(2)) if explore else int(np.argmax(action_values + 1e-9 * rng.random(2)))
+        reward = (0.5 if action == good else -0.5) + rng.normal(0.0, 1.0)
+        action_values[action] += learning_rate() * (reward - action_values[action])
+        total += reward
+        if meta is not None:
+            meta.observe_reward(reward)
+    return total / steps
+
+
+def mean_reward(learning_rate: float) -> float:
+    return float(np.mean([reversal_bandit(lambda: learning_rate, 20_000, 100 + seed) for seed in range(2)]))
+
+
+@pytest.mark.parametrize("bad_rate", [0.001, 1.0])
+def test_meta_learning_moves_a_bad_learning_rate_into_the_better_region(bad_rate):
+    """Schweighofer & Doya's rule, from a rate far too small or too large: after 60k steps (3 seeds)
+    the learned rate earns at least 85% of the best rate's reward on the grid, where the start earns
+    under 75% of it (1e-3: about 0%, 1.0: 71%)."""
+    best = max(mean_reward(rate) for rate in (0.01, 0.03, 0.1, 0.2, 0.3, 0.5))
+    assert mean_reward(bad_rate) < 0.75 * best
+    for seed in range(3):
+        meta = MetaLearningRate(mu=0.01, noise=1.0, tau_mid=200, tau_long=2000, hold=400,
+                                lo=min(1.0, 1e-3 / bad_rate), hi=max(1.0, 1.0 / bad_rate), seed=seed)
+        reversal_bandit(lambda: meta.value(bad_rate, 1.0), 60_000, seed, meta)
+        learned = meta.meta_value(bad_rate)
+        assert mean_reward(learned) >= 0.85 * best, (seed, learned)
+
+
+ADVERSARIAL = [float("nan"), float("inf"), -float("inf"), 1e30, -1e30]
+EVERY_MODULATOR = [
+    (LEARNING_RATE_MODULATORS, {"type": "surprise"}), (LEARNING_RATE_MODULATORS, {"type": "volatility"}),
+    (LEARNING_RATE_MODULATORS, {"type": "meta", "hold": 1}), (EXPLORATION_MODULATORS, {"type": "surprise"}),
+    (EXPLORATION_MODULATORS, {"type": "reward_trend"}), (EXPLORATION_MODULATORS, {"type": "meta", "hold": 1}),
+    (DISCOUNT_MODULATORS, {"type": "reward_rate"}), (DISCOUNT_MODULATORS, {"type": "td_variance"}),
+    (DISCOUNT_MODULATORS, {"type": "meta", "hold": 1}),
+]
+
+
+@pytest.mark.parametrize(("registry", "spec"), EVERY_MODULATOR, ids=lambda p: getattr(p, "kind", None) or p["type"])
+def test_adversarial_signals_are_counted_and_change_nothing(registry, spec):
+    modulator = registry.make(spec)
+    modulator.set_seed(0)
+    base = 0.9 if registry.kind == "discount" else 1e-3
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        modulator.value(base, 1.0)
+        modulator.observe_td_errors(errors(float(rng.normal())))
+        modulator.observe_reward(float(rng.normal()))
+    before = (modulator.value(base, 1.0), modulator.stats())
+    for bad in ADVERSARIAL:
+        modulator.observe_td_errors(errors(bad))
+        modulator.observe_reward(bad)
+    assert modulator.ignored_signals == 2 * len(ADVERSARIAL)
+    assert (modulator.value(base, 1.0), modulator.stats()) == before
+    low, high = (modulator.lo, modulator.hi) if registry.kind == "discount" else (base * modulator.lo,
+                                                                                 base * modulator.hi)
+    assert low <= before[0] <= high
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"type": "surprise", "lo": 2.0}, r"neuro.learning_rate.lo: lo <= 1 <= hi must hold"),
+    ({"type": "surprise", "eta": 0.0}, r"neuro.learning_rate.eta: must be in \(0, 1\]"),
+    ({"type": "schedule", "shape": "cosine"}, r"neuro.learning_rate.end: required for shape 'cosine'"),
+    ({"type": "schedule", "shape": "step", "milestones": [1.5]}, r"neuro.learning_rate.milestones: each must be in"),
+    ({"type": "schedule", "shape": "exp", "end": 1.0}, r"neuro.learning_rate.shape: Input should be 'linear'"),
+    ({"type": "meta", "tau_mid": 2000.0}, r"neuro.learning_rate.tau_mid: 1 <= tau_mid < tau_long"),
+    ({"type": "surprize"}, r"neuro.learning_rate.type: unknown learning_rate type 'surprize'; allowed: constant, "
+                           r"schedule, surprise, volatility, meta"),
+])
+def test_bad_learning_rate_specs_name_the_field(spec, message):
+    with pytest.raises(SpecError, match=message):
+        LEARNING_RATE_MODULATORS.check(spec)
+
+
+@pytest.mark.parametrize(("registry", "spec", "message"), [
+    (DISCOUNT_MODULATORS, {"type": "reward_rate", "hi": 1.0}, r"neuro.discount.lo: 0 < lo <= hi < 1 must hold"),
+    (DISCOUNT_MODULATORS, {"type": "meta", "lo": 0.99, "hi": 0.9}, r"neuro.discount.lo: 0 < lo <= hi < 1"),
+    (EXPLORATION_MODULATORS, {"type": "reward_trend", "slow": 0.1}, r"neuro.exploration.slow: must be below fast"),
+    (EXPLORATION_MODULATORS, {"type": "volatility"}, r"neuro.exploration.type: unknown exploration type "
+                                                     r"'volatility'; allowed: surprise, reward_trend, meta"),
+])
+def test_bad_exploration_and_discount_specs_name_the_field(registry, spec, message):
+    with pytest.raises(SpecError, match=message):
+        registry.check(spec)
