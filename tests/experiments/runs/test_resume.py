@@ -26,8 +26,13 @@ EXACT = ["env.backend=highway-env", "env.n_envs=1", "training.total_timesteps=50
          "training.eval_every=200", "training.eval_episodes=1", "agent.hyperparameters.learning_starts=40"]
 
 
-def overrides(root: Path, name: str) -> list[str]:
-    return [f"logging.root={root}", f"name={name}", *EXACT]
+# Every kind of modulator, with state that a resume must carry: traces, a Kalman filter, perturbations.
+MODULATED = ["neuro.learning_rate={type: volatility}", "neuro.exploration={type: reward_trend}",
+             "neuro.discount={type: meta, hold: 20}"]
+
+
+def overrides(root: Path, name: str, extra: tuple[str, ...] = ()) -> list[str]:
+    return [f"logging.root={root}", f"name={name}", *EXACT, *extra]
 
 
 def cli(*args: str) -> subprocess.Popen:
@@ -50,9 +55,15 @@ def reference(tmp_path_factory) -> Path:
     return train(load_config(EXPERIMENTS / "smoke.yaml", overrides(root, "reference")))
 
 
-def interrupt_and_resume(tmp_path: Path, signum: int) -> tuple[Path, int]:
+@pytest.fixture(scope="module")
+def modulated_reference(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("modulated_reference")
+    return train(load_config(EXPERIMENTS / "smoke.yaml", overrides(root, "reference", tuple(MODULATED))))
+
+
+def interrupt_and_resume(tmp_path: Path, signum: int, extra: tuple[str, ...] = ()) -> tuple[Path, int]:
     args = ["train", str(EXPERIMENTS / "smoke.yaml")]
-    for item in overrides(tmp_path, "interrupted"):
+    for item in overrides(tmp_path, "interrupted", extra):
         args += ["--set", item]
     process = cli(*args)
     deadline = time.time() + 120
@@ -80,6 +91,24 @@ def interrupt_and_resume(tmp_path: Path, signum: int) -> tuple[Path, int]:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, reference, signum):
     run_dir, checkpoint_step = interrupt_and_resume(tmp_path, signum)
+    assert_same_as_reference(run_dir, reference, checkpoint_step)
+
+
+@pytest.mark.slow
+def test_an_interrupted_modulated_run_resumes_to_the_uninterrupted_result(tmp_path, modulated_reference):
+    """The same with a modulator of each kind: their state travels in the checkpoint."""
+    run_dir, checkpoint_step = interrupt_and_resume(tmp_path, signal.SIGKILL, tuple(MODULATED))
+    assert_same_as_reference(run_dir, modulated_reference, checkpoint_step)
+    final = json.loads((run_dir / "eval.json").read_text())["final"]["neuro"]
+    assert {"learning_rate", "epsilon", "gamma", "kalman_gain", "reward_trend"} <= final.keys()
+    ours, theirs = EventAccumulator(str(run_dir / "tb")), EventAccumulator(str(modulated_reference / "tb"))
+    ours.Reload()
+    theirs.Reload()
+    for tag in ("neuro/learning_rate", "neuro/kalman_gain", "neuro/epsilon", "neuro/gamma"):
+        assert [(e.step, e.value) for e in ours.Scalars(tag)] == [(e.step, e.value) for e in theirs.Scalars(tag)]
+
+
+def assert_same_as_reference(run_dir: Path, reference: Path, checkpoint_step: int) -> None:
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "finished" and meta["steps"] == 500
     assert [r["from_step"] for r in meta["resumed"]] == [checkpoint_step]
