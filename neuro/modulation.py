@@ -644,8 +644,8 @@ class _MultiplicativeMeta(MetaLearning):
         self.lo, self.hi = lo, hi
 
     @staticmethod
-    def check_combination(mu: float = 1.0, noise: float = 0.5, tau_mid: float = 100.0, tau_long: float = 1000.0,
-                          hold: int = 100, lo: float = 0.01, hi: float = 100.0, seed: int | None = None) -> None:
+    def check_combination(mu: float = 0.1, noise: float = 0.5, tau_mid: float = 100.0, tau_long: float = 1000.0,
+                          hold: int = 100, lo: float = 0.1, hi: float = 10.0, seed: int | None = None) -> None:
         check_bounds(lo, hi)
         MetaLearning.check_taus(tau_mid, tau_long)
 
@@ -658,7 +658,8 @@ class MetaLearningRate(_MultiplicativeMeta):
     """Schweighofer & Doya 2003 on log(learning rate): log lr = log lr_0 + sigma, lr_0 moved by
     mu (r_mid - r_long) sigma; the rate within [lo, hi] times the algorithm's.
 
-    :param mu: meta-learning rate, > 0 (in log units per unit of reward difference).
+    :param mu: meta-learning rate, > 0, in log units per unit of reward difference (scale it with the
+        reward; too large a step walks the rate to a bound on noise alone).
     :param noise: standard deviation of the log-scale perturbation, > 0.
     :param tau_mid: time constant of the mid-term reward average, in env steps, >= 1.
     :param tau_long: time constant of the long-term average, > tau_mid.
@@ -672,8 +673,8 @@ class MetaLearningRate(_MultiplicativeMeta):
     parameter = "learning_rate"
 
     @validate_call
-    def __init__(self, mu: Factor = 1.0, noise: Factor = 0.5, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
-                 hold: Annotated[int, HalfOpenInterval(0, 1e12)] = 100, lo: Factor = 0.01, hi: Factor = 100.0,
+    def __init__(self, mu: Factor = 0.1, noise: Factor = 0.5, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
+                 hold: Annotated[int, HalfOpenInterval(0, 1e12)] = 100, lo: Factor = 0.1, hi: Factor = 10.0,
                  seed: int | None = None) -> None:
         super().__init__(mu, noise, tau_mid, tau_long, hold, lo, hi, seed)
 
@@ -698,7 +699,7 @@ class MetaExploration(_MultiplicativeMeta):
     parameter = "exploration"
 
     @validate_call
-    def __init__(self, mu: Factor = 1.0, noise: Factor = 0.5, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
+    def __init__(self, mu: Factor = 0.1, noise: Factor = 0.5, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
                  hold: Annotated[int, HalfOpenInterval(0, 1e12)] = 100, lo: Factor = 0.1, hi: Factor = 10.0,
                  seed: int | None = None) -> None:
         super().__init__(mu, noise, tau_mid, tau_long, hold, lo, hi, seed)
@@ -723,7 +724,7 @@ class MetaDiscount(MetaLearning):
     parameter = "gamma"
 
     @validate_call
-    def __init__(self, mu: Factor = 1.0, noise: Factor = 0.3, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
+    def __init__(self, mu: Factor = 0.1, noise: Factor = 0.3, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
                  hold: Annotated[int, HalfOpenInterval(0, 1e12)] = 100, lo: float = 0.8, hi: float = 0.995,
                  seed: int | None = None) -> None:
         self.check_combination(mu, noise, tau_mid, tau_long, hold, lo, hi, seed)
@@ -731,7 +732,7 @@ class MetaDiscount(MetaLearning):
         self.lo, self.hi = lo, hi
 
     @staticmethod
-    def check_combination(mu: float = 1.0, noise: float = 0.3, tau_mid: float = 100.0, tau_long: float = 1000.0,
+    def check_combination(mu: float = 0.1, noise: float = 0.3, tau_mid: float = 100.0, tau_long: float = 1000.0,
                           hold: int = 100, lo: float = 0.8, hi: float = 0.995, seed: int | None = None) -> None:
         check_discount_bounds(lo, hi)
         MetaLearning.check_taus(tau_mid, tau_long)

@@ -20,6 +20,7 @@ from neuro.modulation import Modulator
 
 DQN_ARGS = {"learning_starts": 32, "buffer_size": 500, "batch_size": 16, "train_freq": 1,
             "target_update_interval": 40, "policy_kwargs": {"net_arch": [32, 32]}}
+DQN_HYPERPARAMETERS = {key: value for key, value in DQN_ARGS.items() if key != "policy_kwargs"}
 PPO_ARGS = {"n_steps": 32, "batch_size": 32, "n_epochs": 2, "policy_kwargs": {"net_arch": [32]}}
 
 
@@ -56,23 +57,41 @@ def test_constant_learning_rate_is_stock_ppo(backend):
     assert_same_parameters(ours, stock)
 
 
-class ReversalBandit(gymnasium.Env):
-    """Two arms paying N(1, 0.1) and N(0, 0.1), swapped after ``reverse_at`` pulls; one pull per episode."""
+class ReversalChain(gymnasium.Env):
+    """Pick an arm in the first state, then walk ``length - 1`` more states (actions do nothing there)
+    to the payoff at the end: N(1, 0.1) for one arm, N(0, 0.1) for the other, swapped after
+    ``reverse_at`` episodes. ``length = 1`` is a two-armed bandit; longer chains bootstrap the first
+    state's value through the walk. Observations are the one-hot position and the one-hot arm taken."""
 
-    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (1,), np.float32)
     action_space = gymnasium.spaces.Discrete(2)
 
-    def __init__(self, reverse_at: int) -> None:
-        self.reverse_at, self.pulls = reverse_at, 0
+    def __init__(self, reverse_at: int, length: int = 1) -> None:
+        self.reverse_at, self.length, self.episodes = reverse_at, length, 0
+        self.observation_space = gymnasium.spaces.Box(0.0, 1.0, (length + 2,), np.float32)
+
+    def observation(self) -> np.ndarray:
+        observation = np.zeros(self.length + 2, dtype=np.float32)
+        observation[self.position] = 1.0
+        if self.arm is not None and self.position > 0:
+            observation[self.length + self.arm] = 1.0
+        return observation
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        return np.zeros(1, np.float32), {}
+        self.position, self.arm = 0, None
+        return self.observation(), {}
 
     def step(self, action):
-        self.pulls += 1
-        means = (1.0, 0.0) if self.pulls <= self.reverse_at else (0.0, 1.0)
-        return np.zeros(1, np.float32), means[action] + self.np_random.normal(0.0, 0.1), True, False, {}
+        if self.position == 0:
+            self.arm = int(action)
+            self.episodes += 1
+        self.position += 1
+        if self.position < self.length:
+            return self.observation(), 0.0, False, False, {}
+        means = (1.0, 0.0) if self.episodes <= self.reverse_at else (0.0, 1.0)
+        payoff = means[self.arm] + self.np_random.normal(0.0, 0.1)
+        self.position, self.arm = 0, None
+        return self.observation(), payoff, True, False, {}
 
 
 class OptimizerRate(BaseCallback):
@@ -87,19 +106,22 @@ class OptimizerRate(BaseCallback):
         return True
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_surprise_raises_the_optimizers_rate_after_a_reversal_and_lets_it_decay(seed):
-    """Pearce-Hall in DQN: the world is stable for 600 pulls, then the arms swap. The rate read from
-    the optimizer has decayed by the reversal, jumps within 100 pulls of it, and decays again."""
-    env = DummyVecEnv([lambda: ReversalBandit(600)])
+@pytest.mark.parametrize(("length", "seed"), [(1, 0), (1, 1), (1, 2), (3, 0)],
+                         ids=["bandit-0", "bandit-1", "bandit-2", "chain3-0"])
+def test_surprise_raises_the_optimizers_rate_after_a_reversal_and_lets_it_decay(length, seed):
+    """Pearce-Hall in DQN: the world is stable for 600 episodes, then the arms swap (as a bandit, and
+    through a 3-state chain whose first value bootstraps through two steps, gamma 0.9). The rate read
+    from the optimizer has decayed by the reversal, jumps within 100 episodes of it, and decays again."""
+    env = DummyVecEnv([lambda: ReversalChain(600, length)])
     model = build("dqn", env, seed=seed, device="cpu", policy_kwargs={"net_arch": [16]},
-                  hyperparameters={"learning_starts": 50, "buffer_size": 100, "batch_size": 32, "train_freq": 1,
-                                   "learning_rate": 1e-3, "exploration_fraction": 0.1, "exploration_final_eps": 0.1,
-                                   "target_update_interval": 50},
-                  neuro={"learning_rate": {"type": "surprise", "eta": 0.05, "alpha_ref": 0.2, "lo": 0.1, "hi": 10}})
+                  hyperparameters={"learning_starts": 50, "buffer_size": 100 * length, "batch_size": 32,
+                                   "train_freq": 1, "learning_rate": 1e-3, "gamma": 0.9, "exploration_fraction": 0.1,
+                                   "exploration_final_eps": 0.1, "target_update_interval": 50},
+                  neuro={"learning_rate": {"type": "surprise", "eta": 0.05, "alpha_ref": 0.2 / length,
+                                           "lo": 0.1, "hi": 10}})
     rates = OptimizerRate()
-    model.learn(1200, callback=rates)
-    rate = np.array(rates.rates)
+    model.learn(1200 * length, callback=rates)
+    rate = np.array(rates.rates)[::length]  # one reading per episode
     early_peak, before_reversal = rate[50:200].max(), rate[550:600].mean()
     after_peak, settled = rate[600:700].max(), rate[1150:].mean()
     assert before_reversal < 0.6 * early_peak  # decays while the world is stable
@@ -111,7 +133,7 @@ def test_surprise_raises_the_optimizers_rate_after_a_reversal_and_lets_it_decay(
 def test_a_learning_rate_schedule_reaches_the_optimizer_despite_sb3s_reset():
     """SB3 resets the rate from its own schedule at every train(): the modulator's value must win."""
     model = build("dqn", make_vec_env("highway-fast-v0", 1, seed=0), seed=0, device="cpu",
-                  hyperparameters={**{k: v for k, v in DQN_ARGS.items() if k != "policy_kwargs"}, "learning_rate": 1e-3},
+                  hyperparameters={**DQN_HYPERPARAMETERS, "learning_rate": 1e-3},
                   neuro={"learning_rate": {"type": "schedule", "shape": "cosine", "start": 1e-3, "end": 1e-5}})
     model.learn(100)
     done = 1.0 - model._current_progress_remaining
@@ -153,13 +175,14 @@ class Probe(BaseCallback):
 
     def _on_step(self) -> bool:
         buffer = getattr(self.model, "rollout_buffer", None)
-        self.seen.append((self.model.gamma, getattr(buffer, "gamma", None), getattr(self.model, "exploration_rate", None)))
+        self.seen.append((self.model.gamma, getattr(buffer, "gamma", None),
+                          getattr(self.model, "exploration_rate", None)))
         return True
 
 
 def test_dqn_acts_with_the_modulated_epsilon_and_learns_with_the_modulated_gamma():
     model = build("dqn", make_vec_env("highway-fast-v0", 1, seed=0), seed=0, device="cpu",
-                  hyperparameters={k: v for k, v in DQN_ARGS.items() if k != "policy_kwargs"},
+                  hyperparameters=DQN_HYPERPARAMETERS,
                   neuro={"exploration": {"type": FIXED, "factor": 3.0}, "discount": {"type": FIXED, "value": 0.5}})
     probe = Probe()
     model.learn(100, callback=probe)
@@ -237,7 +260,7 @@ def test_a2c_hands_over_the_one_step_td_errors_behind_its_gae():
 def test_dqn_hands_over_its_dopamine_signal_once_per_gradient_step():
     errors = ReadsErrors()
     model = build("dqn", make_vec_env("highway-fast-v0", 1, seed=0), seed=0, device="cpu",
-                  hyperparameters={k: v for k, v in DQN_ARGS.items() if k != "policy_kwargs"},
+                  hyperparameters=DQN_HYPERPARAMETERS,
                   neuro={"learning_rate": errors, "dopamine": {"type": "asymmetric", "kappa": 0.5, "loss": "squared"}})
     model.learn(64)
     assert len(errors.summaries) == model._n_updates > 0
@@ -280,7 +303,7 @@ class Broken(Modulator):
 
 def test_bad_signals_and_values_never_reach_the_optimizer():
     model = build("dqn", make_vec_env("highway-fast-v0", 1, seed=0), seed=0, device="cpu",
-                  hyperparameters={**{k: v for k, v in DQN_ARGS.items() if k != "policy_kwargs"}, "learning_rate": 1e-3},
+                  hyperparameters={**DQN_HYPERPARAMETERS, "learning_rate": 1e-3},
                   neuro={"learning_rate": {"type": "surprise", "lo": 0.5, "hi": 2.0}})
     model.learn(64)
     for bad in (float("nan"), float("inf"), 1e30):
@@ -291,7 +314,7 @@ def test_bad_signals_and_values_never_reach_the_optimizer():
     assert model.neuro_values()["learning_rate_ignored_signals"] == 3
 
     broken = build("dqn", make_vec_env("highway-fast-v0", 1, seed=0), seed=0, device="cpu",
-                   hyperparameters={**{k: v for k, v in DQN_ARGS.items() if k != "policy_kwargs"}, "learning_rate": 1e-3},
+                   hyperparameters={**DQN_HYPERPARAMETERS, "learning_rate": 1e-3},
                    neuro={"learning_rate": Broken()})
     broken.learn(64)
     assert broken.policy.optimizer.param_groups[0]["lr"] == 1e-3  # the algorithm's own rate, kept

@@ -9,8 +9,8 @@ from sb3_contrib import QRDQN, TQC, RecurrentPPO
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 
 from agents.dopamine_dqn import DopamineDQN
-from agents.neuro_agent import NeuroAgent
 from agents.dopamine_ppo import DopaminePPO
+from agents.neuro_agent import NeuroAgent
 from agents.registry import (
     ALGORITHMS,
     build,

@@ -172,7 +172,7 @@ def test_meta_learning_moves_a_bad_learning_rate_into_the_better_region(bad_rate
     for seed in range(3):
         meta = MetaLearningRate(mu=0.01, noise=1.0, tau_mid=200, tau_long=2000, hold=400,
                                 lo=min(1.0, 1e-3 / bad_rate), hi=max(1.0, 1.0 / bad_rate), seed=seed)
-        reversal_bandit(lambda: meta.value(bad_rate, 1.0), 60_000, seed, meta)
+        reversal_bandit(lambda meta=meta: meta.value(bad_rate, 1.0), 60_000, seed, meta)
         learned = meta.meta_value(bad_rate)
         assert mean_reward(learned) >= 0.85 * best, (seed, learned)
 

@@ -166,6 +166,33 @@ def test_train_with_a_dopamine_module_logs_it(tmp_path):
     assert b"neuro.dopamine.type" in hparams and b"distributional" in hparams
 
 
+def test_train_with_modulators_logs_every_value_and_signal(tmp_path):
+    """PPO with a modulator of each kind: TensorBoard scalars per update, HParams, eval.json's values."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = neurodrive("train", str(EXPERIMENTS / "modulation" / "ppo_surprise.yaml"),
+                        "--set", f"logging.root={tmp_path}", "--set", "training.total_timesteps=256",
+                        "--set", "env.n_envs=2", "--set", "agent.hyperparameters.n_steps=32",
+                        "--set", "agent.hyperparameters.batch_size=32", "--set", "agent.hyperparameters.n_epochs=1",
+                        "--set", "training.eval_every=128", "--set", "training.eval_episodes=1",
+                        "--set", "training.eval_n_envs=1", "--set", "training.checkpoint_every=0",
+                        "--set", "neuro.exploration={type: surprise}", "--set", "neuro.discount={type: reward_rate}")
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "ppo_surprise").iterdir()
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"neuro/learning_rate", "neuro/associability", "neuro/ent_coef", "neuro/exploration_associability",
+            "neuro/gamma", "neuro/reward_rate"} <= tags
+    assert len(events.Scalars("neuro/learning_rate")) >= 2  # one point per logged update
+    hparams = b"".join(events.PluginTagToContent("hparams").values())
+    assert b"neuro.learning_rate.type" in hparams and b"neuro.discount.type" in hparams
+    final = json.loads((run_dir / "eval.json").read_text())["final"]["neuro"]
+    assert set(final) >= {"learning_rate", "ent_coef", "gamma", "associability", "reward_rate"}
+    assert 0.2 * 5e-4 <= final["learning_rate"] <= 5 * 5e-4 and 0.6 <= final["gamma"] <= 0.95
+    assert events.Scalars("neuro/learning_rate")[-1].value == pytest.approx(final["learning_rate"], rel=1e-6)
+
+
 def test_bench_smoke(tmp_path):
     """The benchmark runs and writes its figures (speeds are measured there, never asserted here)."""
     out = tmp_path / "bench.json"
