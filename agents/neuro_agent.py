@@ -135,10 +135,23 @@ class NeuroAgent:
 
     # -- signals -------------------------------------------------------------------------------
 
+    def _readers(self, signal: str) -> list[Modulator]:
+        """The modulators that read ``td_errors`` or ``rewards``, listed once (this runs every step)."""
+        cache = self.__dict__.setdefault("_signal_readers", {})
+        if signal not in cache:
+            cache[signal] = [modulator for modulator in self.modulators.values()
+                             if getattr(modulator, f"reads_{signal}")]
+        return cache[signal]
+
+    def _excluded_save_params(self) -> list[str]:
+        # Lists of the modulators and an env wrapper: rebuilt on demand, and saving them would pickle
+        # second copies of the modulators.
+        return [*super()._excluded_save_params(), "_signal_readers", "_reward_tap"]  # type: ignore[misc]
+
     def observe_td_errors(self, signal: th.Tensor | np.ndarray) -> None:
         """The TD errors (the dopamine signal, with a dopamine module) of one update, handed to the
         modulators that read them. Agents call it once after each update."""
-        readers = [modulator for modulator in self.modulators.values() if modulator.reads_td_errors]
+        readers = self._readers("td_errors")
         if readers:
             summary = TDErrorSummary.of(signal)
             for modulator in readers:
@@ -195,8 +208,13 @@ class NeuroAgent:
             if getattr(self, "rollout_buffer", None) is not None:
                 self.rollout_buffer.gamma = gamma
             self.logger.record("neuro/gamma", gamma)  # type: ignore[attr-defined]
-        readers = [modulator for modulator in self.modulators.values() if modulator.reads_rewards]
-        collected = super().collect_rollouts(RewardTap(env, readers) if readers else env, *args, **kwargs)  # type: ignore[misc]
+        readers = self._readers("rewards")
+        if readers:
+            tap = self.__dict__.get("_reward_tap")
+            if tap is None or tap.venv is not env:  # one wrapper per env: SB3's wrapper init is slow
+                tap = self.__dict__["_reward_tap"] = RewardTap(env, readers)
+            env = tap
+        collected = super().collect_rollouts(env, *args, **kwargs)  # type: ignore[misc]
         if collected is True and "dopamine" not in self.neuro and self.exposes_td_errors:
             buffer = self.rollout_buffer
             self.observe_td_errors(one_step_td_errors(buffer.advantages, buffer.episode_starts,

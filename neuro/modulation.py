@@ -50,9 +50,10 @@ class TDErrorSummary:
 
     @classmethod
     def of(cls, signal: torch.Tensor | np.ndarray) -> TDErrorSummary:
-        signal = torch.as_tensor(signal, dtype=torch.float64).reshape(-1)
-        mean, mean_abs, mean_square = torch.stack([signal.mean(), signal.abs().mean(), signal.square().mean()]).tolist()
-        return cls(mean, mean_abs, mean_square)
+        if isinstance(signal, torch.Tensor):
+            signal = signal.detach().cpu().numpy()
+        values = np.asarray(signal, dtype=np.float64).reshape(-1)  # numpy: cheaper than torch per call here
+        return cls(float(values.mean()), float(np.abs(values).mean()), float(values @ values) / values.size)
 
     def is_plausible(self) -> bool:
         return all(math.isfinite(v) and abs(v) <= SIGNAL_LIMIT for v in (self.mean, self.mean_abs)) \
@@ -619,8 +620,6 @@ class MetaLearning(Modulator):
         return self.from_scale(clip(self.to_scale(base) + self._offset, low, high))
 
     def value(self, base: float, progress_remaining: float) -> float:
-        if base <= 0.0 and self.to_scale is MetaLearning.to_scale.__get__(self):
-            return base  # a value of 0 (epsilon at the end of its schedule) has no log scale
         self._base = base
         low, high = self.scale_bounds(base)
         return self.from_scale(clip(self.to_scale(base) + self._offset + self._perturbation, low, high))
@@ -651,6 +650,14 @@ class _MultiplicativeMeta(MetaLearning):
 
     def scale_bounds(self, base: float) -> tuple[float, float]:
         return math.log(base * self.lo), math.log(base * self.hi)
+
+    def value(self, base: float, progress_remaining: float) -> float:
+        if base <= 0.0:  # a value of 0 (an epsilon schedule ending at 0) has no log scale: nothing to scale
+            return base
+        return super().value(base, progress_remaining)
+
+    def meta_value(self, base: float) -> float:
+        return base if base <= 0.0 else super().meta_value(base)
 
 
 @LEARNING_RATE_MODULATORS.register("meta")
