@@ -4,7 +4,8 @@ Sections (each in its own module, imported only when it runs):
 
 - ``env`` (``experiments.bench.env``): raw EnvPool vs the platform's EnvPool adapter vs highway-env;
 - ``neuro`` (``experiments.bench.neuro``): training steps/s of DQN and PPO with each dopamine
-  module against stock SB3 on the same shipped config;
+  module against stock SB3 on the same shipped config, and with each neuromodulator against the
+  platform agent without one;
 - ``training`` (``experiments.bench.training``): the shipped configs' training steps/s against the
   same model on a zero-cost VecEnv (the learner-bound limit), and each row's peak memory;
 - ``startup``: wall time and peak memory of ``neurodrive --help`` and friends, in fresh processes.
@@ -33,11 +34,12 @@ from experiments.config.errors import ConfigError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--section", choices=("env", "neuro", "training", "startup", "all"), default="all",
-                        help="env: env steps/s of the backends; neuro: training overhead of the TD-error modules; "
+                        help="env: env steps/s of the backends; neuro: training overhead of the TD-error modules "
+                             "and the neuromodulators; "
                              "training: shipped configs vs the learner-bound limit, and peak memory; "
                              "startup: time and memory of neurodrive --help")
     parser.add_argument("--quick", action="store_true",
-                        help="short step counts (env ~20 s, neuro under a minute), for a smoke test")
+                        help="short step counts (env ~20 s, neuro ~2 min), for a smoke test")
     parser.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON results file")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per EnvPool configuration")
     parser.add_argument("--neuro-repeats", type=int, default=None,

@@ -73,6 +73,9 @@ class TrainingConfig(StrictModel):
     checkpoint_every: NonNegativeInt = 0  # 0: no periodic checkpoints
     device: str = "cpu"
     torch_threads: PositiveInt = 1  # small MLPs run fastest on one thread beside the env threads
+    # Flush denormal floats to zero: Adam's moment estimates of rarely-moved weights decay into denormals,
+    # whose arithmetic is many times slower on x86 CPUs (DQN on highway-fast: +16% steps/s). Process-wide.
+    flush_denormal: bool = True
 
 
 class LoggingConfig(StrictModel):

@@ -67,13 +67,19 @@ def make_env(config: ExperimentConfig, stream: int = TRAIN_STREAM, n_envs: int |
         )
 
 
-def build_model(config: ExperimentConfig, env: VecEnv) -> BaseAlgorithm:
-    """The agent of ``config.agent`` with the parts of ``config.neuro``, on ``env``."""
+def set_torch_numerics(config: ExperimentConfig) -> None:
+    """torch's process-wide settings of a run: its threads and denormal flushing."""
     import torch
 
+    torch.set_num_threads(config.training.torch_threads)
+    torch.set_flush_denormal(config.training.flush_denormal)
+
+
+def build_model(config: ExperimentConfig, env: VecEnv) -> BaseAlgorithm:
+    """The agent of ``config.agent`` with the parts of ``config.neuro``, on ``env``."""
     from agents.registry import build
 
-    torch.set_num_threads(config.training.torch_threads)
+    set_torch_numerics(config)
     with config_errors():
         return build(
             config.agent.algo, env, config.agent.policy, config.agent.hyperparameters,
@@ -84,11 +90,9 @@ def build_model(config: ExperimentConfig, env: VecEnv) -> BaseAlgorithm:
 
 def load_model(config: ExperimentConfig, path: Path, env: VecEnv | None = None) -> BaseAlgorithm:
     """A saved model of the config's algorithm (its neuro parts come back from the zip)."""
-    import torch
-
     from agents.registry import get_algorithm
 
-    torch.set_num_threads(config.training.torch_threads)
+    set_torch_numerics(config)
     return get_algorithm(config.agent.algo).load(path, env=env, device=config.training.device)
 
 
