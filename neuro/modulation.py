@@ -412,7 +412,8 @@ class RewardTrendExploration(Modulator):
     long-run level and returns to ``base`` as it settles.
 
     r_short and r_long are moving averages of the one-step reward at rates ``fast`` and ``slow``;
-    std_long is the reward's moving standard deviation at rate ``slow``.
+    std_long is the reward's moving standard deviation at rate ``slow``. The trend is 0 until the
+    long average has seen 1 / slow rewards: before that it measures the start of training, not a drop.
 
     :param fast: rate of the short-term average, in (0, 1].
     :param slow: rate of the long-term average and spread, in (0, 1], below ``fast``.
@@ -432,6 +433,7 @@ class RewardTrendExploration(Modulator):
         self._short: float | None = None
         self._long: float | None = None
         self._variance = 0.0
+        self._count = 0
 
     @staticmethod
     def check_combination(fast: float = 0.01, slow: float = 0.001, gain: float = 2.0, lo: float = 0.5,
@@ -441,13 +443,14 @@ class RewardTrendExploration(Modulator):
         check_bounds(lo, hi)
 
     def _reward(self, reward: float) -> None:
+        self._count += 1
         if self._long is not None:
             self._variance += self.slow * ((reward - self._long) ** 2 - self._variance)
         self._short = ema(self._short, reward, self.fast)
         self._long = ema(self._long, reward, self.slow)
 
     def trend(self) -> float:
-        if self._long is None or self._variance <= 0.0:
+        if self._long is None or self._variance <= 0.0 or self._count * self.slow < 1.0:
             return 0.0
         return (self._short - self._long) / math.sqrt(self._variance)
 

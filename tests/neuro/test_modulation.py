@@ -111,6 +111,9 @@ def test_online_noise_estimates_land_near_the_true_steady_state_gain(q):
 
 def test_reward_trend_raises_exploration_when_reward_drops_and_settles_back():
     modulator = RewardTrendExploration(fast=0.05, slow=0.002, gain=2.0, lo=0.5, hi=4.0)
+    for step in range(499):  # the first 1 / slow rewards: the start of training, not a drop
+        modulator.observe_reward(1.0 - step / 499)
+        assert modulator.value(0.1, 1.0) == 0.1
     rng = np.random.default_rng(0)
     for _ in range(3000):
         modulator.observe_reward(1.0 + rng.normal(0, 0.1))
