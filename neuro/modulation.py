@@ -282,7 +282,8 @@ class VolatilityLearningRate(Modulator):
     value moves by its optimizer's step, the gain reads the persistence of the update's mean TD
     error against its noise: a heuristic of volatility. In DQN on highway-fast the mean error stays
     positively correlated (the value lags its moving target), so the estimate drives K to 1 and,
-    with ``gain_ref`` its slow average, the rate back to ``base``: fix q and s2 to avoid that.
+    with ``gain_ref`` its slow average, the rate back to ``base`` (fixed q and s2 give a constant K:
+    no modulation either). A known limit in deep agents, not solved here.
 
     :param process_noise: q, > 0; ``None``: estimated online.
     :param observation_noise: s2, > 0; ``None``: estimated online.
