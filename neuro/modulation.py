@@ -639,12 +639,24 @@ class MetaLearning(Modulator):
 
 
 class _MultiplicativeMeta(MetaLearning):
-    """Meta-learning on log(value), the value within [lo, hi] times the algorithm's."""
+    """Meta-learning on log(value), the value within [lo, hi] times the algorithm's.
 
-    def __init__(self, mu: float, noise: float, tau_mid: float, tau_long: float, hold: int, lo: float, hi: float,
-                 seed: int | None) -> None:
-        check_bounds(lo, hi)
-        self.check_taus(tau_mid, tau_long)
+    :param mu: meta-learning rate, > 0, in log units per unit of reward difference (scale it with the
+        reward; too large a step walks the value to a bound on noise alone).
+    :param noise: standard deviation of the log-scale perturbation, > 0.
+    :param tau_mid: time constant of the mid-term reward average, in env steps, >= 1.
+    :param tau_long: time constant of the long-term average, > tau_mid.
+    :param hold: env steps each perturbation is held, >= 1.
+    :param lo: smallest factor on the algorithm's value, in (0, 1].
+    :param hi: largest factor, >= 1.
+    :param seed: the perturbations' seed; ``None``: the agent's.
+    """
+
+    @validate_call
+    def __init__(self, mu: Factor = 0.1, noise: Factor = 0.5, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
+                 hold: Annotated[int, HalfOpenInterval(0, 1e12)] = 100, lo: Factor = 0.1, hi: Factor = 10.0,
+                 seed: int | None = None) -> None:
+        self.check_combination(mu, noise, tau_mid, tau_long, hold, lo, hi, seed)
         super().__init__(mu, noise, tau_mid, tau_long, hold, seed)
         self.lo, self.hi = lo, hi
 
@@ -669,53 +681,21 @@ class _MultiplicativeMeta(MetaLearning):
 @LEARNING_RATE_MODULATORS.register("meta")
 class MetaLearningRate(_MultiplicativeMeta):
     """Schweighofer & Doya 2003 on log(learning rate): log lr = log lr_0 + sigma, lr_0 moved by
-    mu (r_mid - r_long) sigma; the rate within [lo, hi] times the algorithm's.
-
-    :param mu: meta-learning rate, > 0, in log units per unit of reward difference (scale it with the
-        reward; too large a step walks the rate to a bound on noise alone).
-    :param noise: standard deviation of the log-scale perturbation, > 0.
-    :param tau_mid: time constant of the mid-term reward average, in env steps, >= 1.
-    :param tau_long: time constant of the long-term average, > tau_mid.
-    :param hold: env steps each perturbation is held, >= 1.
-    :param lo: smallest factor on the algorithm's rate, in (0, 1].
-    :param hi: largest factor, >= 1.
-    :param seed: the perturbations' seed; ``None``: the agent's.
-    """
+    mu (r_mid - r_long) sigma; the rate within [lo, hi] times the algorithm's. Parameters: see
+    ``_MultiplicativeMeta``."""
 
     name = "meta"
     parameter = "learning_rate"
-
-    @validate_call
-    def __init__(self, mu: Factor = 0.1, noise: Factor = 0.5, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
-                 hold: Annotated[int, HalfOpenInterval(0, 1e12)] = 100, lo: Factor = 0.1, hi: Factor = 10.0,
-                 seed: int | None = None) -> None:
-        super().__init__(mu, noise, tau_mid, tau_long, hold, lo, hi, seed)
 
 
 @EXPLORATION_MODULATORS.register("meta")
 class MetaExploration(_MultiplicativeMeta):
     """Schweighofer & Doya 2003 on log(exploration) (epsilon or the entropy coefficient): the value
     perturbed by sigma in log scale, its base moved by mu (r_mid - r_long) sigma, within [lo, hi]
-    times the algorithm's (epsilon also capped at 1).
-
-    :param mu: meta-learning rate, > 0.
-    :param noise: standard deviation of the log-scale perturbation, > 0.
-    :param tau_mid: time constant of the mid-term reward average, in env steps, >= 1.
-    :param tau_long: time constant of the long-term average, > tau_mid.
-    :param hold: env steps each perturbation is held, >= 1.
-    :param lo: smallest factor on the algorithm's value, in (0, 1].
-    :param hi: largest factor, >= 1.
-    :param seed: the perturbations' seed; ``None``: the agent's.
-    """
+    times the algorithm's (epsilon also capped at 1). Parameters: see ``_MultiplicativeMeta``."""
 
     name = "meta"
     parameter = "exploration"
-
-    @validate_call
-    def __init__(self, mu: Factor = 0.1, noise: Factor = 0.5, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
-                 hold: Annotated[int, HalfOpenInterval(0, 1e12)] = 100, lo: Factor = 0.1, hi: Factor = 10.0,
-                 seed: int | None = None) -> None:
-        super().__init__(mu, noise, tau_mid, tau_long, hold, lo, hi, seed)
 
 
 @DISCOUNT_MODULATORS.register("meta")

@@ -16,6 +16,7 @@ from agents.dopamine_ppo import DopaminePPO
 from agents.neuro_agent import one_step_td_errors
 from agents.registry import build, check_neuro, get_algorithm
 from envs import make_vec_env
+from neuro.dopamine import DopamineModule
 from neuro.modulation import Modulator
 
 DQN_ARGS = {"learning_starts": 32, "buffer_size": 500, "batch_size": 16, "train_freq": 1,
@@ -257,14 +258,24 @@ def test_a2c_hands_over_the_one_step_td_errors_behind_its_gae():
     assert errors.summaries[0].mean_square == pytest.approx(float((td_errors ** 2).mean()), rel=1e-4)
 
 
+class SilentDopamine(DopamineModule):
+    """A dopamine module whose signal is always 0, whatever the TD error."""
+
+    def transform(self, td_error):
+        return torch.zeros_like(td_error)
+
+
 def test_dqn_hands_over_its_dopamine_signal_once_per_gradient_step():
-    errors = ReadsErrors()
-    model = build("dqn", make_vec_env("highway-fast-v0", 1, seed=0), seed=0, device="cpu",
-                  hyperparameters=DQN_HYPERPARAMETERS,
-                  neuro={"learning_rate": errors, "dopamine": {"type": "asymmetric", "kappa": 0.5, "loss": "squared"}})
-    model.learn(64)
-    assert len(errors.summaries) == model._n_updates > 0
-    assert all(summary.mean_abs >= abs(summary.mean) for summary in errors.summaries)
+    """Modulators read the dopamine module's signal, not the raw TD error: with a silent module every
+    update they see is exactly 0; with the standard one (signal = TD error) it is not."""
+    silent, standard = ReadsErrors(), ReadsErrors()
+    for errors, dopamine in ((silent, SilentDopamine()), (standard, {"type": "standard"})):
+        model = build("dqn", make_vec_env("highway-fast-v0", 1, seed=0), seed=0, device="cpu",
+                      hyperparameters=DQN_HYPERPARAMETERS, neuro={"learning_rate": errors, "dopamine": dopamine})
+        model.learn(64)
+        assert len(errors.summaries) == model._n_updates > 0
+    assert all(summary.mean_abs == 0.0 for summary in silent.summaries)
+    assert all(summary.mean_abs > 0.0 for summary in standard.summaries)
 
 
 @pytest.mark.parametrize(("algo", "neuro", "hyperparameters", "message"), [
