@@ -68,9 +68,9 @@ class DrivingEvalCallback(BaseCallback):
             self.model, self.eval_env, self.n_episodes, self.deterministic, self.success
         )
         record = {"step": self.num_timesteps, **metrics.summary()}
-        neuro_values = getattr(self.model, "neuro_values", None)
-        if neuro_values is not None and neuro_values():  # modulated meta-parameters as they stand
-            record["neuro"] = neuro_values()
+        neuro_values = getattr(self.model, "neuro_values", dict)()  # modulated meta-parameters as they stand
+        if neuro_values:
+            record["neuro"] = neuro_values
         for key, value in record.items():
             if key not in ("step", "n_episodes") and isinstance(value, (int, float)):
                 self.logger.record(f"eval/{key}", value)
