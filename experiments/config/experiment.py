@@ -74,7 +74,7 @@ class TrainingConfig(StrictModel):
     device: str = "cpu"
     torch_threads: PositiveInt = 1  # small MLPs run fastest on one thread beside the env threads
     # Flush denormal floats to zero: Adam's moment estimates of rarely-moved weights decay into denormals,
-    # whose arithmetic is many times slower on x86 CPUs (DQN on highway-fast: +16% steps/s). Process-wide.
+    # whose arithmetic is many times slower on x86 CPUs (figures: docs/benchmarks.md). Process-wide.
     flush_denormal: bool = True
 
 

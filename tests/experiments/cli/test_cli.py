@@ -146,15 +146,19 @@ def test_run_names_are_unique(tmp_path):
     assert len({create_run_dir(config) for _ in range(3)}) == 3
 
 
+def train_briefly(experiment: Path, root: Path, *settings: str) -> subprocess.CompletedProcess:
+    """``neurodrive train`` under ``root`` with one evaluation episode, no checkpoints and ``settings``."""
+    quick = [f"logging.root={root}", "training.eval_episodes=1", "training.eval_n_envs=1",
+             "training.checkpoint_every=0", "logging.progress_bar=false", *settings]
+    return neurodrive("train", str(experiment), *(arg for setting in quick for arg in ("--set", setting)))
+
+
 def test_train_with_a_dopamine_module_logs_it(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    result = neurodrive("train", str(EXPERIMENTS / "dopamine" / "dqn_distributional.yaml"),
-                        "--set", f"logging.root={tmp_path}", "--set", "training.total_timesteps=300",
-                        "--set", "agent.hyperparameters.learning_starts=50", "--set", "training.eval_every=0",
-                        "--set", "training.eval_episodes=1", "--set", "training.eval_n_envs=1",
-                        "--set", "training.checkpoint_every=0", "--set", "logging.progress_bar=false",
-                        "--set", "neuro.dopamine.n_channels=5")
+    result = train_briefly(EXPERIMENTS / "dopamine" / "dqn_distributional.yaml", tmp_path,
+                           "training.total_timesteps=300", "agent.hyperparameters.learning_starts=50",
+                           "training.eval_every=0", "neuro.dopamine.n_channels=5")
     assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp_path / "dqn_distributional").iterdir()
     events = EventAccumulator(str(run_dir / "tb"))
@@ -170,13 +174,11 @@ def test_train_with_modulators_logs_every_value_and_signal(tmp_path):
     """PPO with a modulator of each kind: TensorBoard scalars per update, HParams, eval.json's values."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    result = neurodrive("train", str(EXPERIMENTS / "modulation" / "ppo_surprise.yaml"),
-                        "--set", f"logging.root={tmp_path}", "--set", "training.total_timesteps=256",
-                        "--set", "env.n_envs=2", "--set", "agent.hyperparameters.n_steps=32",
-                        "--set", "agent.hyperparameters.batch_size=32", "--set", "agent.hyperparameters.n_epochs=1",
-                        "--set", "training.eval_every=128", "--set", "training.eval_episodes=1",
-                        "--set", "training.eval_n_envs=1", "--set", "training.checkpoint_every=0",
-                        "--set", "neuro.exploration={type: surprise}", "--set", "neuro.discount={type: reward_rate}")
+    result = train_briefly(EXPERIMENTS / "modulation" / "ppo_surprise.yaml", tmp_path,
+                           "training.total_timesteps=256", "env.n_envs=2", "agent.hyperparameters.n_steps=32",
+                           "agent.hyperparameters.batch_size=32", "agent.hyperparameters.n_epochs=1",
+                           "training.eval_every=128", "neuro.exploration={type: surprise}",
+                           "neuro.discount={type: reward_rate}")
     assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp_path / "ppo_surprise").iterdir()
     events = EventAccumulator(str(run_dir / "tb"))
