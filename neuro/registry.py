@@ -116,17 +116,15 @@ class Registry(Generic[T]):
     :param base: the interface every part of this kind implements (a user's class may subclass it
         or provide every public method it has).
     :param default: the type a spec without ``type:`` gets.
+    :param where: the spec's config path in error messages (default ``neuro.<kind>``).
     """
 
-    def __init__(self, kind: str, base: type[T], default: str | None = None) -> None:
+    def __init__(self, kind: str, base: type[T], default: str | None = None, where: str | None = None) -> None:
         self.kind = kind
         self.base = base
         self.default = default
+        self.where = where or f"neuro.{kind}"
         self.entries: dict[str, type[T]] = {}
-
-    @property
-    def where(self) -> str:
-        return f"neuro.{self.kind}"
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         """Class decorator: ``type: name`` resolves to the decorated class."""
@@ -155,8 +153,12 @@ class Registry(Generic[T]):
                             f"{self.base.__module__}.{self.base.__qualname__}")
         return cls
 
-    def split(self, spec: dict[str, Any] | None) -> tuple[type[T], dict[str, Any]]:
-        """Resolve a spec's class and check its parameters; builds nothing."""
+    def split(self, spec: dict[str, Any] | None, given: dict[str, Any] | None = None) -> tuple[type[T], dict[str, Any]]:
+        """Resolve a spec's class and check its parameters; builds nothing.
+
+        :param given: constructor arguments the caller supplies (an encoder's ``in_features``), checked
+            with the spec's but not part of it.
+        """
         if spec is not None and not isinstance(spec, dict):
             raise SpecError(f"{self.where}: expected a mapping {{type: ..., **params}}, got {spec!r}")
         params = dict(spec or {})
@@ -165,7 +167,7 @@ class Registry(Generic[T]):
             raise SpecError(f"{self.where}.type: required; allowed: {', '.join(self.entries)}")
         cls = self.resolve(str(type_name))
         try:
-            validated = parameter_model(cls).model_validate(params)
+            validated = parameter_model(cls).model_validate({**params, **(given or {})})
         except ValidationError as error:
             raise SpecError(self._format(cls, type_name, error)) from None
         check_combination = getattr(cls, "check_combination", None)
@@ -176,17 +178,17 @@ class Registry(Generic[T]):
                 raise SpecError(f"{self.where}.{error}") from None
         return cls, params
 
-    def check(self, spec: dict[str, Any] | None) -> None:
+    def check(self, spec: dict[str, Any] | None, given: dict[str, Any] | None = None) -> None:
         """Fail with a ``SpecError`` naming the field, without building the part."""
-        self.split(spec)
+        self.split(spec, given)
 
-    def make(self, spec: dict[str, Any] | T | None) -> T:
-        """Build a part from its spec (an instance of the base passes through)."""
+    def make(self, spec: dict[str, Any] | T | None, **given: Any) -> T:
+        """Build a part from its spec (an instance of the base passes through); ``given`` as in ``split``."""
         if isinstance(spec, self.base):
             return spec
-        cls, params = self.split(spec)  # type: ignore[arg-type]
+        cls, params = self.split(spec, given)  # type: ignore[arg-type]
         try:
-            return cls(**params)
+            return cls(**params, **given)
         except TypeError as error:  # a constructor the signature check could not see through
             raise SpecError(f"{self.where}: cannot build {cls.__name__} from {params}: {error}") from None
 

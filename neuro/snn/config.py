@@ -1,0 +1,62 @@
+"""``agent.snn``: the settings of a spiking policy, checked without importing torch."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, field_validator
+
+from neuro.registry import HalfOpenInterval, SpecError
+
+# Energy per operation at 45 nm (Horowitz, ISSCC 2014): a 32-bit float multiply-accumulate costs
+# 4.6 pJ (3.7 multiply + 0.9 add); a synaptic operation (a spike reaching one synapse) is one add.
+# The estimate ignores memory traffic, which dominates on real hardware.
+MAC_ENERGY_PJ = 4.6
+SOP_ENERGY_PJ = 0.9
+ENERGY_CAVEAT = "45 nm compute only (Horowitz 2014): 4.6 pJ/MAC, 0.9 pJ/SOP; memory traffic ignored"
+
+
+class SnnConfig(BaseModel):
+    """``agent.snn``: how a spiking policy's networks are built (the layer sizes are SB3's ``net_arch``).
+
+    :param timesteps: simulation steps T per forward pass.
+    :param encoder: ``direct``, ``poisson``, ``population`` or a dotted path, or ``{type: ..., **params}``.
+    :param neurons: the neuron model (``lif``: leaky integrate-and-fire, ``neuro.snn.neurons.LIF``).
+    :param beta: membrane decay per step, (0, 1].
+    :param threshold: firing threshold (0.5 as PopSAN; with the orthogonal init the layers start
+        at firing rates of about 0.1-0.25 on inputs in [-1, 1]).
+    :param surrogate_slope: slope of the fast-sigmoid surrogate gradient.
+    :param learn_beta: learn one decay per neuron.
+    :param reset: ``subtract`` the threshold after a spike, or reset to ``zero``.
+    :param readout_decay: decay of the non-spiking readout membrane; 1 reads the firing rates (PopSAN's
+        decoder), below 1 weights late steps more (DSQN's leaky output membrane, normalised).
+    :param critic: PPO/A2C only: the value network ``ann`` (default) or ``spiking`` as well.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    timesteps: PositiveInt = 5
+    encoder: str | dict[str, Any] = "direct"
+    neurons: Literal["lif"] = "lif"
+    beta: Annotated[float, HalfOpenInterval(0.0, 1.0)] = 0.9
+    threshold: PositiveFloat = 0.5
+    surrogate_slope: PositiveFloat = 25.0
+    learn_beta: bool = False
+    reset: Literal["subtract", "zero"] = "subtract"
+    readout_decay: Annotated[float, HalfOpenInterval(0.0, 1.0)] = 1.0
+    critic: Literal["ann", "spiking"] = "ann"
+
+    @field_validator("encoder")
+    @classmethod
+    def _known_encoder(cls, encoder: str | dict[str, Any]) -> str | dict[str, Any]:
+        from neuro.snn.encoders import ENCODERS  # torch: imported only when an snn section is checked
+
+        try:
+            ENCODERS.check(encoder_spec(encoder), given={"in_features": 1})
+        except SpecError as error:  # pydantic adds the field path; keep the registry's own words
+            raise ValueError(str(error).removeprefix("agent.snn.encoder").lstrip(".: ") or str(error)) from None
+        return encoder
+
+
+def encoder_spec(encoder: str | dict[str, Any]) -> dict[str, Any]:
+    return {"type": encoder} if isinstance(encoder, str) else dict(encoder)

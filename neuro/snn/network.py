@@ -1,0 +1,197 @@
+"""A spiking multilayer network that SB3 can use in place of an MLP, and its spike accounting.
+
+``SpikingMLP`` runs all T time steps inside ``forward()`` from a zero state, so to SB3 it is an
+ordinary stateless ``(batch, in) -> (batch, out)`` module. It works layer by layer: each layer's
+input currents for all T steps come from one matrix product over ``(T * batch)`` rows, and only the
+neurons' elementwise recurrence loops over T. Two exact shortcuts keep the dense work down on a CPU:
+under direct encoding the first layer's current is the same at every step, so it is computed once;
+the readout is linear, so it reads the time-weighted spike counts with one product instead of T.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import torch
+from torch import nn
+
+from neuro.snn.config import ENERGY_CAVEAT, MAC_ENERGY_PJ, SOP_ENERGY_PJ, SnnConfig, encoder_spec
+from neuro.snn.encoders import ENCODERS
+from neuro.snn.neurons import LIF
+
+__all__ = ["ENERGY_CAVEAT", "SnnConfig", "SpikeCounts", "SpikingMLP", "counting"]
+
+
+
+@dataclass
+class SpikeCounts:
+    """Spikes and operations of a network's forward passes, summed over the rows ("decisions") seen.
+
+    ``layers`` names the spike-emitting layers (the encoder when it spikes, then each hidden layer);
+    ``fan_out`` is how many synapses each of their spikes reaches.
+    """
+
+    layers: list[str]
+    neurons: list[int]
+    fan_out: list[int]
+    timesteps: int
+    dense_macs_per_decision: int  # real-valued products: the first layer under direct encoding, encoding
+    ann_macs_per_decision: int  # the ANN of the same shape (no encoder)
+    decisions: int = 0
+    spikes: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.spikes:
+            self.spikes = [0.0] * len(self.layers)
+
+    def empty(self) -> SpikeCounts:
+        return SpikeCounts(self.layers, self.neurons, self.fan_out, self.timesteps,
+                           self.dense_macs_per_decision, self.ann_macs_per_decision)
+
+    def __add__(self, other: SpikeCounts) -> SpikeCounts:
+        total = self.empty()
+        total.decisions = self.decisions + other.decisions
+        total.spikes = [a + b for a, b in zip(self.spikes, other.spikes, strict=True)]
+        return total
+
+    @property
+    def sops_per_decision(self) -> float:
+        """Synaptic operations per decision: every spike times its fan-out, summed over T."""
+        return sum(s * f for s, f in zip(self.spikes, self.fan_out, strict=True)) / max(self.decisions, 1)
+
+    def firing_rates(self) -> dict[str, float]:
+        """Spikes per neuron per time step, per layer."""
+        scale = max(self.decisions, 1) * self.timesteps
+        return {layer: spikes / (neurons * scale) for layer, spikes, neurons in zip(self.layers, self.spikes,
+                                                                                     self.neurons, strict=True)}
+
+    def stats(self) -> dict[str, float]:
+        """Per-decision figures: firing rates, SOPs, MACs and the energy estimates (``ENERGY_CAVEAT``)."""
+        energy = self.sops_per_decision * SOP_ENERGY_PJ + self.dense_macs_per_decision * MAC_ENERGY_PJ
+        ann_energy = self.ann_macs_per_decision * MAC_ENERGY_PJ
+        return {
+            **{f"firing_rate/{layer}": rate for layer, rate in self.firing_rates().items()},
+            "sops_per_decision": self.sops_per_decision,
+            "macs_per_decision": float(self.dense_macs_per_decision),
+            "ann_macs_per_decision": float(self.ann_macs_per_decision),
+            "energy_pj_per_decision": energy,
+            "ann_energy_pj_per_decision": ann_energy,
+            "energy_ratio": energy / ann_energy,
+            "decisions": float(self.decisions),
+        }
+
+
+class SpikingMLP(nn.Module):
+    """Encoder -> LIF layers (``hidden``) -> a non-spiking linear readout (or the firing rates).
+
+    Rule: ``y = W_out sum_t w_t S_L[t] + b``, ``w_t = d^(T-1-t) / sum_k d^k`` (d = ``readout_decay``): with d = 1
+    the readout is a linear map of the last layer's firing rates (PopSAN's decoder, Tang et al. 2020),
+    with d < 1 it is a leaky non-spiking output membrane read at the last step, as DSQN reads Q-values
+    (Chen et al. 2022), normalised so its scale does not depend on T.
+
+    :param in_features: size of the real-valued input.
+    :param hidden: sizes of the spiking layers (SB3's ``net_arch``); at least one.
+    :param out_features: size of the readout; ``None`` returns the last layer's time-weighted rates
+        (a policy's latent, read by SB3's own linear heads; set ``readout_fan_out`` for the accounting).
+    :param config: the ``SnnConfig`` (or its fields).
+    """
+
+    def __init__(self, in_features: int, hidden: Sequence[int], out_features: int | None,
+                 config: SnnConfig | dict[str, Any] | None = None) -> None:
+        super().__init__()
+        config = config if isinstance(config, SnnConfig) else SnnConfig(**(config or {}))
+        if not hidden:
+            raise ValueError("policy_kwargs.net_arch: a spiking network needs at least one hidden layer")
+        self.config = config
+        self.timesteps = config.timesteps
+        self.encoder = ENCODERS.make(encoder_spec(config.encoder), in_features=in_features)
+        sizes = [self.encoder.out_features, *hidden]
+        self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in pairwise(sizes))
+        for layer in self.layers:  # torch's default init leaves deep layers silent at this threshold
+            nn.init.orthogonal_(layer.weight, gain=2**0.5)
+            nn.init.zeros_(layer.bias)
+        self.neurons = nn.ModuleList(
+            LIF(size, config.beta, config.threshold, config.surrogate_slope, config.learn_beta, config.reset)
+            for size in hidden)
+        self.readout = nn.Linear(hidden[-1], out_features) if out_features is not None else None
+        self.out_features = out_features if out_features is not None else hidden[-1]
+        decay = torch.tensor(config.readout_decay, dtype=torch.float64) ** torch.arange(self.timesteps - 1, -1, -1)
+        self.register_buffer("readout_weights", (decay / decay.sum()).float(), persistent=False)
+        self.in_features = in_features
+        self.hidden = list(hidden)
+        self.readout_fan_out = out_features or 0
+        self.counting = False
+        self._decisions = 0
+        self._spike_sum: torch.Tensor | None = None  # per-layer spike totals, turned into floats when read
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        encoded = self.encoder(features, self.timesteps)
+        layer_spikes = [encoded] if self.encoder.spiking else []
+        spikes, _ = self.neurons[0](self.layers[0](encoded), self.timesteps)
+        layer_spikes.append(spikes)
+        for layer, neurons in zip(self.layers[1:], self.neurons[1:], strict=True):
+            spikes, _ = neurons(layer(spikes))
+            layer_spikes.append(spikes)
+        rates = torch.tensordot(self.readout_weights, spikes, dims=1)
+        if self.counting:
+            totals = torch.stack([s.detach().sum() for s in layer_spikes])
+            self._spike_sum = totals if self._spike_sum is None else self._spike_sum + totals
+            self._decisions += features.shape[0]
+        return self.readout(rates) if self.readout is not None else rates
+
+    def dense_macs(self) -> int:
+        """Multiply-accumulates this implementation computes per input row on dense hardware (a CPU):
+        each spiking layer's product runs over all T steps; a held current (direct encoding) and the
+        readout run once. The speed limit of a spiking network against its ANN twin is their ratio."""
+        first = self.layers[0].in_features * self.layers[0].out_features
+        if self.encoder.spiking:
+            first *= self.timesteps
+        hidden = self.timesteps * sum(layer.in_features * layer.out_features for layer in self.layers[1:])
+        return self.encoder.encoding_macs() + first + hidden + self.hidden[-1] * self.readout_fan_out
+
+    # Accounting -----------------------------------------------------------------------------------
+
+    def _new_counts(self) -> SpikeCounts:
+        names = (["encoder"] if self.encoder.spiking else []) + [f"hidden_{i}" for i in range(len(self.hidden))]
+        neurons = ([self.encoder.out_features] if self.encoder.spiking else []) + self.hidden
+        fan_out = self.hidden + [self.readout_fan_out]  # each layer's spikes reach the next layer
+        if not self.encoder.spiking:
+            fan_out = fan_out[1:]
+        dense = self.encoder.encoding_macs() + (0 if self.encoder.spiking else self.in_features * self.hidden[0])
+        ann_sizes = [self.in_features, *self.hidden, self.readout_fan_out]
+        ann = sum(a * b for a, b in pairwise(ann_sizes))
+        return SpikeCounts(names, neurons, fan_out, self.timesteps, dense, ann)
+
+    def take_counts(self) -> SpikeCounts:
+        """The counts of the forward passes made while ``counting``, since the last call; starts over."""
+        counts = self._new_counts()
+        counts.decisions = self._decisions
+        if self._spike_sum is not None:
+            counts.spikes = self._spike_sum.tolist()
+        self._spike_sum = None
+        self._decisions = 0
+        return counts
+
+    def add_counts(self, counts: SpikeCounts) -> None:
+        """Put counts taken out (``take_counts``) back, so a measurement in between leaves no trace."""
+        if counts.decisions:
+            spikes = torch.tensor(counts.spikes)
+            self._spike_sum = spikes if self._spike_sum is None else self._spike_sum + spikes
+            self._decisions += counts.decisions
+
+
+@contextmanager
+def counting(*networks: SpikingMLP) -> Iterator[None]:
+    """Count the spikes of these networks' forward passes inside the block (decisions, not updates)."""
+    before = [network.counting for network in networks]
+    for network in networks:
+        network.counting = True
+    try:
+        yield
+    finally:
+        for network, was in zip(networks, before, strict=True):
+            network.counting = was
