@@ -1,4 +1,5 @@
-"""Training callbacks: periodic driving evaluation and the TensorBoard HParams record."""
+"""Training callbacks: periodic driving evaluation, the TensorBoard HParams record and a spiking
+policy's firing rates and energy per decision."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import HParam
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents.spiking_policies import SpikingPolicy, separate_spike_counts
 from envs.evaluation import evaluate_driving
 
 EVAL_METRICS = ("eval/mean_return", "eval/crash_rate", "eval/mean_speed", "eval/mean_length")
@@ -64,13 +66,18 @@ class DrivingEvalCallback(BaseCallback):
 
     def evaluate(self) -> dict[str, Any]:
         self._last_eval_step = self.num_timesteps
-        metrics = evaluate_driving(
-            self.model, self.eval_env, self.n_episodes, self.deterministic, self.success
-        )
+        with separate_spike_counts(self.model.policy) as spike_stats:  # kept apart from training's decisions
+            metrics = evaluate_driving(
+                self.model, self.eval_env, self.n_episodes, self.deterministic, self.success
+            )
         record = {"step": self.num_timesteps, **metrics.summary()}
         neuro_values = getattr(self.model, "neuro_values", dict)()  # modulated meta-parameters as they stand
         if neuro_values:
             record["neuro"] = neuro_values
+        if spike_stats:
+            record["snn"] = spike_stats
+            for key, value in spike_stats.items():
+                self.logger.record(f"eval/snn/{key}", value)
         for key, value in record.items():
             if key not in ("step", "n_episodes") and isinstance(value, (int, float)):
                 self.logger.record(f"eval/{key}", value)
@@ -111,6 +118,24 @@ class HParamsCallback(BaseCallback):
             exclude=("stdout", "log", "json", "csv"),
         )
         self.logger.dump(self.num_timesteps)  # write it now, even if the run logs nothing else
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class SpikeLogCallback(BaseCallback):
+    """Log a spiking policy's firing rate per layer, SOPs and energy per decision (its own and its ANN
+    twin's, ``neuro.snn.network.ENERGY_CAVEAT``) under ``snn/``, averaged over the rollouts between two
+    log writes; the decisions of rollouts only, not of gradient updates. Does nothing for other policies."""
+
+    def _on_rollout_end(self) -> None:
+        if not isinstance(self.model.policy, SpikingPolicy):
+            return
+        counts = self.model.policy.take_spike_counts()
+        if counts.decisions:
+            for key, value in counts.stats().items():
+                if key != "decisions":
+                    self.logger.record_mean(f"snn/{key}", value)
 
     def _on_step(self) -> bool:
         return True

@@ -23,6 +23,7 @@ from agents.dopamine_dqn import DopamineDQN
 from agents.dopamine_ppo import DopaminePPO
 from agents.neuro_agent import check_modulators
 from agents.neuro_algorithms import NeuroA2C, NeuroQRDQN, NeuroRecurrentPPO, NeuroSAC, NeuroTD3, NeuroTQC
+from agents.spiking_policies import SpikingPolicy, spiking_policy_for
 from neuro.modulation import MODULATOR_REGISTRIES
 from neuro.parts import part_registry
 from neuro.registry import constructor_signature, is_dotted_path, load_object
@@ -39,6 +40,8 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "tqc": NeuroTQC,
     "recurrent_ppo": NeuroRecurrentPPO,
 }
+
+SPIKING = "spiking"  # agent.policy: the algorithm's spiking policy (agents.spiking_policies)
 
 # Arguments the run loop sets itself; a config must not pass them as hyperparameters.
 _RESERVED = (
@@ -145,12 +148,19 @@ def constructor_default(cls: type[BaseAlgorithm], name: str) -> Any:
 
 
 def resolve_policy(cls: type[BaseAlgorithm], policy: str | None) -> str | type[BasePolicy] | None:
-    """A policy alias of the algorithm (``MlpPolicy``), a dotted path to a policy class, or None."""
+    """A policy alias of the algorithm (``MlpPolicy``), ``spiking`` (its spiking policy), a dotted
+    path to a policy class, or None."""
+    if policy == SPIKING:
+        spiking_cls = spiking_policy_for(cls)
+        if spiking_cls is None:
+            raise ValueError(f"agent.policy: {algorithm_name(cls)} has no spiking policy; algorithms that do: "
+                             f"{', '.join(name for name, algo in ALGORITHMS.items() if spiking_policy_for(algo))}")
+        return spiking_cls
     if policy is None or not is_dotted_path(policy):
         if policy is not None and policy not in getattr(cls, "policy_aliases", {}):
             aliases = ", ".join(getattr(cls, "policy_aliases", {}))
             raise ValueError(f"agent.policy: {cls.__name__} has no policy {policy!r}; "
-                             f"allowed: {aliases} or a dotted path package.module:Class")
+                             f"allowed: {aliases}, {SPIKING} or a dotted path package.module:Class")
         return policy
     policy_cls = load_object(policy)
     if not (inspect.isclass(policy_cls) and issubclass(policy_cls, BasePolicy)):
@@ -158,12 +168,25 @@ def resolve_policy(cls: type[BaseAlgorithm], policy: str | None) -> str | type[B
     return policy_cls
 
 
-def check_policy(cls: type[BaseAlgorithm], policy: str | None) -> None:
+def check_policy(cls: type[BaseAlgorithm], policy: str | None, snn: dict[str, Any] | None = None) -> None:
+    """The policy resolves, and ``snn`` (``agent.snn``) goes with a spiking policy that can use it."""
     try:
-        resolve_policy(cls, policy)
+        policy_cls = resolve_policy(cls, policy)
     except ValueError as error:
         message = str(error)
         raise ValueError(message if message.startswith("agent.policy") else f"agent.policy: {message}") from None
+    if snn is None:
+        return
+    if not is_spiking_policy(policy_cls):
+        raise ValueError(f"agent.snn: only a spiking policy reads it; set agent.policy: {SPIKING} "
+                         f"(or a SpikingPolicy subclass), got {policy!r}")
+    if snn.get("critic", "ann") != "ann" and not issubclass(cls, OnPolicyAlgorithm):
+        raise ValueError(f"agent.snn.critic: only PPO/A2C's critic can spike; {algorithm_name(cls)}'s stays "
+                         "an ANN (allowed here: ann)")
+
+
+def is_spiking_policy(policy: str | type[BasePolicy] | None) -> bool:
+    return inspect.isclass(policy) and issubclass(policy, SpikingPolicy)
 
 
 def default_policy(cls: type[BaseAlgorithm], env: VecEnv) -> str:
@@ -173,6 +196,20 @@ def default_policy(cls: type[BaseAlgorithm], env: VecEnv) -> str:
     if issubclass(cls, RecurrentPPO):
         return "MultiInputLstmPolicy" if isinstance(env.observation_space, spaces.Dict) else "MlpLstmPolicy"
     return "MultiInputPolicy" if isinstance(env.observation_space, spaces.Dict) else "MlpPolicy"
+
+
+def spiking_policy_kwargs(policy_kwargs: dict[str, Any] | None, snn: dict[str, Any] | None,
+                          env: VecEnv) -> dict[str, Any]:
+    """A spiking policy's kwargs: ``snn``, and the Dict-observation extractor the MultiInput aliases
+    would have chosen."""
+    from gymnasium import spaces
+    from stable_baselines3.common.torch_layers import CombinedExtractor
+
+    policy_kwargs = dict(policy_kwargs or {})
+    policy_kwargs["snn"] = dict(snn or {})
+    if isinstance(env.observation_space, spaces.Dict):
+        policy_kwargs.setdefault("features_extractor_class", CombinedExtractor)
+    return policy_kwargs
 
 
 def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -196,22 +233,29 @@ def build(
     verbose: int = 0,
     device: str = "auto",
     neuro: dict[str, Any] | None = None,
+    snn: dict[str, Any] | None = None,
 ) -> BaseAlgorithm:
     """Build an SB3 algorithm on ``env``; ``hyperparameters`` go to its constructor unchanged.
 
     :param neuro: the neuro parts by kind (``{"dopamine": {"type": "asymmetric", "kappa": 0.3}}``,
         specs or built parts), for algorithms that take them.
+    :param snn: a spiking policy's settings (``neuro.snn.SnnConfig`` fields; ``policy="spiking"``).
     """
     cls = get_algorithm(algo)
     hyperparameters = dict(hyperparameters or {})
     check_hyperparameters(cls, hyperparameters)
     check_neuro(cls, neuro, hyperparameters)
+    check_policy(cls, policy, snn)
     if neuro:
         hyperparameters["neuro"] = dict(neuro)
+    policy_cls = resolve_policy(cls, policy)
+    policy_kwargs = resolve_policy_kwargs(policy_kwargs)
+    if is_spiking_policy(policy_cls):
+        policy_kwargs = spiking_policy_kwargs(policy_kwargs, snn, env)
     return cls(
-        resolve_policy(cls, policy) or default_policy(cls, env),
+        policy_cls or default_policy(cls, env),
         env,
-        policy_kwargs=resolve_policy_kwargs(policy_kwargs),
+        policy_kwargs=policy_kwargs,
         seed=seed,
         tensorboard_log=tensorboard_log,
         verbose=verbose,

@@ -67,12 +67,14 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
     from envs.evaluation import ACTION_KEYS
     from experiments.runs.evaluate import evaluate_run
+    from neuro.snn.config import ENERGY_CAVEAT
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes: must be >= 1, got {args.episodes}")
     if args.n_envs < 1:
         raise ConfigError(f"--n-envs: must be >= 1, got {args.n_envs}")
-    metrics, out = evaluate_run(args.run_dir, args.episodes, args.backend, args.n_envs, args.seed, args.model)
+    metrics, out, spike_stats = evaluate_run(args.run_dir, args.episodes, args.backend, args.n_envs, args.seed,
+                                             args.model)
     table = Table(title=f"evaluation ({metrics.n_episodes} episodes)")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -85,8 +87,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
     table.add_row("actions", metrics.describe_actions() or "-")
     dominant = summary["dominant_action"]
     table.add_row("dominant_action", "-" if dominant is None else f"{dominant['action']} ({dominant['fraction']:.1%})")
+    for key, value in spike_stats.items():  # a spiking policy's figures per decision, beside return and crashes
+        if key != "decisions":
+            table.add_row(f"snn/{key}", f"{value:,.3f}" if "rate" in key or "ratio" in key else f"{value:,.0f}")
     console = make_console()
     console.print(table)
+    if spike_stats:
+        console.print(f"energy: {ENERGY_CAVEAT}")
     console.print(f"saved {out}")
     return 0
 

@@ -27,6 +27,7 @@ from experiments.config.toolkit import (
     format_validation_error,
     read_yaml_mapping,
 )
+from neuro.snn.config import SnnConfig
 
 
 class EnvConfig(StrictModel):
@@ -51,6 +52,7 @@ class AgentConfig(StrictModel):
     policy: str | None = None
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
+    snn: SnnConfig | None = None  # a spiking policy's settings (policy: spiking); layer sizes: policy_kwargs.net_arch
 
     @model_validator(mode="after")
     def _known_algorithm(self) -> AgentConfig:
@@ -58,8 +60,12 @@ class AgentConfig(StrictModel):
 
         algo_cls = get_algorithm(self.algo)
         check_hyperparameters(algo_cls, self.hyperparameters)
-        check_policy(algo_cls, self.policy)
+        check_policy(algo_cls, self.policy, self.snn_settings())
         return self
+
+    def snn_settings(self) -> dict[str, Any] | None:
+        """``snn`` as the policy takes it; a spiking policy without an ``snn`` section gets the defaults."""
+        return None if self.snn is None else self.snn.model_dump()
 
 
 class TrainingConfig(StrictModel):

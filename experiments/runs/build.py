@@ -84,7 +84,7 @@ def build_model(config: ExperimentConfig, env: VecEnv) -> BaseAlgorithm:
         return build(
             config.agent.algo, env, config.agent.policy, config.agent.hyperparameters,
             config.agent.policy_kwargs, seed=config.training.seed, device=config.training.device,
-            neuro=config.neuro,
+            neuro=config.neuro, snn=config.agent.snn_settings(),
         )
 
 

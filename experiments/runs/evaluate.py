@@ -12,25 +12,36 @@ from experiments.config import ConfigError
 from experiments.files import write_json_atomic
 from experiments.runs.build import POSTHOC_EVAL_STREAM, make_env, resolve_backend
 from experiments.runs.folder import RunFolder
+from neuro.snn.config import ENERGY_CAVEAT
 
 
-def evaluate_run(run_dir: str | Path, episodes: int = 20, backend: str | None = None,
-                 n_envs: int = 1, seed: int | None = None, which: str = "final") -> tuple[DrivingMetrics, Path]:
+def evaluate_run(run_dir: str | Path, episodes: int = 20, backend: str | None = None, n_envs: int = 1,
+                 seed: int | None = None, which: str = "final") -> tuple[DrivingMetrics, Path, dict[str, float]]:
     """Greedy evaluation of a run's final or best model on either backend; writes
-    ``evaluate-<backend>.json`` (``evaluate-best-<backend>.json`` for the best model)."""
+    ``evaluate-<backend>.json`` (``evaluate-best-<backend>.json`` for the best model).
+
+    :return: the driving metrics, the file, and a spiking policy's spike and energy figures per
+        decision (``SpikeCounts.stats()``; empty for other policies).
+    """
+    from agents.spiking_policies import separate_spike_counts
+
     run = RunFolder(Path(run_dir))
     config, choice = resolve_backend(run.load_config(), backend)
     model = run.load_model(config, which)
     seed = config.training.seed if seed is None else seed
     env = make_env(config, POSTHOC_EVAL_STREAM, n_envs=n_envs, seed=seed)
     try:
-        metrics = evaluate_driving(model, env, episodes, success=get_scenario(config.env.id).success)
+        with separate_spike_counts(model.policy) as spike_stats:
+            metrics = evaluate_driving(model, env, episodes, success=get_scenario(config.env.id).success)
     finally:
         env.close()
     name = f"evaluate-{choice.backend}.json" if which == "final" else f"evaluate-{which}-{choice.backend}.json"
     out = run.path / name
-    write_json_atomic(out, {"backend": choice.backend, "seed": seed, "model": which, **metrics.to_dict()})
-    return metrics, out
+    record = {"backend": choice.backend, "seed": seed, "model": which, **metrics.to_dict()}
+    if spike_stats:
+        record["snn"] = {**spike_stats, "energy_caveat": ENERGY_CAVEAT}
+    write_json_atomic(out, record)
+    return metrics, out, spike_stats
 
 
 def record_run(run_dir: str | Path, episodes: int = 1, seed: int | None = None) -> list[Path]:

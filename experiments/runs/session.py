@@ -21,7 +21,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import CSVOutputFormat, HumanOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.callbacks import DrivingEvalCallback, HParamsCallback
+from agents.callbacks import DrivingEvalCallback, HParamsCallback, SpikeLogCallback
 from agents.registry import algorithm_name, get_algorithm
 from envs.scenarios import get_scenario
 from experiments.config import ConfigError, ExperimentConfig, save_config
@@ -157,7 +157,7 @@ class TrainingSession:
         checkpoints = ResumableCheckpointCallback(checkpoint_dir, training.checkpoint_every, interrupt, self.history,
                                                   self.eval_env, first_step=self.start_step)
         run_callbacks: list[BaseCallback] = [] if resuming else [HParamsCallback(hparams(config, config.env.backend))]
-        run_callbacks += [evaluation, checkpoints, *callbacks]
+        run_callbacks += [SpikeLogCallback(), evaluation, checkpoints, *callbacks]
         # A run saves on SIGINT/SIGTERM even before its first checkpoint: the flag needs a checkpoint cadence.
         interrupt.install()
         started = time.perf_counter()
@@ -215,7 +215,8 @@ def make_logger(folder: Path, start_step: int, verbose: int) -> Logger:
 
 
 def hparams(config: ExperimentConfig, backend: str) -> dict[str, bool | str | float | int | None]:
-    """The HParams record: algorithm, env, backend, seed and the scalar hyperparameters."""
+    """The HParams record: algorithm, env, backend, seed, the scalar hyperparameters, neuro parts and
+    a spiking policy's settings."""
     record: dict[str, bool | str | float | int | None] = {
         "algo": algorithm_name(get_algorithm(config.agent.algo)),
         "env": config.env.id,
@@ -231,4 +232,8 @@ def hparams(config: ExperimentConfig, backend: str) -> dict[str, bool | str | fl
     for part, spec in config.neuro.items():
         for key, value in (spec or {}).items():
             record[f"neuro.{part}.{key}"] = value if isinstance(value, (bool, str, int, float)) else str(value)
+    if config.agent.policy is not None:
+        record["policy"] = config.agent.policy
+    for key, value in (config.agent.snn_settings() or {}).items():  # a spiking policy's settings, to compare runs
+        record[f"agent.snn.{key}"] = value if isinstance(value, (bool, str, int, float)) else json.dumps(value)
     return record

@@ -195,6 +195,38 @@ def test_train_with_modulators_logs_every_value_and_signal(tmp_path):
     assert events.Scalars("neuro/learning_rate")[-1].value == pytest.approx(final["learning_rate"], rel=1e-6)
 
 
+def test_spiking_run_logs_spikes_and_energy_and_evaluate_prints_them(tmp_path):
+    """A spiking DQN: firing rates and energy in TensorBoard and eval.json, then `evaluate` and `record`."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = train_briefly(EXPERIMENTS / "spiking" / "dqn_spiking.yaml", tmp_path, "training.total_timesteps=300",
+                           "agent.hyperparameters.learning_starts=50", "training.eval_every=150",
+                           "agent.policy_kwargs.net_arch=[32, 32]",
+                           "agent.snn.encoder=poisson")
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "dqn_spiking").iterdir()
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"snn/firing_rate/encoder", "snn/firing_rate/hidden_0", "snn/firing_rate/hidden_1",
+            "snn/sops_per_decision", "snn/energy_pj_per_decision", "snn/ann_energy_pj_per_decision",
+            "eval/snn/energy_ratio"} <= tags
+    hparams = b"".join(events.PluginTagToContent("hparams").values())
+    assert b"agent.snn.encoder" in hparams and b"poisson" in hparams
+    final = json.loads((run_dir / "eval.json").read_text())["final"]["snn"]
+    ann_macs = 25 * 32 + 32 * 32 + 32 * 5  # the ANN twin of 25 inputs, [32, 32], 5 actions
+    assert final["ann_macs_per_decision"] == ann_macs and final["macs_per_decision"] == 0  # Poisson: all spikes
+    assert 0 < final["firing_rate/encoder"] < 1 and final["sops_per_decision"] > 0
+
+    evaluated = neurodrive("evaluate", str(run_dir), "--episodes", "2")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "snn/energy_pj_per_decision" in evaluated.stdout and "memory traffic ignored" in evaluated.stdout
+    saved = json.loads((run_dir / "evaluate-envpool.json").read_text())["snn"]
+    assert saved["ann_energy_pj_per_decision"] == pytest.approx(ann_macs * 4.6)
+    assert neurodrive("record", str(run_dir), "--episodes", "1").returncode == 0
+    assert list((run_dir / "videos").glob("*.mp4"))
+
+
 def test_bench_smoke(tmp_path):
     """The benchmark runs and writes its figures (speeds are measured there, never asserted here)."""
     out = tmp_path / "bench.json"

@@ -30,6 +30,9 @@ EXACT = ["env.backend=highway-env", "env.n_envs=1", "training.total_timesteps=50
 MODULATED = ["neuro.learning_rate={type: volatility}", "neuro.exploration={type: reward_trend}",
              "neuro.discount={type: meta, hold: 20}"]
 
+# A spiking DQN with Poisson encoding: its spikes draw from torch's RNG, which the checkpoint carries.
+SPIKING = ["agent.policy=spiking", "agent.snn={timesteps: 3, encoder: poisson}"]
+
 
 def overrides(root: Path, name: str, extra: tuple[str, ...] = ()) -> list[str]:
     return [f"logging.root={root}", f"name={name}", *EXACT, *extra]
@@ -59,6 +62,12 @@ def reference(tmp_path_factory) -> Path:
 def modulated_reference(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("modulated_reference")
     return train(load_config(EXPERIMENTS / "smoke.yaml", overrides(root, "reference", tuple(MODULATED))))
+
+
+@pytest.fixture(scope="module")
+def spiking_reference(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("spiking_reference")
+    return train(load_config(EXPERIMENTS / "smoke.yaml", overrides(root, "reference", tuple(SPIKING))))
 
 
 def interrupt_and_resume(tmp_path: Path, signum: int, extra: tuple[str, ...] = ()) -> tuple[Path, int]:
@@ -106,6 +115,15 @@ def test_an_interrupted_modulated_run_resumes_to_the_uninterrupted_result(tmp_pa
     theirs.Reload()
     for tag in ("neuro/learning_rate", "neuro/kalman_gain", "neuro/epsilon", "neuro/gamma"):
         assert [(e.step, e.value) for e in ours.Scalars(tag)] == [(e.step, e.value) for e in theirs.Scalars(tag)]
+
+
+@pytest.mark.slow
+def test_an_interrupted_spiking_run_resumes_to_the_uninterrupted_result(tmp_path, spiking_reference):
+    run_dir, checkpoint_step = interrupt_and_resume(tmp_path, signal.SIGKILL, tuple(SPIKING))
+    assert_same_as_reference(run_dir, spiking_reference, checkpoint_step)
+    ours, theirs = (json.loads((folder / "eval.json").read_text())["final"]["snn"]
+                    for folder in (run_dir, spiking_reference))
+    assert ours == theirs and ours["firing_rate/encoder"] > 0
 
 
 def assert_same_as_reference(run_dir: Path, reference: Path, checkpoint_step: int) -> None:

@@ -28,7 +28,7 @@ def test_shortened_strong_config_beats_the_stated_return(tmp_path) -> None:
         "training.checkpoint_every=0", "training.eval_episodes=16",
     ])
     run_dir = train(config, command=["pytest"])
-    metrics, _ = evaluate_run(run_dir, episodes=EVAL_EPISODES, backend="envpool", n_envs=8)
+    metrics, _, _ = evaluate_run(run_dir, episodes=EVAL_EPISODES, backend="envpool", n_envs=8)
     summary = metrics.summary()
     assert summary["n_episodes"] == EVAL_EPISODES
     assert summary["mean_return"] >= STATED_RETURN, summary

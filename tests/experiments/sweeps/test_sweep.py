@@ -27,6 +27,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from agents.registry import get_algorithm
 from experiments.config import ConfigError, load_config
 from experiments.runs.session import train
 from experiments.sweeps.command import add_sweep_commands, dashboard_command, print_report, run_sweep, sweep_command
@@ -562,6 +563,32 @@ def test_a_grid_sweep_runs_each_point_once_and_stops_there(tmp_path):
                     for t in study.get_trials(states=(TrialState.COMPLETE,)))
     assert points == [(b, d) for b in (16, 32, 48) for d in (5, 10)]  # 6 points, not 10 trials
     assert len(study.trials) == 6
+
+
+def test_a_sweep_over_spiking_settings_builds_each_trial_with_them(tmp_path):
+    path = write_sweep(tmp_path, """
+        parameters:
+          agent.snn.timesteps: {categorical: [2, 3]}
+        fixed:
+          agent.policy: spiking
+          agent.snn.encoder: poisson
+        budget: 100
+        eval_every: 0
+        pruner: none
+        sampler: grid
+        n_trials: 2
+    """, name="spiking")
+    sweep = load_sweep(path)
+    study, failed_workers = run_sweep(sweep, StorageTarget.resolve(None, sweep.sweep_dir))
+    assert failed_workers == 0
+    for trial in study.get_trials(states=(TrialState.COMPLETE,)):
+        run_dir = Path(trial.user_attrs["run_dirs"][0])
+        saved = yaml.safe_load((run_dir / "config.yaml").read_text())["agent"]
+        assert saved["policy"] == "spiking" and saved["snn"]["encoder"] == "poisson"
+        assert saved["snn"]["timesteps"] == trial.params["agent.snn.timesteps"]
+        model = get_algorithm("dqn").load(run_dir / "model.zip")
+        assert model.policy.decision_network().timesteps == trial.params["agent.snn.timesteps"]
+    assert sorted(t.params["agent.snn.timesteps"] for t in study.trials) == [2, 3]
 
 
 # --- workers, killed workers ---------------------------------------------------------------
