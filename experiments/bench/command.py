@@ -8,13 +8,16 @@ Sections (each in its own module, imported only when it runs):
   platform agent without one;
 - ``training`` (``experiments.bench.training``): the shipped configs' training steps/s against the
   same model on a zero-cost VecEnv (the learner-bound limit), and each row's peak memory;
-- ``startup``: wall time and peak memory of ``neurodrive --help`` and friends, in fresh processes.
+- ``startup``: wall time and peak memory of ``neurodrive --help`` and friends, in fresh processes;
+- ``spiking`` (``experiments.bench.spiking``): training steps/s of the spiking DQN, PPO and SAC agents
+  against their ANN twins and their MAC-bound limit, energy per decision, firing rates and peak memory.
 
 Usage::
 
     neurodrive bench   (or, from the repository root, python scripts/benchmark.py)
-    neurodrive bench [--section env|neuro|training|startup|all] [--quick] [--out bench.json] [--repeats N]
-                     [--neuro-repeats N] [--training-repeats N] [--skip-highway-env]
+    neurodrive bench [--section env|neuro|training|startup|spiking|all] [--quick] [--out bench.json]
+                     [--repeats N] [--neuro-repeats N] [--training-repeats N] [--spiking-repeats N]
+                     [--skip-highway-env]
 """
 
 from __future__ import annotations
@@ -33,25 +36,29 @@ from experiments.config.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--section", choices=("env", "neuro", "training", "startup", "all"), default="all",
+    parser.add_argument("--section", choices=("env", "neuro", "training", "startup", "spiking", "all"), default="all",
                         help="env: env steps/s of the backends; neuro: training overhead of the TD-error modules "
                              "and the neuromodulators; "
                              "training: shipped configs vs the learner-bound limit, and peak memory; "
-                             "startup: time and memory of neurodrive --help")
+                             "startup: time and memory of neurodrive --help; "
+                             "spiking: spiking agents vs their ANN twins and MAC-bound limit, energy per decision")
     parser.add_argument("--quick", action="store_true",
-                        help="short step counts (env ~20 s, neuro ~2 min), for a smoke test")
+                        help="short step counts (env ~20 s, neuro ~2 min, spiking ~1.5 min), for a smoke test")
     parser.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON results file")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per EnvPool configuration")
     parser.add_argument("--neuro-repeats", type=int, default=None,
                         help="timed repeats of the neuro section (default 3, 2 with --quick)")
     parser.add_argument("--training-repeats", type=int, default=None,
                         help="timed repeats of the training section (default 3, 1 with --quick)")
+    parser.add_argument("--spiking-repeats", type=int, default=None,
+                        help="timed repeats of the spiking section (default 3, 2 with --quick)")
     parser.add_argument("--skip-highway-env", action="store_true", help="skip the Python highway-env rows")
 
 
 def add_bench_command(commands: Any) -> None:
     """Register ``neurodrive bench`` on the CLI's subparsers."""
-    bench = commands.add_parser("bench", help="benchmark env throughput, neuro-module overhead, training and start-up")
+    bench = commands.add_parser("bench", help="benchmark env throughput, neuro-module overhead, training, start-up "
+                                              "and spiking agents")
     add_arguments(bench)
     bench.set_defaults(handler=_bench_command)
 
@@ -71,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def run_bench(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """Run the chosen sections, print their tables, write the JSON file; return the results."""
-    for name in ("repeats", "neuro_repeats", "training_repeats"):
+    for name in ("repeats", "neuro_repeats", "training_repeats", "spiking_repeats"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1")
     from experiments.bench.common import machine_info
@@ -105,6 +112,10 @@ def run_bench(args: argparse.Namespace, command: str) -> dict[str, Any]:
         from experiments.bench.startup import run_startup_section
 
         results["startup"] = run_startup_section(console, repeats=3 if args.quick else 7)
+    if args.section in ("spiking", "all"):
+        from experiments.bench.spiking import run_spiking_section
+
+        results["spiking"] = run_spiking_section(args.quick, console, repeats=args.spiking_repeats)
     wall_s = time.perf_counter() - wall_start
     machine["load_avg_1_5_15_end"] = list(os.getloadavg())
     results["wall_s"] = wall_s
