@@ -131,10 +131,10 @@ class SpikingMLP(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         encoded = self.encoder(features, self.timesteps)
         layer_spikes = [encoded] if self.encoder.spiking else []
-        spikes, _ = self.neurons[0](self.layers[0](encoded), self.timesteps)
+        spikes = self.neurons[0](self.layers[0](encoded), self.timesteps)
         layer_spikes.append(spikes)
         for layer, neurons in zip(self.layers[1:], self.neurons[1:], strict=True):
-            spikes, _ = neurons(layer(spikes))
+            spikes = neurons(layer(spikes))
             layer_spikes.append(spikes)
         rates = torch.tensordot(self.readout_weights, spikes, dims=1)
         if self.counting:

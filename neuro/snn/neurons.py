@@ -51,12 +51,21 @@ class LIF(nn.Module):
             self.register_buffer("beta", torch.tensor(float(beta)), persistent=False)
         self.spike = surrogate.fast_sigmoid(slope=surrogate_slope)
 
-    def forward(self, current: torch.Tensor, timesteps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Integrate ``current`` from a zero membrane.
+    def forward(self, current: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
+        """Integrate ``current`` from a zero membrane; the spikes, ``(T, batch, size)``.
 
         :param current: input current, ``(T, batch, size)``, or ``(batch, size)`` held for ``timesteps`` steps.
-        :return: spikes and membrane potentials, both ``(T, batch, size)``.
         """
+        spikes, _ = self._integrate(current, timesteps, keep_membrane=False)
+        return spikes
+
+    def trajectory(self, current: torch.Tensor, timesteps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """As ``forward``, with the membrane potentials too: spikes and membranes, both ``(T, batch, size)``."""
+        spikes, membranes = self._integrate(current, timesteps, keep_membrane=True)
+        return spikes, torch.stack(membranes)
+
+    def _integrate(self, current: torch.Tensor, timesteps: int | None,
+                   keep_membrane: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         constant = current.dim() == 2
         steps = timesteps if constant else current.shape[0]
         if steps is None:
@@ -74,5 +83,6 @@ class LIF(nn.Module):
             spike = self.spike(membrane - self.threshold)
             previous_spike = spike.detach()  # snnTorch's reset carries no gradient
             spikes.append(spike)
-            membranes.append(membrane)
-        return torch.stack(spikes), torch.stack(membranes)
+            if keep_membrane:  # only on request: stacking them costs a copy and a backward node per pass
+                membranes.append(membrane)
+        return torch.stack(spikes), membranes

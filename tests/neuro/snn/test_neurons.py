@@ -12,7 +12,7 @@ from neuro.snn.neurons import LIF
 
 
 def run(current: float, steps: int, **lif_args: object) -> tuple[torch.Tensor, torch.Tensor]:
-    spikes, membranes = LIF(1, **lif_args)(torch.full((1, 1), current), timesteps=steps)
+    spikes, membranes = LIF(1, **lif_args).trajectory(torch.full((1, 1), current), timesteps=steps)
     return spikes.flatten(), membranes.flatten()
 
 
@@ -62,7 +62,7 @@ def test_matches_snntorch_leaky_step_by_step(reset, learn_beta):
                                spike_grad=surrogate.fast_sigmoid(slope=25.0), reset_mechanism=reset)
     input_ours = current.clone().requires_grad_(True)
     input_reference = current.clone().requires_grad_(True)
-    spikes, membranes = ours(input_ours)
+    spikes, membranes = ours.trajectory(input_ours)
     membrane = reference.init_leaky()
     reference_spikes, reference_membranes = [], []
     for step in range(steps):
@@ -83,7 +83,7 @@ def test_surrogate_gradient_is_the_fast_sigmoid_derivative():
     # One step from rest: S = H(I - theta), dS/dI = 1 / (1 + k |I - theta|)^2 (Zenke & Ganguli 2018).
     slope, threshold = 25.0, 0.5
     current = torch.tensor([[0.1, 0.45, 0.5, 0.7, 2.0]], requires_grad=True)
-    spikes, _ = LIF(5, threshold=threshold, surrogate_slope=slope)(current, timesteps=1)
+    spikes = LIF(5, threshold=threshold, surrogate_slope=slope)(current, timesteps=1)
     spikes.sum().backward()
     expected = 1.0 / (1.0 + slope * (current.detach() - threshold).abs()) ** 2
     assert torch.allclose(current.grad, expected)
@@ -92,12 +92,12 @@ def test_surrogate_gradient_is_the_fast_sigmoid_derivative():
 
 def test_learnable_decay_receives_a_gradient_and_is_clamped():
     lif = LIF(3, beta=0.9, learn_beta=True)
-    spikes, membranes = lif(torch.full((4, 3), 0.3), timesteps=6)
+    spikes, membranes = lif.trajectory(torch.full((4, 3), 0.3), timesteps=6)
     (spikes.sum() + membranes.sum()).backward()
     assert lif.beta.grad is not None and torch.all(lif.beta.grad.abs() > 0)
     with torch.no_grad():
         lif.beta.fill_(1.7)  # outside (0, 1]: used as 1, as snnTorch clamps
-    _, clamped = lif(torch.full((1, 3), 0.3), timesteps=3)
+    _, clamped = lif.trajectory(torch.full((1, 3), 0.3), timesteps=3)
     assert torch.allclose(clamped[:, 0, 0], torch.tensor([0.3, 0.6, 0.9]))
 
 
