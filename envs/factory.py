@@ -113,8 +113,13 @@ def make_vec_env(
         vec_env = SeededDummyVecEnv(env_fns) if n_envs == 1 else SeededSubprocVecEnv(env_fns)
         vec_env.stream = stream
         vec_env.seed(seed)  # SB3 models reseed the same way when given a seed
-    for wrap in wrappers:
-        vec_env = wrap(vec_env)
+    vec_env.run_seed = seed  # robustness wrappers draw per run seed and stream (envs.robustness)
+    try:
+        for wrap in wrappers:
+            vec_env = wrap(vec_env)
+    except BaseException:
+        vec_env.close()  # a wrapper that does not fit the env must not leave its subprocesses behind
+        raise
     return vec_env
 
 

@@ -169,7 +169,7 @@ class Registry(Generic[T]):
         try:
             validated = parameter_model(cls).model_validate({**params, **(given or {})})
         except ValidationError as error:
-            raise SpecError(self._format(cls, type_name, error)) from None
+            raise SpecError(self._format(cls, type_name, error, hidden=tuple(given or ()))) from None
         check_combination = getattr(cls, "check_combination", None)
         if check_combination is not None:  # a part's checks that span its parameters
             try:
@@ -192,8 +192,8 @@ class Registry(Generic[T]):
         except TypeError as error:  # a constructor the signature check could not see through
             raise SpecError(f"{self.where}: cannot build {cls.__name__} from {params}: {error}") from None
 
-    def _format(self, cls: type, type_name: str, error: ValidationError) -> str:
-        allowed = ", ".join(parameter_model(cls).model_fields) or "none"
+    def _format(self, cls: type, type_name: str, error: ValidationError, hidden: tuple[str, ...] = ()) -> str:
+        allowed = ", ".join(name for name in parameter_model(cls).model_fields if name not in hidden) or "none"
         return "; ".join(
             f"{self.where}.{'.'.join(str(part) for part in item['loc'])}: " + validation_message(
                 item, f"{type_name} takes no such parameter; allowed: {allowed}", "required parameter is missing",

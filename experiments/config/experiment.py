@@ -37,12 +37,22 @@ class EnvConfig(StrictModel):
     backend: Literal[BACKEND_CHOICES] = "auto"  # type: ignore[valid-type]
     n_envs: PositiveInt = 1
     config: dict[str, Any] = Field(default_factory=dict)  # highway-env config overrides
+    # Robustness wrappers on training and evaluation envs, in order: {type: name or package.module:Class, **params}.
+    wrappers: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
     def _known_scenario(cls, env_id: str) -> str:
         get_scenario(env_id)
         return env_id
+
+    @field_validator("wrappers")
+    @classmethod
+    def _known_wrappers(cls, wrappers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from envs.robustness import check_wrappers  # SB3: imported only when a config has wrappers
+
+        check_wrappers(wrappers)  # errors start with the item's path: env.wrappers.1.probability: ...
+        return wrappers
 
 
 class AgentConfig(StrictModel):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envs.factory import BackendChoice, choose_backend, make_vec_env
+from envs.robustness import robustness_wrappers
 from experiments.config import ConfigError, ExperimentConfig
 
 if TYPE_CHECKING:
@@ -57,13 +58,14 @@ def resolve_backend(config: ExperimentConfig, backend: str | None = None) -> tup
 
 def make_env(config: ExperimentConfig, stream: int = TRAIN_STREAM, n_envs: int | None = None,
              seed: int | None = None, render_mode: str | None = None) -> VecEnv:
-    """The config's scenario as a VecEnv on its (resolved) backend; ``stream`` separates training,
-    evaluation and post-hoc evaluation episodes."""
+    """The config's scenario as a VecEnv on its (resolved) backend, under its ``env.wrappers`` (training
+    and evaluation envs alike); ``stream`` separates training, evaluation and post-hoc evaluation episodes."""
     with config_errors():
         return make_vec_env(
             config.env.id, n_envs or config.env.n_envs,
             config.training.seed if seed is None else seed,
-            config.env.backend, config.env.config, render_mode=render_mode, stream=stream,
+            config.env.backend, config.env.config, wrappers=robustness_wrappers(config.env.wrappers),
+            render_mode=render_mode, stream=stream,
         )
 
 

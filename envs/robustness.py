@@ -1,0 +1,317 @@
+"""Robustness settings: VecEnv wrappers that take an agent off its training distribution.
+
+Noisy sensors, lost detections, late observations and late actuation, the same on both backends
+(they wrap the finished SB3 VecEnv, so EnvPool and highway-env envs get the same treatment). An
+experiment file lists them under ``env.wrappers``, applied in order to training and evaluation envs::
+
+    env:
+      wrappers:
+        - {type: observation_noise, std: 0.05}
+        - {type: sensor_dropout, probability: 0.2}
+        - {type: observation_delay, steps: 2}
+        - {type: action_delay, steps: 1}
+
+``type`` is a name of ``ROBUSTNESS_WRAPPERS`` or ``package.module:Class`` for a user's own
+``VecEnvWrapper`` subclass, built as ``Class(venv, **params)``. Parameters are checked at config load;
+errors name the item (``env.wrappers.1.probability: must be in [0, 1) (got 1.5)``).
+
+Random wrappers draw from one numpy ``Generator`` per env, spawned from ``SeedSequence([seed, kind,
+run seed, stream])``: runs are reproducible, env i draws the same whatever ``n_envs`` is, seeds of a
+multi-seed comparison draw differently, and so do training and evaluation envs (different streams).
+
+Episode ends: SB3 VecEnvs reset a finished env in the same step and put its last observation in
+``info["terminal_observation"]``. The observation wrappers replace it with what the agent would have
+seen there (noised, thinned or delayed like every other observation), so a replay buffer's last
+transition and PPO's bootstrap at a time limit read the same observation stream as the rest of the
+episode. Delay buffers are per env and restart with each env's episode.
+"""
+
+from __future__ import annotations
+
+import copy
+import zlib
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import numpy as np
+from gymnasium import spaces
+from pydantic import AfterValidator
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
+
+from envs.factory import VecEnvTransform
+from neuro.registry import Registry, SpecError
+
+ROBUSTNESS_WRAPPERS: Registry[VecEnvWrapper] = Registry("wrapper", VecEnvWrapper, where="env.wrappers")
+
+
+def NonNegative() -> AfterValidator:  # noqa: N802  (reads as a type)
+    def check(value: float) -> float:
+        if not value >= 0:
+            raise ValueError("must be >= 0")
+        return value
+
+    return AfterValidator(check)
+
+
+def Probability() -> AfterValidator:  # noqa: N802
+    """``[0, 1)``: 1 would blank every vehicle for good."""
+
+    def check(value: float) -> float:
+        if not 0 <= value < 1:
+            raise ValueError("must be in [0, 1)")
+        return value
+
+    return AfterValidator(check)
+
+
+def _env_generators(venv: VecEnv, seed: int, kind: str) -> list[np.random.Generator]:
+    """One generator per env: ``kind`` keeps two random wrappers with the same seed from drawing alike."""
+    stream = int(getattr(venv, "stream", 0))  # 0 training, 1 evaluation, 2 post-hoc evaluation
+    run_seed = int(getattr(venv, "run_seed", 0))  # set by make_vec_env
+    children = np.random.SeedSequence([seed, zlib.crc32(kind.encode()), run_seed, stream]).spawn(venv.num_envs)
+    return [np.random.default_rng(child) for child in children]
+
+
+def _kinematics_shape(space: spaces.Space, kind: str) -> tuple[int, int]:
+    """``(vehicles, features)`` of a Kinematics observation space, or a ValueError naming the need."""
+    if not isinstance(space, spaces.Box) or len(space.shape) != 2 or not np.issubdtype(space.dtype, np.floating):
+        raise ValueError(f"{ROBUSTNESS_WRAPPERS.where}: {kind} needs a Kinematics observation, a float Box of shape "
+                         f"(vehicles, features) whose row 0 is the ego vehicle; this env observes {space}")
+    return space.shape  # type: ignore[return-value]
+
+
+@ROBUSTNESS_WRAPPERS.register("observation_noise")
+class ObservationNoise(VecEnvWrapper):
+    """Additive Gaussian sensor noise: every observation entry gets an independent N(0, std²) draw each step.
+
+    ``std`` is in observation units (Kinematics features are normalised, so 0.05 is 5% of a feature's
+    range). On a Kinematics observation (a 2-D float Box, ``(vehicles, features)``) with ``keep_presence``,
+    column 0 is highway-env's ``presence`` flag (the first default feature, the only layout of EnvPool's
+    ports) and stays exact, and rows of absent vehicles (presence 0) stay all zeros: a noisy sensor blurs
+    the vehicles it sees, it does not invent any. Set ``keep_presence: false`` for a 2-D observation
+    without that column (Lidar, or Kinematics features not led by presence). Other float Box
+    observations get noise on every entry.
+    """
+
+    def __init__(self, venv: VecEnv, std: Annotated[float, NonNegative()], seed: Annotated[int, NonNegative()] = 0,
+                 keep_presence: bool = True) -> None:
+        space = venv.observation_space
+        if not isinstance(space, spaces.Box) or not np.issubdtype(space.dtype, np.floating):
+            raise ValueError(f"{ROBUSTNESS_WRAPPERS.where}: observation_noise needs a float Box observation; "
+                             f"this env observes {space}")
+        super().__init__(venv)
+        self.std = float(std)
+        self.keep_presence = bool(keep_presence) and len(space.shape) == 2
+        self._generators = _env_generators(venv, int(seed), "observation_noise")
+
+    def _noised(self, observation: np.ndarray, env_index: int) -> np.ndarray:
+        noise = self._generators[env_index].standard_normal(observation.shape, dtype=np.float32) * self.std
+        if self.keep_presence:
+            present = observation[:, :1] != 0  # (vehicles, 1): absent rows stay zero
+            noise[:, 0] = 0.0
+            noise *= present
+        return (observation + noise).astype(observation.dtype, copy=False)
+
+    def reset(self) -> VecEnvObs:
+        observations = self.venv.reset()
+        return np.stack([self._noised(obs, i) for i, obs in enumerate(observations)])
+
+    def step_wait(self) -> VecEnvStepReturn:
+        observations, rewards, dones, infos = self.venv.step_wait()
+        noised = np.stack([self._noised(obs, i) for i, obs in enumerate(observations)])
+        for env_index in np.flatnonzero(dones):
+            info = infos[env_index]
+            if "terminal_observation" in info:  # the last observation, as noisy as the rest
+                info["terminal_observation"] = self._noised(np.asarray(info["terminal_observation"]), env_index)
+        return noised, rewards, dones, infos
+
+
+@ROBUSTNESS_WRAPPERS.register("sensor_dropout")
+class SensorDropout(VecEnvWrapper):
+    """Lost detections: each step, every vehicle row but the ego row (row 0) of a Kinematics observation
+    is independently blanked (all zeros, highway-env's encoding of "no vehicle") with ``probability``.
+
+    Blanked rows stay where they were (a gap, not compacted), so with highway-env's distance-sorted rows
+    a missed close vehicle can leave a zero row before farther ones. Needs a Kinematics observation
+    (2-D float Box, ``(vehicles, features)``); others are a ValueError at construction.
+    """
+
+    def __init__(self, venv: VecEnv, probability: Annotated[float, Probability()],
+                 seed: Annotated[int, NonNegative()] = 0) -> None:
+        self.vehicles, _ = _kinematics_shape(venv.observation_space, "sensor_dropout")
+        super().__init__(venv)
+        self.probability = float(probability)
+        self._generators = _env_generators(venv, int(seed), "sensor_dropout")
+
+    def _thinned(self, observation: np.ndarray, env_index: int) -> np.ndarray:
+        lost = self._generators[env_index].random(self.vehicles - 1) < self.probability
+        thinned = np.array(observation, copy=True)
+        thinned[1:][lost] = 0
+        return thinned
+
+    def reset(self) -> VecEnvObs:
+        observations = self.venv.reset()
+        return np.stack([self._thinned(obs, i) for i, obs in enumerate(observations)])
+
+    def step_wait(self) -> VecEnvStepReturn:
+        observations, rewards, dones, infos = self.venv.step_wait()
+        thinned = np.stack([self._thinned(obs, i) for i, obs in enumerate(observations)])
+        for env_index in np.flatnonzero(dones):
+            info = infos[env_index]
+            if "terminal_observation" in info:  # the last observation, thinned like the rest
+                info["terminal_observation"] = self._thinned(np.asarray(info["terminal_observation"]), env_index)
+        return thinned, rewards, dones, infos
+
+
+_BOX = ""  # the one key of a Box observation in the delay's per-key history
+
+
+@ROBUSTNESS_WRAPPERS.register("observation_delay")
+class ObservationDelay(VecEnvWrapper):
+    """Late sensing: at step t of an episode the agent sees the observation of step max(0, t - ``steps``).
+
+    The reset observation repeats for the first ``steps`` steps of every episode, per env. At an
+    episode end ``terminal_observation`` becomes the delayed view of the last step (the observation
+    of step T - ``steps``), which is what the agent would have seen. Box and Dict observations.
+    """
+
+    def __init__(self, venv: VecEnv, steps: Annotated[int, NonNegative()]) -> None:
+        space = venv.observation_space
+        if not isinstance(space, spaces.Box | spaces.Dict):
+            raise ValueError(f"{ROBUSTNESS_WRAPPERS.where}: observation_delay needs a Box or Dict observation; "
+                             f"this env observes {space}")
+        super().__init__(venv)
+        self.steps = int(steps)
+        subspaces = dict(space.spaces) if isinstance(space, spaces.Dict) else {_BOX: space}
+        # history[key][env, j]: the observation j steps after the oldest one kept; the last is the newest.
+        self._history = {key: np.zeros((self.num_envs, self.steps + 1, *sub.shape), dtype=sub.dtype)
+                         for key, sub in subspaces.items()}
+
+    def _parts(self, observation: Any) -> dict[str, np.ndarray]:
+        return observation if isinstance(observation, dict) else {_BOX: observation}
+
+    def _whole(self, parts: dict[str, np.ndarray]) -> VecEnvObs:
+        return parts[_BOX] if _BOX in parts else parts
+
+    def _oldest(self) -> VecEnvObs:
+        return self._whole({key: history[:, 0].copy() for key, history in self._history.items()})
+
+    def reset(self) -> VecEnvObs:
+        for key, observation in self._parts(self.venv.reset()).items():
+            self._history[key][:] = np.asarray(observation)[:, None]
+        return self._oldest()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        observations, rewards, dones, infos = self.venv.step_wait()
+        done_envs = np.flatnonzero(dones)
+        for env_index in done_envs:
+            info = infos[env_index]
+            if "terminal_observation" in info:
+                # Were the last observation pushed, the oldest one kept would be the second oldest now.
+                terminal = self._parts(info["terminal_observation"])
+                info["terminal_observation"] = self._whole(
+                    {key: history[env_index, 1].copy() if self.steps else np.array(terminal[key], copy=True)
+                     for key, history in self._history.items()})
+        for key, observation in self._parts(observations).items():
+            history = self._history[key]
+            history[:, :-1] = history[:, 1:]
+            history[:, -1] = observation
+            history[done_envs] = np.asarray(observation)[done_envs, None]  # a new episode starts afresh
+        return self._oldest(), rewards, dones, infos
+
+
+@ROBUSTNESS_WRAPPERS.register("action_delay")
+class ActionDelay(VecEnvWrapper):
+    """Late actuation: the action applied at step t of an episode is the one chosen at step t - ``steps``.
+
+    For the first ``steps`` steps of every episode (per env) the env gets a default action:
+    ``default_action`` on a Discrete action space (1 is IDLE in highway-env's DiscreteMetaAction),
+    zeros on other spaces (a continuous action of zeros: no acceleration, no steering). Actions chosen
+    in an episode's last ``steps`` steps are dropped with it. Observations, rewards and infos pass
+    unchanged.
+    """
+
+    def __init__(self, venv: VecEnv, steps: Annotated[int, NonNegative()], default_action: int = 1) -> None:
+        space = venv.action_space
+        if isinstance(space, spaces.Discrete) and not space.start <= default_action < space.start + space.n:
+            raise ValueError(f"{ROBUSTNESS_WRAPPERS.where}: action_delay default_action {default_action} is not an "
+                             f"action of {space}")
+        if space.shape is None:
+            raise ValueError(f"{ROBUSTNESS_WRAPPERS.where}: action_delay needs a fixed-shape action space; "
+                             f"this env acts in {space}")
+        super().__init__(venv)
+        self.steps = int(steps)
+        self.default_action = np.full(space.shape, default_action if isinstance(space, spaces.Discrete) else 0,
+                                      dtype=space.dtype)
+        # pending[env, j]: the action to apply j steps from now.
+        self._pending = np.empty((self.num_envs, self.steps, *space.shape), dtype=space.dtype)
+        self._pending[:] = self.default_action
+
+    def reset(self) -> VecEnvObs:
+        self._pending[:] = self.default_action
+        return self.venv.reset()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        if not self.steps:
+            self.venv.step_async(actions)
+            return
+        chosen = np.asarray(actions).reshape(self._pending[:, -1].shape)
+        applied = self._pending[:, 0].copy()
+        self._pending[:, :-1] = self._pending[:, 1:]
+        self._pending[:, -1] = chosen
+        self.venv.step_async(applied)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        observations, rewards, dones, infos = self.venv.step_wait()
+        self._pending[np.asarray(dones, dtype=bool)] = self.default_action  # the next episode starts afresh
+        return observations, rewards, dones, infos
+
+
+class _SpecCheckVecEnv(VecEnv):
+    """The ``venv`` a wrapper spec is checked with at config load, before any env exists; never stepped."""
+
+    def __init__(self) -> None:
+        super().__init__(1, spaces.Box(-np.inf, np.inf, (1,)), spaces.Discrete(1))
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        return [None]  # VecEnv's constructor reads render_mode
+
+    def _not_an_env(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the stand-in VecEnv of a wrapper spec check cannot run")
+
+    reset = step_async = step_wait = close = set_attr = env_method = env_is_wrapped = _not_an_env
+
+
+def _registry_at(index: int) -> Registry[VecEnvWrapper]:
+    """``ROBUSTNESS_WRAPPERS`` whose errors name item ``index`` of ``env.wrappers`` (same entries)."""
+    registry = copy.copy(ROBUSTNESS_WRAPPERS)
+    registry.where = f"{ROBUSTNESS_WRAPPERS.where}.{index}"
+    return registry
+
+
+def check_wrappers(specs: Sequence[dict[str, Any]]) -> None:
+    """Fail with a ``SpecError`` naming the item and field of the first bad spec; builds no env."""
+    for index, spec in enumerate(specs):
+        _registry_at(index).check(spec, given={"venv": _SpecCheckVecEnv()})
+
+
+def robustness_wrappers(specs: Sequence[dict[str, Any]]) -> list[VecEnvTransform]:
+    """``env.wrappers`` specs as ``make_vec_env`` wrappers, applied in order; a wrapper that does not fit
+    the env (``sensor_dropout`` on an occupancy grid) fails with a ValueError naming its item."""
+
+    def transform(index: int, spec: dict[str, Any]) -> VecEnvTransform:
+        registry = _registry_at(index)
+
+        def wrap(venv: VecEnv) -> VecEnv:
+            try:
+                return registry.make(spec, venv=venv)
+            except SpecError:
+                raise
+            except ValueError as error:
+                message = str(error).removeprefix(f"{ROBUSTNESS_WRAPPERS.where}:").lstrip()
+                raise ValueError(f"{registry.where}: {message}") from None
+
+        return wrap
+
+    return [transform(index, dict(spec)) for index, spec in enumerate(specs)]
