@@ -11,7 +11,7 @@ experiment file lists them under ``env.wrappers``, applied in order to training 
         - {type: observation_delay, steps: 2}
         - {type: action_delay, steps: 1}
 
-``type`` is a name of ``ROBUSTNESS_WRAPPERS`` or ``package.module:Class`` for a user's own
+``type`` is a name of ``WRAPPERS`` or ``package.module:Class`` for a user's own
 ``VecEnvWrapper`` subclass, built as ``Class(venv, **params)``. Parameters are checked at config load;
 errors name the item (``env.wrappers.1.probability: must be in [0, 1) (got 1.5)``).
 
@@ -28,9 +28,8 @@ episode. Delay buffers are per env and restart with each env's episode.
 
 from __future__ import annotations
 
-import copy
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
@@ -39,10 +38,18 @@ from pydantic import AfterValidator
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from envs.factory import VecEnvTransform
-from neuro.registry import Registry, SpecError
+# The wrappers by their ``type:`` name; experiments.config.wrappers turns them into a checked registry
+# (envs imports nothing above it, so the registry and its config checks live there).
+WRAPPERS: dict[str, type[VecEnvWrapper]] = {}
+WHERE = "env.wrappers"  # the config path errors start with
 
-ROBUSTNESS_WRAPPERS: Registry[VecEnvWrapper] = Registry("wrapper", VecEnvWrapper, where="env.wrappers")
+
+def register(name: str) -> Callable[[type[VecEnvWrapper]], type[VecEnvWrapper]]:
+    def decorator(cls: type[VecEnvWrapper]) -> type[VecEnvWrapper]:
+        WRAPPERS[name] = cls
+        return cls
+
+    return decorator
 
 
 def NonNegative() -> AfterValidator:  # noqa: N802  (reads as a type)
@@ -76,12 +83,12 @@ def _env_generators(venv: VecEnv, seed: int, kind: str) -> list[np.random.Genera
 def _kinematics_shape(space: spaces.Space, kind: str) -> tuple[int, int]:
     """``(vehicles, features)`` of a Kinematics observation space, or a ValueError naming the need."""
     if not isinstance(space, spaces.Box) or len(space.shape) != 2 or not np.issubdtype(space.dtype, np.floating):
-        raise ValueError(f"{ROBUSTNESS_WRAPPERS.where}: {kind} needs a Kinematics observation, a float Box of shape "
+        raise ValueError(f"{WHERE}: {kind} needs a Kinematics observation, a float Box of shape "
                          f"(vehicles, features) whose row 0 is the ego vehicle; this env observes {space}")
     return space.shape  # type: ignore[return-value]
 
 
-@ROBUSTNESS_WRAPPERS.register("observation_noise")
+@register("observation_noise")
 class ObservationNoise(VecEnvWrapper):
     """Additive Gaussian sensor noise: every observation entry gets an independent N(0, std²) draw each step.
 
@@ -98,7 +105,7 @@ class ObservationNoise(VecEnvWrapper):
                  keep_presence: bool = True) -> None:
         space = venv.observation_space
         if not isinstance(space, spaces.Box) or not np.issubdtype(space.dtype, np.floating):
-            raise ValueError(f"{ROBUSTNESS_WRAPPERS.where}: observation_noise needs a float Box observation; "
+            raise ValueError(f"{WHERE}: observation_noise needs a float Box observation; "
                              f"this env observes {space}")
         super().__init__(venv)
         self.std = float(std)
@@ -127,7 +134,7 @@ class ObservationNoise(VecEnvWrapper):
         return noised, rewards, dones, infos
 
 
-@ROBUSTNESS_WRAPPERS.register("sensor_dropout")
+@register("sensor_dropout")
 class SensorDropout(VecEnvWrapper):
     """Lost detections: each step, every vehicle row but the ego row (row 0) of a Kinematics observation
     is independently blanked (all zeros, highway-env's encoding of "no vehicle") with ``probability``.
@@ -167,7 +174,7 @@ class SensorDropout(VecEnvWrapper):
 _BOX = ""  # the one key of a Box observation in the delay's per-key history
 
 
-@ROBUSTNESS_WRAPPERS.register("observation_delay")
+@register("observation_delay")
 class ObservationDelay(VecEnvWrapper):
     """Late sensing: at step t of an episode the agent sees the observation of step max(0, t - ``steps``).
 
@@ -179,7 +186,7 @@ class ObservationDelay(VecEnvWrapper):
     def __init__(self, venv: VecEnv, steps: Annotated[int, NonNegative()]) -> None:
         space = venv.observation_space
         if not isinstance(space, spaces.Box | spaces.Dict):
-            raise ValueError(f"{ROBUSTNESS_WRAPPERS.where}: observation_delay needs a Box or Dict observation; "
+            raise ValueError(f"{WHERE}: observation_delay needs a Box or Dict observation; "
                              f"this env observes {space}")
         super().__init__(venv)
         self.steps = int(steps)
@@ -221,7 +228,7 @@ class ObservationDelay(VecEnvWrapper):
         return self._oldest(), rewards, dones, infos
 
 
-@ROBUSTNESS_WRAPPERS.register("action_delay")
+@register("action_delay")
 class ActionDelay(VecEnvWrapper):
     """Late actuation: the action applied at step t of an episode is the one chosen at step t - ``steps``.
 
@@ -235,10 +242,10 @@ class ActionDelay(VecEnvWrapper):
     def __init__(self, venv: VecEnv, steps: Annotated[int, NonNegative()], default_action: int = 1) -> None:
         space = venv.action_space
         if isinstance(space, spaces.Discrete) and not space.start <= default_action < space.start + space.n:
-            raise ValueError(f"{ROBUSTNESS_WRAPPERS.where}: action_delay default_action {default_action} is not an "
+            raise ValueError(f"{WHERE}: action_delay default_action {default_action} is not an "
                              f"action of {space}")
         if space.shape is None:
-            raise ValueError(f"{ROBUSTNESS_WRAPPERS.where}: action_delay needs a fixed-shape action space; "
+            raise ValueError(f"{WHERE}: action_delay needs a fixed-shape action space; "
                              f"this env acts in {space}")
         super().__init__(venv)
         self.steps = int(steps)
@@ -266,52 +273,3 @@ class ActionDelay(VecEnvWrapper):
         observations, rewards, dones, infos = self.venv.step_wait()
         self._pending[np.asarray(dones, dtype=bool)] = self.default_action  # the next episode starts afresh
         return observations, rewards, dones, infos
-
-
-class _SpecCheckVecEnv(VecEnv):
-    """The ``venv`` a wrapper spec is checked with at config load, before any env exists; never stepped."""
-
-    def __init__(self) -> None:
-        super().__init__(1, spaces.Box(-np.inf, np.inf, (1,)), spaces.Discrete(1))
-
-    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-        return [None]  # VecEnv's constructor reads render_mode
-
-    def _not_an_env(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("the stand-in VecEnv of a wrapper spec check cannot run")
-
-    reset = step_async = step_wait = close = set_attr = env_method = env_is_wrapped = _not_an_env
-
-
-def _registry_at(index: int) -> Registry[VecEnvWrapper]:
-    """``ROBUSTNESS_WRAPPERS`` whose errors name item ``index`` of ``env.wrappers`` (same entries)."""
-    registry = copy.copy(ROBUSTNESS_WRAPPERS)
-    registry.where = f"{ROBUSTNESS_WRAPPERS.where}.{index}"
-    return registry
-
-
-def check_wrappers(specs: Sequence[dict[str, Any]]) -> None:
-    """Fail with a ``SpecError`` naming the item and field of the first bad spec; builds no env."""
-    for index, spec in enumerate(specs):
-        _registry_at(index).check(spec, given={"venv": _SpecCheckVecEnv()})
-
-
-def robustness_wrappers(specs: Sequence[dict[str, Any]]) -> list[VecEnvTransform]:
-    """``env.wrappers`` specs as ``make_vec_env`` wrappers, applied in order; a wrapper that does not fit
-    the env (``sensor_dropout`` on an occupancy grid) fails with a ValueError naming its item."""
-
-    def transform(index: int, spec: dict[str, Any]) -> VecEnvTransform:
-        registry = _registry_at(index)
-
-        def wrap(venv: VecEnv) -> VecEnv:
-            try:
-                return registry.make(spec, venv=venv)
-            except SpecError:
-                raise
-            except ValueError as error:
-                message = str(error).removeprefix(f"{ROBUSTNESS_WRAPPERS.where}:").lstrip()
-                raise ValueError(f"{registry.where}: {message}") from None
-
-        return wrap
-
-    return [transform(index, dict(spec)) for index, spec in enumerate(specs)]

@@ -1,4 +1,4 @@
-"""The ``neurodrive`` command line: train, evaluate, record, envs, bench, sweep, dashboard, fidelity.
+"""The ``neurodrive`` command line: train, evaluate, record, envs, bench, sweep, dashboard, compare, fidelity.
 
 Each command registers its own arguments from a light module and imports its heavy parts (torch,
 SB3, optuna, scipy) only when it runs, so ``neurodrive --help`` starts fast. Only configuration
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from experiments.analysis.fidelity_command import add_fidelity_command
 from experiments.bench.command import add_bench_command
 from experiments.cli.run_commands import add_run_commands
+from experiments.compare.command import add_compare_command
 from experiments.config.errors import ConfigError
 from experiments.runs.errors import CheckpointError
 from experiments.sweeps.command import add_sweep_commands
@@ -48,5 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_commands(commands)
     add_bench_command(commands)
     add_sweep_commands(commands)
+    add_compare_command(commands)
     add_fidelity_command(commands)
     return parser

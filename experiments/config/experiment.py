@@ -49,7 +49,7 @@ class EnvConfig(StrictModel):
     @field_validator("wrappers")
     @classmethod
     def _known_wrappers(cls, wrappers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from envs.robustness import check_wrappers  # SB3: imported only when a config has wrappers
+        from experiments.config.wrappers import check_wrappers  # SB3: imported only when a config has wrappers
 
         check_wrappers(wrappers)  # errors start with the item's path: env.wrappers.1.probability: ...
         return wrappers
@@ -99,6 +99,9 @@ class LoggingConfig(StrictModel):
 
     root: str = "runs"
     name: str | None = None  # run folder group; defaults to the experiment name
+    # The run folder's own name; default <timestamp>-seed<seed>. A fixed name makes the folder known in
+    # advance (a comparison's cells), so a second run with it is refused rather than mixed in.
+    run_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
     progress_bar: bool = True
     verbose: NonNegativeInt = 0
 

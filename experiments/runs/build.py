@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envs.factory import BackendChoice, choose_backend, make_vec_env
-from envs.robustness import robustness_wrappers
 from experiments.config import ConfigError, ExperimentConfig
+from experiments.config.wrappers import robustness_wrappers
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm

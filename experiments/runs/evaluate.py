@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envs.evaluation import DrivingMetrics, evaluate_driving
 from envs.factory import make_highway_env
 from envs.scenarios import get_scenario
-from experiments.config import ConfigError
+from experiments.config import ConfigError, ExperimentConfig
 from experiments.files import write_json_atomic
 from experiments.runs.build import POSTHOC_EVAL_STREAM, make_env, resolve_backend
 from experiments.runs.folder import RunFolder
 from neuro.snn.config import ENERGY_CAVEAT
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
 
 
 def evaluate_run(run_dir: str | Path, episodes: int = 20, backend: str | None = None, n_envs: int = 1,
@@ -23,18 +27,11 @@ def evaluate_run(run_dir: str | Path, episodes: int = 20, backend: str | None = 
     :return: the driving metrics, the file, and a spiking policy's spike and energy figures per
         decision (``SpikeCounts.stats()``; empty for other policies).
     """
-    from agents.spiking_policies import separate_spike_counts
-
     run = RunFolder(Path(run_dir))
     config, choice = resolve_backend(run.load_config(), backend)
     model = run.load_model(config, which)
     seed = config.training.seed if seed is None else seed
-    env = make_env(config, POSTHOC_EVAL_STREAM, n_envs=n_envs, seed=seed)
-    try:
-        with separate_spike_counts(model.policy) as spike_stats:
-            metrics = evaluate_driving(model, env, episodes, success=get_scenario(config.env.id).success)
-    finally:
-        env.close()
+    metrics, spike_stats = evaluate_model(model, config, episodes, n_envs, seed)
     name = f"evaluate-{choice.backend}.json" if which == "final" else f"evaluate-{which}-{choice.backend}.json"
     out = run.path / name
     record = {"backend": choice.backend, "seed": seed, "model": which, **metrics.to_dict()}
@@ -42,6 +39,24 @@ def evaluate_run(run_dir: str | Path, episodes: int = 20, backend: str | None = 
         record["snn"] = {**spike_stats, "energy_caveat": ENERGY_CAVEAT}
     write_json_atomic(out, record)
     return metrics, out, spike_stats
+
+
+def evaluate_model(model: BaseAlgorithm, config: ExperimentConfig, episodes: int, n_envs: int,
+                   seed: int) -> tuple[DrivingMetrics, dict[str, float]]:
+    """Greedy evaluation of a loaded model on the scenario, backend and wrappers of ``config`` (its
+    backend resolved), on the post-hoc seed stream: episodes never seen in training.
+
+    :return: the driving metrics and a spiking policy's spike and energy figures per decision.
+    """
+    from agents.spiking_policies import separate_spike_counts
+
+    env = make_env(config, POSTHOC_EVAL_STREAM, n_envs=n_envs, seed=seed)
+    try:
+        with separate_spike_counts(model.policy) as spike_stats:
+            metrics = evaluate_driving(model, env, episodes, success=get_scenario(config.env.id).success)
+    finally:
+        env.close()
+    return metrics, spike_stats
 
 
 def record_run(run_dir: str | Path, episodes: int = 1, seed: int | None = None) -> list[Path]:

@@ -40,11 +40,20 @@ def platform_commit() -> str | None:
 
 
 def create_run_dir(config: ExperimentConfig) -> Path:
-    """A new, unique run folder; an unwritable root is a clear error before any work."""
+    """A new, unique run folder (``logging.run_name``, else ``<timestamp>-seed<seed>``); an unwritable
+    root, or a named folder that already exists, is a clear error before any work."""
     group = Path(config.logging.root) / (config.logging.name or config.name)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     try:
         group.mkdir(parents=True, exist_ok=True)
+        if config.logging.run_name is not None:
+            run_dir = group / config.logging.run_name
+            try:
+                run_dir.mkdir()
+            except FileExistsError:
+                raise ConfigError(f"logging.run_name: {run_dir} already exists; continue it with "
+                                  f"`neurodrive train --resume {run_dir}` or pick another name") from None
+            return run_dir
         for attempt in range(1000):
             suffix = "" if attempt == 0 else f"-{attempt}"
             run_dir = group / f"{stamp}-seed{config.training.seed}{suffix}"

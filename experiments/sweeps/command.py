@@ -16,10 +16,8 @@ import argparse
 import logging
 import multiprocessing
 import os
-import signal
 import socket
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +27,7 @@ from rich.table import Table
 from experiments.config.errors import ConfigError
 from experiments.sweeps import JOURNAL_NAME, STORAGE_ENV
 from experiments.terminal import make_console
+from experiments.workers import stop_workers
 
 if TYPE_CHECKING:  # the heavy imports wait until a command runs: the CLI imports this module
     import optuna
@@ -41,7 +40,6 @@ if TYPE_CHECKING:  # the heavy imports wait until a command runs: the CLI import
 logger = logging.getLogger("neurodrive.sweep")
 console = make_console()
 DASHBOARD_HOST = "127.0.0.1"
-INTERRUPT_GRACE_S = 30  # how long interrupted workers get to save and re-queue before they are signalled
 
 
 def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
@@ -129,16 +127,7 @@ def run_sweep(sweep: Sweep, target: StorageTarget, n_trials: int | None = None, 
             for process in processes:
                 process.join()
         except KeyboardInterrupt:
-            # Ctrl-C in a terminal reaches every worker: each saves, re-queues its trial and exits.
-            # Workers that did not get the signal (the parent alone was signalled) get it now.
-            deadline = time.monotonic() + INTERRUPT_GRACE_S
-            for process in processes:
-                process.join(max(deadline - time.monotonic(), 0))
-            for process in processes:
-                if process.is_alive() and process.pid is not None:
-                    os.kill(process.pid, signal.SIGINT)
-            for process in processes:
-                process.join()
+            stop_workers(processes)  # each worker saves, re-queues its trial and exits
             raise
         failed = sum(process.exitcode != 0 for process in processes)
     return optuna.load_study(study_name=sweep.study_name, storage=target.open(sweep.spec.heartbeat)), failed

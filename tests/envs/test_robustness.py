@@ -12,16 +12,11 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from envs.factory import choose_backend, make_vec_env
-from envs.robustness import (
-    ActionDelay,
-    ObservationDelay,
-    ObservationNoise,
-    SensorDropout,
-    robustness_wrappers,
-)
+from envs.robustness import ActionDelay, ObservationDelay, ObservationNoise, SensorDropout
 from envs.scenarios import BackendConfigError
 from experiments.config import ConfigError, load_config, save_config
 from experiments.config.experiment import validate_config
+from experiments.config.wrappers import robustness_wrappers
 from experiments.runs.build import EVAL_STREAM, make_env, resolve_backend
 
 VEHICLES, FEATURES = 5, 5

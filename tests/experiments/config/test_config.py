@@ -21,7 +21,7 @@ def write(tmp_path, text: str):
     return path
 
 
-EXPERIMENT_FILES = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if "sweeps" not in p.parts)
+EXPERIMENT_FILES = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if not {"sweeps", "compare"} & set(p.parts))
 
 
 @pytest.mark.parametrize("path", EXPERIMENT_FILES, ids=lambda p: p.name)

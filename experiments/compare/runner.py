@@ -1,0 +1,301 @@
+"""Running a comparison's grid: each cell an ordinary run folder, trained then evaluated under every
+condition, K cells at a time in their own processes; and reading the results back as rows.
+
+A cell's folder ``<root>/<name>/<variant>/<scenario>/seed<k>`` is fixed, so a rerun finds it:
+
+- ``finished`` with every condition's file up to date: skipped;
+- ``finished`` with a condition file missing, or made with other settings: only those evaluations run;
+- interrupted, failed or killed (``running`` left behind) with a checkpoint: resumed from it;
+- without a checkpoint, or finished without its ``model.zip``: trained again from scratch.
+
+A cell that trains again (resumed or from scratch) loses its old condition files: they judged
+another model. A cell's saved config must equal the one the comparison file gives it now; a
+mismatch is an error before anything runs, as a resumed sweep with another search space is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import shutil
+import sys
+import warnings
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from experiments.compare.spec import Cell, Comparison
+from experiments.config import ConfigError
+from experiments.files import write_json_atomic
+from experiments.runs.errors import RunInterrupted
+from experiments.runs.folder import RunFolder
+from experiments.workers import stop_workers
+
+logger = logging.getLogger("neurodrive.compare")
+
+CellAction = Literal["done", "evaluate", "resume", "retrain", "train"]
+CONDITION_FILE = "compare-{}.json"
+
+
+def condition_path(run_dir: Path, condition: str) -> Path:
+    return run_dir / CONDITION_FILE.format(condition)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON file's mapping, or ``None`` when it is missing or unreadable (a cell to redo)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def stale_conditions(comparison: Comparison, run_dir: Path) -> list[str]:
+    """Conditions whose evaluation file is missing or was made with other settings."""
+    stale = []
+    for condition in comparison.conditions:
+        saved = read_json(condition_path(run_dir, condition))
+        if saved is None or saved.get("settings") != comparison.evaluation_settings(condition):
+            stale.append(condition)
+    return stale
+
+
+def plan_cell(comparison: Comparison, cell: Cell) -> CellAction:
+    """What a cell needs, from what its folder holds."""
+    from experiments.runs.checkpoints import latest_checkpoint
+
+    run = RunFolder(comparison.cell_dir(cell))
+    if not run.path.exists():
+        return "train"
+    meta = read_json(run.path / "run.json")
+    if meta is None or not run.config_path.is_file():
+        return "retrain"  # the run died before its folder was complete
+    if meta.get("status") in ("finished", "stopped"):  # stopped: ended early by an evaluation hook, model saved
+        if not run.model_path.is_file():
+            return "retrain"  # a finished run cannot be resumed, and its model is gone
+        return "evaluate" if stale_conditions(comparison, run.path) else "done"
+    return "resume" if latest_checkpoint(run.checkpoint_dir) is not None else "retrain"
+
+
+def check_cell_config(comparison: Comparison, cell: Cell) -> None:
+    """A cell's saved config must be the one the comparison gives it now (the file may have changed)."""
+    from experiments.runs.build import resolve_backend
+
+    run = RunFolder(comparison.cell_dir(cell))
+    saved = yaml.safe_load(run.config_path.read_text())
+    expected = json.loads(json.dumps(resolve_backend(comparison.cell_config(cell))[0].model_dump(mode="json")))
+    changed = sorted(_differences(saved, expected))
+    if changed:
+        raise ConfigError(
+            f"{run.path}: trained with another config than {comparison.source} now gives it "
+            f"({', '.join(changed)}); delete that folder to train it again, or set another name or root"
+        )
+
+
+def _differences(saved: Any, expected: Any, path: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(expected, dict):
+        return [difference for key in sorted(set(saved) | set(expected))
+                for difference in _differences(saved.get(key), expected.get(key), f"{path}{key}.")]
+    return [] if saved == expected else [path.rstrip(".")]
+
+
+def run_cell(comparison: Comparison, cell: Cell, command: Sequence[str] = ()) -> Path:
+    """Bring one cell up to date: train, resume or retrain it as needed, then evaluate the conditions
+    whose files are missing or stale."""
+    from experiments.runs.session import resume, train
+
+    action = plan_cell(comparison, cell)
+    run_dir = comparison.cell_dir(cell)
+    if action in ("resume", "retrain", "train"):
+        for stale in run_dir.glob(CONDITION_FILE.format("*")):
+            stale.unlink()  # they judged the model this training replaces
+        if action == "retrain":
+            meta = read_json(run_dir / "run.json") or {}
+            logger.info("%s: training again from scratch (was %s%s)", cell.label, meta.get("status", "incomplete"),
+                        f": {meta['error']}" if meta.get("error") else "")
+            shutil.rmtree(run_dir)
+        if action == "resume":
+            resume(run_dir, command=list(command))
+        else:
+            train(comparison.cell_config(cell), command=list(command))
+    evaluate_conditions(comparison, cell, stale_conditions(comparison, run_dir))
+    return run_dir
+
+
+def evaluate_conditions(comparison: Comparison, cell: Cell, conditions: Sequence[str]) -> list[Path]:
+    """Evaluate a cell's final model under each condition; writes ``compare-<condition>.json``."""
+    from experiments.runs.build import resolve_backend
+    from experiments.runs.evaluate import evaluate_model
+    from neuro.snn.config import ENERGY_CAVEAT
+
+    if not conditions:
+        return []
+    run = RunFolder(comparison.cell_dir(cell))
+    run_config = run.load_config()
+    model = run.load_model(run_config)
+    evaluation = comparison.evaluation
+    written = []
+    for condition in conditions:
+        config, choice = resolve_backend(comparison.condition_config(run_config, condition))
+        metrics, spike_stats = evaluate_model(model, config, evaluation.episodes, evaluation.n_envs,
+                                              run_config.training.seed)
+        record = {
+            "condition": condition,
+            "settings": comparison.evaluation_settings(condition),
+            "env_id": config.env.id,
+            "backend": choice.backend,
+            "backend_reason": choice.reason,
+            "seed": run_config.training.seed,
+            "model": "final",
+            **metrics.to_dict(),  # summary and per-episode returns, lengths, crashes, speeds
+            "snn": {**spike_stats, "energy_caveat": ENERGY_CAVEAT} if spike_stats else None,
+        }
+        path = condition_path(run.path, condition)
+        write_json_atomic(path, record)
+        written.append(path)
+        summary = metrics.summary()
+        logger.info("%s under %s (%s on %s): return %.2f, crash rate %.2f", cell.label, condition, config.env.id,
+                    choice.backend, summary["mean_return"], summary["crash_rate"])
+    return written
+
+
+@dataclass
+class GridOutcome:
+    """What a grid run did: cells already done, cells brought up to date, and cells that failed (why)."""
+
+    done: list[Cell] = field(default_factory=list)
+    ran: list[Cell] = field(default_factory=list)
+    failed: dict[Cell, str] = field(default_factory=dict)
+
+
+def run_grid(comparison: Comparison, workers: int = 1, command: Sequence[str] = (),
+             say: Callable[[str], None] = print) -> GridOutcome:
+    """Bring every cell up to date, ``workers`` at a time (1: in this process).
+
+    Ctrl-C (SIGINT to the process group, as a terminal sends it) lets each running cell save a
+    checkpoint and stop; ``KeyboardInterrupt`` is then raised here, with every finished cell kept.
+    """
+    outcome = GridOutcome()
+    plans = {cell: plan_cell(comparison, cell) for cell in comparison.cells()}
+    for cell, action in plans.items():
+        if action in ("done", "evaluate", "resume"):
+            check_cell_config(comparison, cell)
+    outcome.done = [cell for cell, action in plans.items() if action == "done"]
+    pending = [cell for cell, action in plans.items() if action != "done"]
+    counts = {action: sum(planned == action for planned in plans.values())
+              for action in ("done", "evaluate", "resume", "retrain", "train")}
+    say(f"comparison {comparison.name}: {len(plans)} cells ({', '.join(f'{n} {a}' for a, n in counts.items() if n)}); "
+        f"{min(workers, max(len(pending), 1))} worker(s); folder {comparison.folder}")
+    if workers == 1:
+        _run_here(comparison, pending, command, outcome, say)
+    else:
+        _run_in_processes(comparison, pending, workers, command, outcome, say)
+    return outcome
+
+
+def _run_here(comparison: Comparison, cells: Sequence[Cell], command: Sequence[str], outcome: GridOutcome,
+              say: Callable[[str], None]) -> None:
+    for index, cell in enumerate(cells, 1):
+        try:
+            run_cell(comparison, cell, command)
+        except RunInterrupted as stop:
+            raise KeyboardInterrupt(str(stop)) from stop  # the run saved a checkpoint: stop the grid
+        except Exception as error:  # a crashed cell (NaN guard, a model that cannot be built): go on
+            logger.exception("%s failed", cell.label)
+            outcome.failed[cell] = f"{type(error).__name__}: {error}"
+            say(f"[{index}/{len(cells)}] {cell.label}: failed ({outcome.failed[cell]})")
+            continue
+        outcome.ran.append(cell)
+        say(f"[{index}/{len(cells)}] {cell.label}: done")
+
+
+def _run_in_processes(comparison: Comparison, cells: Sequence[Cell], workers: int, command: Sequence[str],
+                      outcome: GridOutcome, say: Callable[[str], None]) -> None:
+    """One spawned process per cell, at most ``workers`` at once: a crash, even a hard one, takes
+    down its own cell only, and the exit status says how each ended."""
+    # spawn: a fresh interpreter per cell (forking a process with torch and env threads is unsafe).
+    context = multiprocessing.get_context("spawn")
+    pending = deque(cells)
+    running: dict[Any, Cell] = {}
+    finished = 0
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                cell = pending.popleft()
+                process = context.Process(target=cell_process, args=(comparison, cell, list(command)),
+                                          name=f"compare {cell.label}")
+                process.start()
+                running[process] = cell
+            wait([process.sentinel for process in running])
+            for process in [process for process in running if not process.is_alive()]:
+                process.join()
+                cell = running.pop(process)
+                finished += 1
+                if process.exitcode == 0:
+                    outcome.ran.append(cell)
+                    say(f"[{finished}/{len(cells)}] {cell.label}: done")
+                else:
+                    reason = "interrupted" if process.exitcode == 130 else f"exit status {process.exitcode}"
+                    outcome.failed[cell] = reason
+                    say(f"[{finished}/{len(cells)}] {cell.label}: failed ({reason}; see the log above)")
+    except KeyboardInterrupt:
+        stop_workers(list(running))
+        raise
+
+
+def cell_process(comparison: Comparison, cell: Cell, command: Sequence[str]) -> None:
+    """Entry point of a worker process: one cell; exit status 130 when interrupted, 2 on a config error."""
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    warnings.filterwarnings("ignore", module="highway_env")
+    try:
+        run_cell(comparison, cell, command)
+    except (KeyboardInterrupt, RunInterrupted):
+        raise SystemExit(130) from None
+    except ConfigError as error:
+        print(f"error: {cell.label}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def collect_results(comparison: Comparison) -> list[dict[str, Any]]:
+    """One row per (variant, scenario, seed, condition) whose evaluation file is up to date.
+
+    Row keys: variant, scenario, seed, condition, run_dir, mean_return, crash_rate, mean_speed,
+    n_episodes, returns (per episode), crashed (per episode), snn (the spiking figures per decision,
+    or None), curve ([step, mean_return] of each training-time evaluation in eval.json).
+    """
+    rows = []
+    missing = []
+    for cell in comparison.cells():
+        run_dir = comparison.cell_dir(cell)
+        history = read_json(run_dir / "eval.json") or {}
+        curve = [[int(record["step"]), float(record["mean_return"])] for record in history.get("evaluations", [])]
+        for condition in comparison.conditions:
+            saved = read_json(condition_path(run_dir, condition))
+            if saved is None or saved.get("settings") != comparison.evaluation_settings(condition):
+                missing.append(f"{cell.label}:{condition}")
+                continue
+            summary, episodes = saved["summary"], saved["episodes"]
+            rows.append({
+                "variant": cell.variant,
+                "scenario": cell.scenario,
+                "seed": cell.seed,
+                "condition": condition,
+                "run_dir": str(run_dir),
+                "mean_return": summary["mean_return"],
+                "crash_rate": summary["crash_rate"],
+                "mean_speed": summary["mean_speed"],
+                "n_episodes": summary["n_episodes"],
+                "returns": list(episodes["returns"]),
+                "crashed": [bool(crashed) for crashed in episodes["crashed"]],
+                "snn": saved.get("snn"),
+                "curve": curve,
+            })
+    if missing:
+        logger.warning("%d of %d evaluations have no up-to-date result yet (%s%s)", len(missing),
+                       len(missing) + len(rows), ", ".join(missing[:5]), ", ..." if len(missing) > 5 else "")
+    return rows

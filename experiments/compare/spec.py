@@ -1,0 +1,438 @@
+"""Comparison files: the schema, loading, and every check that runs before any cell does.
+
+A comparison trains a grid of ordinary runs, variant x scenario x seed, then evaluates every final
+model under named conditions::
+
+    name: dopamine_dqn                        # folder name
+    experiment: ../dopamine/dqn_standard.yaml # base experiment, relative to this file (or a mapping)
+    baseline: standard                        # a variant name
+    variants:                                 # name -> dotted-path overrides of the base experiment
+      standard: {}
+      asymmetric: {neuro.dopamine: {type: asymmetric, kappa: 0.3}}
+    seeds: 5                                  # n -> 0, 100, 200, ... ; or a list
+    scenarios: [highway-fast-v0]              # training scenarios (env.id); default: the experiment's
+    fixed: {training.total_timesteps: 20000}  # overrides of every cell, applied after the variant's
+    conditions:                               # name -> env overrides of the run's config, evaluation only
+      clean: {}
+      merge: {env.id: merge-v0}
+    evaluation: {episodes: 100, backend: auto, n_envs: 1}
+    quick: {fixed: {training.total_timesteps: 300}, seeds: 2, evaluation: {episodes: 4}}
+    root: runs/compare
+
+Every cell's experiment is built and validated at load, and so is every condition applied on every
+cell (its backend resolved, its spaces equal to the training scenario's), so a bad override fails
+before anything trains, naming the field as ``variants.<name>.<path>`` or ``conditions.<name>.<path>``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveInt, ValidationError, field_validator
+
+from envs.scenarios import BACKEND_CHOICES, get_scenario, highway_env_default_config
+from experiments.config import (
+    ConfigError,
+    ExperimentConfig,
+    StrictModel,
+    format_validation_error,
+    read_yaml_mapping,
+    set_path,
+    validate_config,
+)
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+SEED_SPACING = 100  # seeds n -> 0, 100, 200, ...: far apart, so no two runs share a derived env seed
+REPORT_FOLDER = "report"  # <root>/<name>/report: so no variant may be called that
+QUICK_SUFFIX = "-quick"  # --quick runs go to <root>/<name>-quick, never mixed with the full grid
+# Experiment fields the comparison sets in every cell, and the comparison field that sets each.
+COMPARE_OWNED = {
+    "env.id": "scenarios",
+    "training.seed": "seeds",
+    "logging.root": "root",
+    "logging.name": "the cell folder",
+    "logging.run_name": "the cell folder",
+}
+# What a condition may change: how the trained model is evaluated, never the model itself.
+CONDITION_FIELDS = ("env.id", "env.backend", "env.config", "env.wrappers")
+
+
+class EvaluationSpec(StrictModel):
+    """The final evaluation of each cell under each condition (fresh episodes, seed stream 2)."""
+
+    episodes: PositiveInt = 100
+    backend: Literal[BACKEND_CHOICES] = "auto"  # type: ignore[valid-type]  # auto resolves per condition
+    n_envs: PositiveInt = 1
+
+
+class QuickEvaluationSpec(StrictModel):
+    """``quick.evaluation``: the fields given replace the file's."""
+
+    episodes: PositiveInt | None = None
+    backend: Literal[BACKEND_CHOICES] | None = None  # type: ignore[valid-type]
+    n_envs: PositiveInt | None = None
+
+
+class QuickSpec(StrictModel):
+    """What ``--quick`` changes: ``fixed`` and ``evaluation`` merge key by key over the file's,
+    ``seeds`` and ``scenarios`` replace them."""
+
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    seeds: PositiveInt | list[NonNegativeInt] | None = None
+    scenarios: list[str] | None = Field(default=None, min_length=1)
+    evaluation: QuickEvaluationSpec = Field(default_factory=QuickEvaluationSpec)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _count_or_seeds(cls, value: Any) -> Any:
+        return value if value is None else _check_seeds(value)
+
+    @field_validator("scenarios")
+    @classmethod
+    def _distinct_scenarios(cls, value: list[str] | None) -> list[str] | None:
+        return _check_distinct_scenarios(value)
+
+
+class CompareSpec(StrictModel):
+    """The schema of a comparison file."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    experiment: str | dict[str, Any]
+    baseline: str
+    variants: dict[str, dict[str, Any] | None] = Field(min_length=1)
+    seeds: PositiveInt | list[NonNegativeInt] = 5
+    scenarios: list[str] | None = Field(default=None, min_length=1)
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    conditions: dict[str, dict[str, Any] | None] = Field(default_factory=lambda: {"clean": {}}, min_length=1)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    quick: QuickSpec | None = None
+    root: str = "runs/compare"  # relative to the working directory, like logging.root
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _count_or_seeds(cls, value: Any) -> Any:
+        return _check_seeds(value)
+
+    @field_validator("scenarios")
+    @classmethod
+    def _distinct_scenarios(cls, value: list[str] | None) -> list[str] | None:
+        return _check_distinct_scenarios(value)
+
+
+def _check_distinct_scenarios(value: list[str] | None) -> list[str] | None:
+    if value is not None and len(set(value)) != len(value):
+        raise ValueError(f"a scenario is listed twice ({', '.join(value)})")
+    return value
+
+
+def _check_seeds(value: Any) -> Any:
+    """One sentence instead of pydantic's error per union member."""
+
+    def whole(number: Any, low: int) -> bool:
+        return isinstance(number, int) and not isinstance(number, bool) and number >= low
+
+    if whole(value, 1) or (isinstance(value, list) and value and all(whole(seed, 0) for seed in value)
+                           and len(set(value)) == len(value)):
+        return value
+    raise ValueError(f"give a count >= 1 or a list of distinct seeds >= 0 (got {value!r})")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid."""
+
+    variant: str
+    scenario: str
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant}/{self.scenario}/seed{self.seed}"
+
+
+@dataclass
+class Comparison:
+    """A validated comparison: the spec with ``--quick`` applied, the base experiment and its folder."""
+
+    spec: CompareSpec
+    source: str  # the file, for error messages
+    text: str  # the file as written (the report keeps it)
+    base: dict[str, Any]  # the base experiment, raw
+    name: str  # the folder name (``spec.name``, plus ``-quick`` under --quick)
+    root: Path
+    seeds: list[int]
+    scenarios: list[str]
+    fixed: dict[str, Any]
+    evaluation: EvaluationSpec
+    quick: bool = False
+
+    @property
+    def folder(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def report_dir(self) -> Path:
+        return self.folder / REPORT_FOLDER
+
+    @property
+    def baseline(self) -> str:
+        return self.spec.baseline
+
+    @property
+    def variants(self) -> dict[str, dict[str, Any]]:
+        return {name: overrides or {} for name, overrides in self.spec.variants.items()}
+
+    @property
+    def conditions(self) -> dict[str, dict[str, Any]]:
+        return {name: overrides or {} for name, overrides in self.spec.conditions.items()}
+
+    def cells(self) -> list[Cell]:
+        """Every cell, variant by variant, then scenario, then seed."""
+        return [Cell(variant, scenario, seed) for variant in self.variants for scenario in self.scenarios
+                for seed in self.seeds]
+
+    def cell_dir(self, cell: Cell) -> Path:
+        """``<root>/<name>/<variant>/<scenario>/seed<k>``: fixed, so a rerun finds every cell again."""
+        return self.folder / cell.variant / scenario_folder(cell.scenario) / f"seed{cell.seed}"
+
+    def raw_cell(self, cell: Cell) -> dict[str, Any]:
+        """The raw experiment of a cell: base, the variant's overrides, ``fixed``, then the cell's own fields."""
+        raw = copy.deepcopy(self.base)
+        for path, value in self.variants[cell.variant].items():
+            set_path(raw, path, value)
+        for path, value in self.fixed.items():
+            set_path(raw, path, value)
+        set_path(raw, "env.id", cell.scenario)
+        set_path(raw, "training.seed", cell.seed)
+        set_path(raw, "logging.root", str(self.folder))
+        set_path(raw, "logging.name", f"{cell.variant}/{scenario_folder(cell.scenario)}")
+        set_path(raw, "logging.run_name", f"seed{cell.seed}")
+        set_path(raw, "logging.progress_bar", False)  # several workers would interleave bars
+        return raw
+
+    def cell_config(self, cell: Cell) -> ExperimentConfig:
+        """The validated experiment of a cell; errors name ``variants.<name>.<field>``."""
+        where = f"variants.{cell.variant}"
+        try:
+            raw = self.raw_cell(cell)
+        except ConfigError as error:
+            raise ConfigError(f"{self.source}: {where}.{error}") from None
+        return _validated(raw, f"{self.source}: {where} ({cell.scenario}, seed {cell.seed})", f"{where}.")
+
+    def condition_config(self, run_config: ExperimentConfig, condition: str) -> ExperimentConfig:
+        """The run's config as a condition evaluates it: ``evaluation.backend``, then the condition's
+        overrides (a condition's own ``env.backend`` wins); errors name ``conditions.<name>.<field>``."""
+        where = f"conditions.{condition}"
+        raw = run_config.model_dump(mode="json")
+        set_path(raw, "env.backend", self.evaluation.backend)
+        try:
+            for path, value in self.conditions[condition].items():
+                set_path(raw, path, value)
+        except ConfigError as error:
+            raise ConfigError(f"{self.source}: {where}.{error}") from None
+        return _validated(raw, f"{self.source}: {where} (on {run_config.logging.name}/{run_config.logging.run_name})",
+                          f"{where}.")
+
+    def evaluation_settings(self, condition: str) -> dict[str, Any]:
+        """What a condition's evaluation file must have been made with to count as done."""
+        return json.loads(json.dumps({"overrides": self.conditions[condition],
+                                      "evaluation": self.evaluation.model_dump(mode="json")}, default=str))
+
+
+def scenario_folder(scenario: str) -> str:
+    """A scenario id as a folder name (a user's ``pkg.mod:my-env-v0`` holds a colon)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", scenario)
+
+
+def load_comparison(path: str | Path, quick: bool = False) -> Comparison:
+    """Read and check a comparison file (with its ``quick:`` block applied under ``--quick``)."""
+    path = Path(path)
+    raw = read_yaml_mapping(path)
+    return comparison_from_raw(raw, str(path), path.parent, path.read_text(), quick)
+
+
+def comparison_from_raw(raw: dict[str, Any], source: str, folder: Path, text: str = "",
+                        quick: bool = False) -> Comparison:
+    """Validate a comparison's raw mapping; ``folder`` anchors a relative ``experiment`` path."""
+    try:
+        spec = CompareSpec.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, source, CompareSpec, "invalid comparison file")) from None
+    _check_names(spec, source)
+    base = _load_base(spec.experiment, source, folder)
+    seeds_spec, scenarios, fixed, evaluation = spec.seeds, spec.scenarios, dict(spec.fixed), spec.evaluation
+    if quick:
+        if spec.quick is None:
+            raise ConfigError(f"--quick: {source} has no quick: block (what a short smoke run replaces)")
+        seeds_spec = spec.quick.seeds if spec.quick.seeds is not None else seeds_spec
+        scenarios = spec.quick.scenarios or scenarios
+        fixed.update(spec.quick.fixed)
+        given = spec.quick.evaluation.model_dump(exclude_none=True)
+        evaluation = EvaluationSpec.model_validate({**evaluation.model_dump(), **given})
+    seeds = ([SEED_SPACING * index for index in range(seeds_spec)] if isinstance(seeds_spec, int)
+             else list(seeds_spec))
+    _check_overrides(spec, fixed, quick, source)
+    base_config = _validated_base(base, fixed, spec, quick, source)
+    comparison = Comparison(spec, source, text, base, spec.name + (QUICK_SUFFIX if quick else ""),
+                            Path(spec.root), seeds, list(scenarios or [base_config.env.id]), fixed, evaluation,
+                            quick)
+    _check_cells(comparison)
+    return comparison
+
+
+def _check_names(spec: CompareSpec, source: str) -> None:
+    """Variant and condition names become folder and file names; the baseline must be a variant."""
+    for field, names in (("variants", spec.variants), ("conditions", spec.conditions)):
+        for name in names:
+            if not re.match(NAME_PATTERN, name):
+                raise ConfigError(f"{source}: {field}.{name}: a name must match {NAME_PATTERN} "
+                                  "(it names a folder or a file)")
+    if REPORT_FOLDER in spec.variants:
+        raise ConfigError(f"{source}: variants.{REPORT_FOLDER}: reserved for the report folder; pick another name")
+    if spec.baseline not in spec.variants:
+        raise ConfigError(f"{source}: baseline: {spec.baseline!r} is not a variant; "
+                          f"allowed: {', '.join(spec.variants)}")
+
+
+def _load_base(experiment: str | dict[str, Any], source: str, folder: Path) -> dict[str, Any]:
+    if isinstance(experiment, dict):
+        return copy.deepcopy(experiment)
+    try:
+        return read_yaml_mapping(folder / experiment)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: experiment: {error}") from None
+
+
+def _validated(raw: dict[str, Any], header: str, prefix: str | Callable[[str], str]) -> ExperimentConfig:
+    """``validate_config`` whose error lines name the field from the comparison file's top
+    (``variants.asymmetric.neuro.dopamine.kappa: ...``); ``prefix`` may depend on the field's path."""
+    try:
+        return validate_config(raw, header)
+    except ConfigError as error:
+        first, *fields = str(error).splitlines()
+        lines = [line.strip() for line in fields]
+        named = [f"{prefix if isinstance(prefix, str) else prefix(line.partition(': ')[0])}{line}" for line in lines]
+        raise ConfigError("\n".join([first, *(f"  {line}" for line in named)])) from None
+
+
+def _validated_base(base: dict[str, Any], fixed: dict[str, Any], spec: CompareSpec, quick: bool,
+                    source: str) -> ExperimentConfig:
+    """The base experiment with ``fixed`` applied must be an experiment by itself; an error line names
+    ``fixed.<path>`` (or ``quick.fixed.<path>``) when an override set that field, else ``experiment.<path>``."""
+    owners = {path: "fixed" for path in spec.fixed}
+    if quick and spec.quick is not None:
+        owners.update({path: "quick.fixed" for path in spec.quick.fixed})
+    raw = copy.deepcopy(base)
+    for path, value in fixed.items():
+        with _named(f"{source}: {owners[path]}."):
+            set_path(raw, path, value)
+
+    def owner(field: str) -> str:
+        for path, where in owners.items():
+            if field == path or field.startswith(f"{path}.") or path.startswith(f"{field}."):
+                return f"{where}."
+        return "experiment."
+
+    return _validated(raw, f"{source}: experiment", owner)
+
+
+def _check_overrides(spec: CompareSpec, fixed: dict[str, Any], quick: bool, source: str) -> None:
+    """Paths the comparison sets itself, a path both a variant and ``fixed`` set, and condition paths."""
+    variants = {name: overrides or {} for name, overrides in spec.variants.items()}
+    fixed_sources = [("fixed", spec.fixed)] + ([("quick.fixed", spec.quick.fixed)] if quick and spec.quick else [])
+    for where, overrides in [*fixed_sources, *((f"variants.{name}", o) for name, o in variants.items())]:
+        for path in overrides:
+            if path in COMPARE_OWNED:
+                raise ConfigError(f"{source}: {where}.{path}: set by the comparison ({COMPARE_OWNED[path]}), "
+                                  "not by an override")
+    for name, overrides in variants.items():
+        for path in overrides:
+            if path in fixed:
+                raise ConfigError(f"{source}: variants.{name}.{path}: also under fixed, which would override it "
+                                  "in every cell; a field is either varied or fixed")
+    for name, overrides in spec.conditions.items():
+        for path in overrides or {}:
+            if not any(path == field or path.startswith(f"{field}.") for field in CONDITION_FIELDS):
+                raise ConfigError(f"{source}: conditions.{name}.{path}: a condition changes how the trained model "
+                                  f"is evaluated, not the model; allowed: {', '.join(CONDITION_FIELDS)} "
+                                  "(and paths under env.config)")
+
+
+def _check_cells(comparison: Comparison) -> None:
+    """Build and validate every cell, then every condition on every cell, before anything runs."""
+    from experiments.runs.build import resolve_backend
+
+    source = comparison.source
+    for index, scenario in enumerate(comparison.scenarios):
+        try:
+            get_scenario(scenario)
+        except ValueError as error:
+            raise ConfigError(f"{source}: scenarios.{index}: {str(error).removeprefix('env.id: ')}") from None
+    for cell in comparison.cells():
+        where = f"variants.{cell.variant}"
+        config = comparison.cell_config(cell)
+        _check_env_config_keys(config, f"{source}: {where}.", cell)
+        with _named(f"{source}: {where}.", f" ({cell.label})"):
+            resolve_backend(config)
+        trained_spaces = _spaces(config, f"{source}: {where}.")
+        for condition in comparison.conditions:
+            where = f"conditions.{condition}"
+            evaluated = comparison.condition_config(config, condition)
+            _check_env_config_keys(evaluated, f"{source}: {where}.", cell)
+            with _named(f"{source}: {where}.", f" ({cell.label})"):
+                resolve_backend(evaluated)
+            spaces = _spaces(evaluated, f"{source}: {where}.")
+            if spaces != trained_spaces:
+                raise ConfigError(
+                    f"{source}: {where}.env: {evaluated.env.id} observes {spaces[0]} and acts in {spaces[1]}, but "
+                    f"{cell.label} trained on {cell.scenario}, which observes {trained_spaces[0]} and acts in "
+                    f"{trained_spaces[1]}; a condition must keep both (match env.config.observation and action)")
+
+
+@contextmanager
+def _named(prefix: str, suffix: str = "") -> Iterator[None]:
+    """Report a ``ConfigError`` raised inside with the comparison's field prefix in front."""
+    try:
+        yield
+    except ConfigError as error:
+        raise ConfigError(f"{prefix}{error}{suffix}") from None
+
+
+def _check_env_config_keys(config: ExperimentConfig, prefix: str, cell: Cell) -> None:
+    """``env.config`` is free-form for pydantic, and highway-env ignores keys it does not know: a key
+    the scenario lacks (``vehicles_density`` on merge) would silently change nothing."""
+    known = highway_env_default_config(config.env.id)
+    for key in config.env.config:
+        if key not in known:
+            raise ConfigError(f"{prefix}env.config.{key}: {config.env.id} has no config key {key!r} "
+                              f"({cell.label}); allowed: {', '.join(sorted(known))}")
+
+
+def _spaces(config: ExperimentConfig, prefix: str) -> tuple[Any, Any]:
+    try:
+        return _scenario_spaces(config.env.id, json.dumps(config.env.config, sort_keys=True))
+    except ValueError as error:
+        raise ConfigError(f"{prefix}env.config: {error}") from None
+
+
+@cache
+def _scenario_spaces(env_id: str, config_json: str) -> tuple[Any, Any]:
+    """Observation and action spaces of a scenario with a config (one highway-env env, built and closed)."""
+    from envs.factory import make_highway_env
+
+    try:
+        env = make_highway_env(env_id, json.loads(config_json))
+    except Exception as error:  # highway-env raises many types for a bad config value
+        raise ValueError(f"{env_id} cannot be built with {config_json}: {type(error).__name__}: {error}") from None
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
