@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import yaml
 
+from experiments.compare.dashboard import refresh_grid_layout
 from experiments.compare.spec import Cell, Comparison
 from experiments.config import ConfigError
 from experiments.files import write_json_atomic
@@ -195,6 +196,7 @@ def run_grid(comparison: Comparison, workers: int = 1, command: Sequence[str] = 
         _run_here(comparison, pending, command, outcome, say)
     else:
         _run_in_processes(comparison, pending, workers, command, outcome, say)
+    refresh_grid_layout(comparison.folder, list(comparison.variants))  # TensorBoard: each variant's seeds on one chart
     return outcome
 
 
@@ -243,6 +245,10 @@ def _run_in_processes(comparison: Comparison, cells: Sequence[Cell], workers: in
                     reason = "interrupted" if process.exitcode == 130 else f"exit status {process.exitcode}"
                     outcome.failed[cell] = reason
                     say(f"[{finished}/{len(cells)}] {cell.label}: failed ({reason}; see the log above)")
+                    if process.exitcode == 130:
+                        # A worker stopped by Ctrl-C: the grid stops too, even where this process did not get
+                        # the signal (started with SIGINT ignored, as a background job is).
+                        raise KeyboardInterrupt(f"{cell.label} was interrupted")
     except KeyboardInterrupt:
         stop_workers(list(running))
         raise

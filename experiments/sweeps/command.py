@@ -1,5 +1,8 @@
 """``neurodrive sweep`` and ``neurodrive dashboard``: Optuna studies over experiment fields.
 
+``neurodrive dashboard`` on a comparison folder or a folder of run folders hands over to
+``experiments.compare.dashboard`` (TensorBoard, the report, and optuna-dashboard for a study there).
+
 The CLI registers both with ``add_sweep_commands(commands)``; this module imports optuna only
 when a command runs.
 
@@ -56,11 +59,15 @@ def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--report", action="store_true", help="only write the report of the study as it stands")
     sweep.set_defaults(handler=sweep_command)
 
-    dashboard = commands.add_parser("dashboard", help="optuna-dashboard on a sweep folder or a storage URL")
+    dashboard = commands.add_parser(
+        "dashboard", help="optuna-dashboard on a sweep or a storage URL; TensorBoard (and the report) on a "
+                          "comparison folder or a folder of run folders")
     dashboard.add_argument("target", nargs="?", default=None,
-                           help=f"a sweep folder, a folder holding one sweep, a journal file, or a database URL "
+                           help=f"a comparison folder (<root>/<name>), a folder of run folders, a sweep folder, "
+                                f"a folder holding one sweep, a journal file, or a database URL "
                                 f"(default: ${STORAGE_ENV})")
-    dashboard.add_argument("--port", type=int, default=8080)
+    dashboard.add_argument("--port", type=int, default=8080,
+                           help="port of the first server; the others take the next free ports after it")
     dashboard.set_defaults(handler=dashboard_command)
 
 
@@ -144,6 +151,10 @@ def load_existing_study(sweep: Sweep, target: StorageTarget) -> optuna.Study:
         raise ConfigError(f"--study-name: no study {sweep.study_name!r} in {target.describe()}") from None
 
 
+def say(text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)  # URLs and paths whole, never wrapped
+
+
 def print_report(report: SweepReport, sweep: Sweep) -> None:
     states = ", ".join(f"{count} {state.lower()}" for state, count in report.states.items())
     console.print(f"study {report.study_name}: {states or 'no trials'}")
@@ -174,6 +185,17 @@ def print_report(report: SweepReport, sweep: Sweep) -> None:
 
 
 def dashboard_command(args: argparse.Namespace) -> int:
+    from experiments.compare.dashboard import runs_folder, serve_runs_folder
+
+    runs = runs_folder(args.target or os.environ.get(STORAGE_ENV))
+    if runs is not None:  # a comparison folder or a folder of run folders: TensorBoard, the report, any study
+        study, notes = None, []
+        if any((sweep / JOURNAL_NAME).is_file() for sweep in runs.sweep_dirs):  # a database's sweeps: give its URL
+            try:
+                study = dashboard_storage(str(runs.path))
+            except ConfigError as error:  # e.g. several sweeps: the runs are still worth serving
+                notes.append(f"no optuna-dashboard: {error}")
+        return serve_runs_folder(runs, args.port, study, say=say, notes=notes)
     storage, description = dashboard_storage(args.target)
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port: must be in 1..65535, got {args.port}")
@@ -208,7 +230,8 @@ def dashboard_storage(target: str | None) -> tuple[BaseStorage, str]:
     if path.is_file():
         return StorageTarget(journal=path).open(), f"journal file {path}"
     if not path.is_dir():
-        raise ConfigError(f"dashboard: {path}: no such sweep folder, journal file or database URL")
+        raise ConfigError(f"dashboard: {path}: no such folder, journal file or database URL; give a sweep folder, "
+                          "a comparison folder, a folder of run folders, a journal file or a database URL")
     sweep_json = path / "sweep.json"
     if not (path / JOURNAL_NAME).is_file() and sweep_json.is_file():
         storage = json.loads(sweep_json.read_text()).get("storage")
@@ -217,7 +240,8 @@ def dashboard_storage(target: str | None) -> tuple[BaseStorage, str]:
                               f"(with its password, or set {STORAGE_ENV} / PGPASSWORD)")
     journals = [path / JOURNAL_NAME] if (path / JOURNAL_NAME).is_file() else sorted(path.rglob(JOURNAL_NAME))
     if not journals:
-        raise ConfigError(f"dashboard: no {JOURNAL_NAME} under {path}; give a sweep folder or a database URL")
+        raise ConfigError(f"dashboard: no {JOURNAL_NAME} under {path}, nor any run folder or report; give a sweep "
+                          "folder, a comparison folder (<root>/<name>/), a folder of run folders or a database URL")
     if len(journals) > 1:
         listed = ", ".join(str(journal.parent) for journal in journals)
         raise ConfigError(f"dashboard: {path} holds {len(journals)} sweeps; pick one: {listed}")

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ from experiments.sweeps.report import write_report
 from experiments.sweeps.spec import Sweep, load_sweep, sweep_from_raw
 from experiments.sweeps.storage import StorageTarget, mask_argv, mask_url
 from experiments.sweeps.study import BudgetReached, PruningHook, TrialObjective, budget_used, prepare_study
-from tests_support import EXPERIMENTS, REPO
+from tests_support import EXPERIMENTS, REPO, free_port, wait_for
 
 SMOKE = EXPERIMENTS / "smoke.yaml"
 BUDGET, EVAL_EVERY = 300, 150  # smoke.yaml's own: two evaluations per seed
@@ -86,20 +85,6 @@ def final_record(run_dir: str | Path) -> dict:
     return json.loads((Path(run_dir) / "eval.json").read_text())["final"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 # --- sweep files: checked before any trial -----------------------------------------------------
