@@ -345,7 +345,7 @@ def serve_runs_folder(folder: RunsFolder, first_port: int, study: tuple[BaseStor
                                          ("report", folder.reports)) if wanted]
     ports = dict(zip(planned, allocate_ports(first_port, len(planned)), strict=True))
     dashboard = Dashboard()
-    restore = _stop_on_sigterm()
+    restore = _stop_on_signals()
     try:
         for grid in folder.grids():  # before TensorBoard reads the folder; a grid still training: its curves so far
             refresh_grid_layout(grid, only_if_stale=True)
@@ -391,8 +391,12 @@ def serve_runs_folder(folder: RunsFolder, first_port: int, study: tuple[BaseStor
             restore()
 
 
-def _stop_on_sigterm() -> Callable[[], None]:
-    """SIGTERM stops the dashboard as Ctrl-C does (servers shut, TensorBoard ended); returns the undo."""
+def _stop_on_signals() -> Callable[[], None]:
+    """SIGTERM stops the dashboard as Ctrl-C does (servers shut, TensorBoard ended); returns the undo.
+
+    Ctrl-C's own handler is set too: a process started with SIGINT ignored (a background job of a
+    script) would otherwise serve on after Ctrl-C.
+    """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous_term, previous_int = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
@@ -401,6 +405,7 @@ def _stop_on_sigterm() -> Callable[[], None]:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def restore() -> None:
         signal.signal(signal.SIGTERM, previous_term)
