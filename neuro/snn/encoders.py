@@ -98,8 +98,7 @@ class PopulationEncoder(Encoder):
                  low: float = -1.0, high: float = 1.0,
                  surrogate_slope: Annotated[float, Positive()] = 25.0) -> None:
         super().__init__(in_features)
-        if not high > low:
-            raise ValueError(f"agent.snn.encoder.high: must be > low ({low}), got {high}")
+        self.check_combination(low=low, high=high)  # the registry runs it first; direct construction too
         self.population_size = population_size
         self.out_features = in_features * population_size
         spacing = (high - low) / (population_size - 1)
