@@ -10,12 +10,14 @@ Sections (each in its own module, imported only when it runs):
   same model on a zero-cost VecEnv (the learner-bound limit), and each row's peak memory;
 - ``startup``: wall time and peak memory of ``neurodrive --help`` and friends, in fresh processes;
 - ``spiking`` (``experiments.bench.spiking``): training steps/s of the spiking DQN, PPO and SAC agents
-  against their ANN twins and their MAC-bound limit, energy per decision, firing rates and peak memory.
+  against their ANN twins and their MAC-bound limit, energy per decision, firing rates and peak memory;
+- ``grid`` (``experiments.bench.grid``): wall time of the 4 x 5 PPO comparison grid with 2 workers, split
+  into training and final evaluation (~30 min; not part of ``all``).
 
 Usage::
 
     neurodrive bench   (or, from the repository root, python scripts/benchmark.py)
-    neurodrive bench [--section env|neuro|training|startup|spiking|all] [--quick] [--out bench.json]
+    neurodrive bench [--section env|neuro|training|startup|spiking|grid|all] [--quick] [--out bench.json]
                      [--repeats N] [--neuro-repeats N] [--training-repeats N] [--spiking-repeats N]
                      [--skip-highway-env]
 """
@@ -36,14 +38,19 @@ from experiments.config.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--section", choices=("env", "neuro", "training", "startup", "spiking", "all"), default="all",
+    parser.add_argument("--section", choices=("env", "neuro", "training", "startup", "spiking", "grid", "all"),
+                        default="all",
                         help="env: env steps/s of the backends; neuro: training overhead of the TD-error modules "
                              "and the neuromodulators; "
                              "training: shipped configs vs the learner-bound limit, and peak memory; "
                              "startup: time and memory of neurodrive --help; "
-                             "spiking: spiking agents vs their ANN twins and MAC-bound limit, energy per decision")
+                             "spiking: spiking agents vs their ANN twins and MAC-bound limit, energy per decision; "
+                             "grid: wall time of the 4 x 5 PPO comparison grid (~30 min; not in all)")
     parser.add_argument("--quick", action="store_true",
-                        help="short step counts (env ~20 s, neuro ~2 min, spiking ~1.5 min), for a smoke test")
+                        help="short step counts (env ~20 s, neuro ~2 min, spiking ~1.5 min, grid: the file's quick "
+                             "block), for a smoke test")
+    parser.add_argument("--grid-root", type=Path, default=None,
+                        help="grid section: the folder the comparison runs in (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON results file")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per EnvPool configuration")
     parser.add_argument("--neuro-repeats", type=int, default=None,
@@ -116,6 +123,10 @@ def run_bench(args: argparse.Namespace, command: str) -> dict[str, Any]:
         from experiments.bench.spiking import run_spiking_section
 
         results["spiking"] = run_spiking_section(args.quick, console, repeats=args.spiking_repeats)
+    if args.section == "grid":
+        from experiments.bench.grid import run_grid_section
+
+        results["grid"] = run_grid_section(args.quick, console, root=args.grid_root)
     wall_s = time.perf_counter() - wall_start
     machine["load_avg_1_5_15_end"] = list(os.getloadavg())
     results["wall_s"] = wall_s

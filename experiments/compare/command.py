@@ -7,11 +7,16 @@ A comparison's folder ``<root>/<name>/`` holds one ordinary run folder per cell,
 ``<variant>/<scenario>/seed<k>/``, each with ``compare-<condition>.json`` beside its usual files, and
 ``report/`` (``experiments.compare.report``). Rerunning the same command continues: finished cells
 are skipped, interrupted ones resume from their last checkpoint.
+
+With ``--storage URL`` (or ``$NEURODRIVE_STORAGE``) the grid is a queue in a shared Optuna study that
+the same command started on other machines pulls from (``experiments.compare.shared``); the report
+then gathers every machine's cells from the study.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,6 +26,7 @@ from experiments.terminal import make_console
 
 if TYPE_CHECKING:  # the heavy imports wait until the command runs: the CLI imports this module
     from experiments.compare.spec import Cell, Comparison
+    from experiments.sweeps.storage import StorageTarget
 
 console = make_console()
 
@@ -34,30 +40,42 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
                          help="run nothing: write the report of the cells evaluated so far")
     compare.add_argument("--quick", action="store_true",
                          help="the file's quick: block (a short smoke run), in <root>/<name>-quick")
+    compare.add_argument("--storage", default=None,
+                         help="a database URL (postgresql+psycopg://user@host:5432/db) holding the grid as a "
+                              "queue of cells that this command on other machines shares; default "
+                              "$NEURODRIVE_STORAGE, else none: this machine runs the grid alone")
+    compare.add_argument("--study-name", default=None,
+                         help="with --storage: the study holding the grid (default compare-<name>, -quick included)")
     compare.set_defaults(handler=compare_command)
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    from experiments.compare.runner import collect_results, run_grid
     from experiments.compare.spec import load_comparison
+    from experiments.sweeps import STORAGE_ENV
+    from experiments.sweeps.storage import StorageTarget, mask_argv
 
     if args.workers < 1:
         raise ConfigError(f"--workers: must be >= 1, got {args.workers}")
+    url = args.storage or os.environ.get(STORAGE_ENV) or None
+    if args.study_name is not None and url is None:
+        raise ConfigError("--study-name: names the study of a grid shared through --storage; give --storage too "
+                          f"(or set ${STORAGE_ENV})")
     comparison = load_comparison(args.compare_file, quick=args.quick)  # every check before any run
-    command = ["neurodrive", *sys.argv[1:]]
-    failed: dict[Cell, str] = {}
-    if not args.report_only:
-        try:
-            outcome = run_grid(comparison, args.workers, command, say=say)
-        except KeyboardInterrupt:
-            print("interrupted: finished cells are kept; rerun the same command to continue "
-                  "(interrupted cells resume from their last checkpoint)", file=sys.stderr)
-            return 130
-        failed = outcome.failed
-    rows = collect_results(comparison)
+    target = StorageTarget.resolve(url, comparison.folder) if url else None
+    command = ["neurodrive", *mask_argv(sys.argv[1:])]  # saved in every run folder: no password
+    try:
+        if target is None:
+            rows, failed = _run_here(comparison, args, command)
+        else:
+            rows, failed = _run_shared(comparison, target, args, command)
+    except KeyboardInterrupt:
+        print("interrupted: finished cells are kept; rerun the same command to continue "
+              "(interrupted cells resume from their last checkpoint)", file=sys.stderr)
+        return 130
     if args.report_only and not rows:
-        raise ConfigError(f"--report-only: no evaluation under {comparison.folder} matches the file's conditions and "
-                          "evaluation settings; run the comparison first (it redoes outdated evaluations)")
+        raise ConfigError(f"--report-only: no evaluation under {comparison.folder if target is None else 'the study'} "
+                          "matches the file's conditions and evaluation settings; run the comparison first "
+                          "(it redoes outdated evaluations)")
     if rows:
         write_comparison_report(comparison, rows, command)
     else:
@@ -67,6 +85,34 @@ def compare_command(args: argparse.Namespace) -> int:
                       "rerun the same command to retry them[/red]")
         return 1
     return 0
+
+
+def _run_here(comparison: Comparison, args: argparse.Namespace,
+              command: list[str]) -> tuple[list[dict[str, Any]], dict[Cell, str]]:
+    """The grid on this machine alone: cells and results in the comparison's folder."""
+    from experiments.compare.runner import collect_results, run_grid
+
+    failed: dict[Cell, str] = {}
+    if not args.report_only:
+        failed = run_grid(comparison, args.workers, command, say=say).failed
+    return collect_results(comparison), failed
+
+
+def _run_shared(comparison: Comparison, target: StorageTarget, args: argparse.Namespace,
+                command: list[str]) -> tuple[list[dict[str, Any]], dict[Cell, str]]:
+    """The grid as a shared study: this machine's workers pull cells; results come from the study."""
+    from experiments.compare.shared import (
+        collect_study_results,
+        default_study_name,
+        load_grid_study,
+        run_shared_grid,
+    )
+
+    study_name = args.study_name or default_study_name(comparison)
+    failed: dict[Cell, str] = {}
+    if not args.report_only:
+        failed = run_shared_grid(comparison, target, study_name, args.workers, command, say=say).failed
+    return collect_study_results(comparison, load_grid_study(comparison, target, study_name)), failed
 
 
 def say(text: str) -> None:

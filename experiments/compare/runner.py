@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import shutil
 import sys
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -56,14 +57,15 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def is_current(comparison: Comparison, condition: str, record: dict[str, Any] | None) -> bool:
+    """Whether an evaluation record was made with the condition's present settings."""
+    return record is not None and record.get("settings") == comparison.evaluation_settings(condition)
+
+
 def stale_conditions(comparison: Comparison, run_dir: Path) -> list[str]:
     """Conditions whose evaluation file is missing or was made with other settings."""
-    stale = []
-    for condition in comparison.conditions:
-        saved = read_json(condition_path(run_dir, condition))
-        if saved is None or saved.get("settings") != comparison.evaluation_settings(condition):
-            stale.append(condition)
-    return stale
+    return [condition for condition in comparison.conditions
+            if not is_current(comparison, condition, read_json(condition_path(run_dir, condition)))]
 
 
 def plan_cell(comparison: Comparison, cell: Cell) -> CellAction:
@@ -105,6 +107,15 @@ def _differences(saved: Any, expected: Any, path: str = "") -> list[str]:
     return [] if saved == expected else [path.rstrip(".")]
 
 
+def plan_cells(comparison: Comparison) -> dict[Cell, CellAction]:
+    """Every cell's plan; a cell folder trained with another config than the file gives it now is an error."""
+    plans = {cell: plan_cell(comparison, cell) for cell in comparison.cells()}
+    for cell, action in plans.items():
+        if action in ("done", "evaluate", "resume"):
+            check_cell_config(comparison, cell)
+    return plans
+
+
 def run_cell(comparison: Comparison, cell: Cell, command: Sequence[str] = ()) -> Path:
     """Bring one cell up to date: train, resume or retrain it as needed, then evaluate the conditions
     whose files are missing or stale."""
@@ -143,8 +154,10 @@ def evaluate_conditions(comparison: Comparison, cell: Cell, conditions: Sequence
     written = []
     for condition in conditions:
         config, choice = resolve_backend(comparison.condition_config(run_config, condition))
+        started = time.perf_counter()
         metrics, spike_stats = evaluate_model(model, config, evaluation.episodes, evaluation.n_envs,
                                               run_config.training.seed)
+        wall_s = time.perf_counter() - started
         record = {
             "condition": condition,
             "settings": comparison.evaluation_settings(condition),
@@ -153,6 +166,7 @@ def evaluate_conditions(comparison: Comparison, cell: Cell, conditions: Sequence
             "backend_reason": choice.reason,
             "seed": run_config.training.seed,
             "model": "final",
+            "wall_s": round(wall_s, 2),  # envs built, episodes played and closed
             **metrics.to_dict(),  # summary and per-episode returns, lengths, crashes, speeds
             "snn": {**spike_stats, "energy_caveat": ENERGY_CAVEAT} if spike_stats else None,
         }
@@ -182,10 +196,7 @@ def run_grid(comparison: Comparison, workers: int = 1, command: Sequence[str] = 
     checkpoint and stop; ``KeyboardInterrupt`` is then raised here, with every finished cell kept.
     """
     outcome = GridOutcome()
-    plans = {cell: plan_cell(comparison, cell) for cell in comparison.cells()}
-    for cell, action in plans.items():
-        if action in ("done", "evaluate", "resume"):
-            check_cell_config(comparison, cell)
+    plans = plan_cells(comparison)
     outcome.done = [cell for cell, action in plans.items() if action == "done"]
     pending = [cell for cell, action in plans.items() if action != "done"]
     counts = {action: sum(planned == action for planned in plans.values())
@@ -268,40 +279,61 @@ def cell_process(comparison: Comparison, cell: Cell, command: Sequence[str]) -> 
 
 
 def collect_results(comparison: Comparison) -> list[dict[str, Any]]:
-    """One row per (variant, scenario, seed, condition) whose evaluation file is up to date.
+    """One row per (variant, scenario, seed, condition) whose evaluation file is up to date (``result_rows``)."""
+    rows = []
+    missing = []
+    for cell in comparison.cells():
+        run_dir = comparison.cell_dir(cell)
+        records = cell_records(comparison, run_dir)
+        missing += [f"{cell.label}:{condition}" for condition in comparison.conditions if condition not in records]
+        rows += result_rows(cell, records, training_curve(run_dir), str(run_dir))
+    warn_missing(missing, len(missing) + len(rows))
+    return rows
+
+
+def cell_records(comparison: Comparison, run_dir: Path) -> dict[str, dict[str, Any]]:
+    """A cell's up-to-date evaluation records (``compare-<condition>.json``), by condition."""
+    records = {condition: read_json(condition_path(run_dir, condition)) for condition in comparison.conditions}
+    return {condition: record for condition, record in records.items()
+            if record is not None and is_current(comparison, condition, record)}
+
+
+def training_curve(run_dir: Path) -> list[list[float]]:
+    """``[step, mean_return]`` of each training-time evaluation (``eval.json``)."""
+    history = read_json(run_dir / "eval.json") or {}
+    return [[int(record["step"]), float(record["mean_return"])] for record in history.get("evaluations", [])]
+
+
+def result_rows(cell: Cell, records: dict[str, dict[str, Any]], curve: list[list[float]],
+                run_dir: str) -> list[dict[str, Any]]:
+    """A cell's rows, one per condition.
 
     Row keys: variant, scenario, seed, condition, run_dir, mean_return, crash_rate, mean_speed,
     n_episodes, returns (per episode), crashed (per episode), snn (the spiking figures per decision,
     or None), curve ([step, mean_return] of each training-time evaluation in eval.json).
     """
     rows = []
-    missing = []
-    for cell in comparison.cells():
-        run_dir = comparison.cell_dir(cell)
-        history = read_json(run_dir / "eval.json") or {}
-        curve = [[int(record["step"]), float(record["mean_return"])] for record in history.get("evaluations", [])]
-        for condition in comparison.conditions:
-            saved = read_json(condition_path(run_dir, condition))
-            if saved is None or saved.get("settings") != comparison.evaluation_settings(condition):
-                missing.append(f"{cell.label}:{condition}")
-                continue
-            summary, episodes = saved["summary"], saved["episodes"]
-            rows.append({
-                "variant": cell.variant,
-                "scenario": cell.scenario,
-                "seed": cell.seed,
-                "condition": condition,
-                "run_dir": str(run_dir),
-                "mean_return": summary["mean_return"],
-                "crash_rate": summary["crash_rate"],
-                "mean_speed": summary["mean_speed"],
-                "n_episodes": summary["n_episodes"],
-                "returns": list(episodes["returns"]),
-                "crashed": [bool(crashed) for crashed in episodes["crashed"]],
-                "snn": saved.get("snn"),
-                "curve": curve,
-            })
-    if missing:
-        logger.warning("%d of %d evaluations have no up-to-date result yet (%s%s)", len(missing),
-                       len(missing) + len(rows), ", ".join(missing[:5]), ", ..." if len(missing) > 5 else "")
+    for condition, saved in records.items():
+        summary, episodes = saved["summary"], saved["episodes"]
+        rows.append({
+            "variant": cell.variant,
+            "scenario": cell.scenario,
+            "seed": cell.seed,
+            "condition": condition,
+            "run_dir": run_dir,
+            "mean_return": summary["mean_return"],
+            "crash_rate": summary["crash_rate"],
+            "mean_speed": summary["mean_speed"],
+            "n_episodes": summary["n_episodes"],
+            "returns": list(episodes["returns"]),
+            "crashed": [bool(crashed) for crashed in episodes["crashed"]],
+            "snn": saved.get("snn"),
+            "curve": curve,
+        })
     return rows
+
+
+def warn_missing(missing: Sequence[str], total: int) -> None:
+    if missing:
+        logger.warning("%d of %d evaluations have no up-to-date result yet (%s%s)", len(missing), total,
+                       ", ".join(missing[:5]), ", ..." if len(missing) > 5 else "")

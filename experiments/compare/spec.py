@@ -15,9 +15,10 @@ model under named conditions::
     conditions:                               # name -> env overrides of the run's config, evaluation only
       clean: {}
       merge: {env.id: merge-v0}
-    evaluation: {episodes: 100, backend: auto, n_envs: 1}
+    evaluation: {episodes: 100, backend: highway-env, n_envs: 1}
     quick: {fixed: {training.total_timesteps: 300}, seeds: 2, evaluation: {episodes: 4}}
     root: runs/compare
+    heartbeat: {interval: 30, grace_period: 120, max_retry: 2}  # with --storage: finding a dead worker's cell
 
 Every cell's experiment is built and validated at load, and so is every condition applied on every
 cell (its backend resolved, its spaces equal to the training scenario's), so a bad override fails
@@ -48,6 +49,7 @@ from experiments.config import (
     set_path,
     validate_config,
 )
+from experiments.sweeps.spec import HeartbeatSpec
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 SEED_SPACING = 100  # seeds n -> 0, 100, 200, ...: far apart, so no two runs share a derived env seed
@@ -69,7 +71,8 @@ class EvaluationSpec(StrictModel):
     """The final evaluation of each cell under each condition (fresh episodes, seed stream 2)."""
 
     episodes: PositiveInt = 100
-    backend: Literal[BACKEND_CHOICES] = "auto"  # type: ignore[valid-type]  # auto resolves per condition
+    # The reference simulator by default: a final score should not depend on a port's fidelity.
+    backend: Literal[BACKEND_CHOICES] = "highway-env"  # type: ignore[valid-type]
     n_envs: PositiveInt = 1
 
 
@@ -115,6 +118,7 @@ class CompareSpec(StrictModel):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     quick: QuickSpec | None = None
     root: str = "runs/compare"  # relative to the working directory, like logging.root
+    heartbeat: HeartbeatSpec = Field(default_factory=HeartbeatSpec)  # grids shared through --storage
 
     @field_validator("seeds", mode="before")
     @classmethod

@@ -68,6 +68,9 @@ def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
                                 f"(default: ${STORAGE_ENV})")
     dashboard.add_argument("--port", type=int, default=8080,
                            help="port of the first server; the others take the next free ports after it")
+    dashboard.add_argument("--storage", default=None, metavar="URL",
+                           help="with a comparison folder: the database of its shared grid (compare --storage), "
+                                "served by optuna-dashboard beside TensorBoard")
     dashboard.set_defaults(handler=dashboard_command)
 
 
@@ -188,9 +191,17 @@ def dashboard_command(args: argparse.Namespace) -> int:
     from experiments.compare.dashboard import runs_folder, serve_runs_folder
 
     runs = runs_folder(args.target or os.environ.get(STORAGE_ENV))
+    if args.storage is not None and runs is None:
+        raise ConfigError("--storage: goes with a comparison folder or a folder of run folders as the target; "
+                          "for a study alone, give its URL as the target")
     if runs is not None:  # a comparison folder or a folder of run folders: TensorBoard, the report, any study
         study, notes = None, []
-        if any((sweep / JOURNAL_NAME).is_file() for sweep in runs.sweep_dirs):  # a database's sweeps: give its URL
+        if args.storage is not None:  # a shared grid's study
+            from experiments.sweeps.storage import StorageTarget
+
+            target = StorageTarget.resolve(args.storage, runs.path)
+            study = (target.open(), target.describe())
+        elif any((sweep / JOURNAL_NAME).is_file() for sweep in runs.sweep_dirs):  # a database's sweeps: give its URL
             try:
                 study = dashboard_storage(str(runs.path))
             except ConfigError as error:  # e.g. several sweeps: the runs are still worth serving

@@ -262,3 +262,15 @@ def fail_dead_trials(study: optuna.Study, target: StorageTarget, sweep_dir: Path
             failed.append(trial.number)
         return failed
 
+
+
+def requeue_interrupted(study: optuna.Study, number: int | None, interrupted_attr: str, max_retry: int) -> None:
+    """Queue an interrupted trial's parameters again (its ``interrupted_attr`` user attribute is True),
+    so resuming the study runs it; ``number`` None: nothing was running."""
+    if number is None:
+        return
+    trial = next(trial for trial in study.get_trials(deepcopy=False) if trial.number == number)
+    if trial.state == TrialState.FAIL and trial.user_attrs.get(interrupted_attr) is True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, trial)

@@ -33,14 +33,19 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from experiments.config import ConfigError
 from experiments.files import write_json_atomic
 from experiments.runs.errors import RunInterrupted
 from experiments.sweeps.spec import Sweep, choice_label
-from experiments.sweeps.storage import WORKER_ATTR, StorageTarget, WorkerLease, fail_dead_trials
+from experiments.sweeps.storage import (
+    WORKER_ATTR,
+    StorageTarget,
+    WorkerLease,
+    fail_dead_trials,
+    requeue_interrupted,
+)
 
 logger = logging.getLogger("neurodrive.sweep")
 
@@ -252,7 +257,7 @@ def run_worker(sweep: Sweep, target: StorageTarget, n_trials: int, worker_index:
                 try:
                     study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
                 except KeyboardInterrupt:
-                    requeue_interrupted(study, objective.current, sweep)
+                    requeue_interrupted(study, objective.current, INTERRUPTED_ATTR, sweep.spec.heartbeat.max_retry)
                     raise
             elif any(trial.state == TrialState.RUNNING for trial in trials):
                 time.sleep(poll_s)
@@ -261,17 +266,6 @@ def run_worker(sweep: Sweep, target: StorageTarget, n_trials: int, worker_index:
     finally:
         if lease is not None:
             lease.release()
-
-
-def requeue_interrupted(study: optuna.Study, number: int | None, sweep: Sweep) -> None:
-    """Queue an interrupted trial's parameters again, so resuming the sweep runs it."""
-    if number is None:
-        return
-    trial = next(trial for trial in study.get_trials(deepcopy=False) if trial.number == number)
-    if trial.state == TrialState.FAIL and trial.user_attrs.get(INTERRUPTED_ATTR) is True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            RetryHeartbeatStaleTrialCallback(max_retry=sweep.spec.heartbeat.max_retry)(study, trial)
 
 
 def worker_process(sweep: Sweep, target: StorageTarget, n_trials: int, worker_index: int,

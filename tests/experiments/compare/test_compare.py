@@ -63,7 +63,7 @@ def mtimes(folder: Path, pattern: str) -> dict[str, int]:
 
 
 def test_there_are_shipped_comparisons_to_validate():
-    assert len(SHIPPED) == 4  # else the test below would check nothing
+    assert len(SHIPPED) == 6  # else the tests below would check nothing
 
 
 @pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
@@ -71,10 +71,14 @@ def test_there_are_shipped_comparisons_to_validate():
 def test_shipped_comparisons_validate(path, quick):
     comparison = load_comparison(path, quick=quick)
     assert comparison.scenarios == ["highway-fast-v0"]
-    assert set(comparison.conditions) == {"clean", "merge", "roundabout", "noise", "dropout", "dense"}
-    if quick:  # a CI smoke run: a few hundred steps, two seeds, in its own folder
+    # Transfer and robustness in every ready comparison; the speed grid (highway_ppo) is judged clean only.
+    everything = {"clean", "merge", "roundabout", "noise", "dropout", "dense"}
+    expected = {"clean"} if path.stem == "highway_ppo" else everything
+    assert set(comparison.conditions) == expected
+    assert comparison.evaluation.backend == "highway-env"  # final scores on the reference simulator
+    if quick:  # a CI smoke run: a few hundred steps (a few PPO rollouts), two seeds, in its own folder
         assert comparison.seeds == [0, 100] and comparison.name.endswith("-quick")
-        assert all(comparison.cell_config(cell).training.total_timesteps <= 500 for cell in comparison.cells())
+        assert all(comparison.cell_config(cell).training.total_timesteps <= 4096 for cell in comparison.cells())
 
 
 def test_a_good_file_loads_with_its_cells_folders_and_quick_block(tmp_path):
@@ -302,3 +306,25 @@ def test_ctrl_c_stops_the_workers_with_a_checkpoint_and_exits_130(tmp_path):
         meta = json.loads((comparison.cell_dir(cell) / "run.json").read_text())
         assert meta["status"] == "interrupted", meta
         assert plan_cell(comparison, cell) == "resume"  # the interrupt saved a checkpoint
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.stem)
+def test_each_shipped_comparison_runs_quick_with_two_workers(path, tmp_path):
+    """The CI smoke run of every ready comparison: every cell evaluated under every condition on the
+    reference simulator, spiking cells with their energy figures, and the report written."""
+    comparison = load_comparison(path, quick=True)
+    command = [sys.executable, "-m", "experiments.cli", "compare", str(path), "--quick", "--workers", "2"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    grid = tmp_path / comparison.folder
+    for cell in comparison.cells():
+        spiking = comparison.cell_config(cell).agent.policy == "spiking"
+        for condition in comparison.conditions:
+            record = json.loads((tmp_path / comparison.cell_dir(cell) / f"compare-{condition}.json").read_text())
+            assert record["backend"] == "highway-env", (cell.label, condition)
+            assert record["summary"]["n_episodes"] == comparison.evaluation.episodes
+            assert (record["snn"] is not None) == spiking, (cell.label, condition)
+    results = json.loads((grid / "report" / "results.json").read_text())
+    assert len(results["rows"]) == len(comparison.cells()) * len(comparison.conditions)
+    assert (grid / "report" / "report.html").stat().st_size > 10_000

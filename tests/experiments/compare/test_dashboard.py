@@ -39,21 +39,9 @@ from experiments.compare.dashboard import (
 )
 from experiments.config import ConfigError
 from experiments.sweeps.command import dashboard_command
-from tests_support import EXPERIMENTS, REPO, free_port, wait_for
+from tests_support import EXPERIMENTS, REPO, TINY_GRID, free_port, wait_for
 
-# Two variants, one seed, 200 steps each (evaluated at 100 and 200), judged on 2 native episodes.
-TINY = """
-name: tiny
-baseline: standard
-variants:
-  standard: {}
-  asymmetric: {neuro.dopamine: {type: asymmetric, kappa: 0.3}}
-seeds: 1
-fixed: {training.total_timesteps: 200, training.eval_every: 100, training.checkpoint_every: 0}
-conditions:
-  clean: {}
-evaluation: {episodes: 2, backend: envpool}
-"""
+TINY = "name: tiny\n" + TINY_GRID
 CELLS = ("standard/highway-fast-v0/seed0", "asymmetric/highway-fast-v0/seed0")
 URL_LINE = re.compile(r"^(tensorboard|optuna-dashboard|report)\s+(http://127\.0\.0\.1:(\d+)/\S*)", re.MULTILINE)
 
@@ -183,7 +171,7 @@ def test_runs_folders_are_told_from_sweeps_files_and_urls(tmp_path):
 ])
 def test_a_bad_target_is_named_with_what_is_expected(tmp_path, target, expected):
     with pytest.raises(ConfigError) as error:
-        dashboard_command(argparse.Namespace(target=str(tmp_path / target), port=free_port()))
+        dashboard_command(argparse.Namespace(target=str(tmp_path / target), port=free_port(), storage=None))
     for part in expected:
         assert part in str(error.value)
 
@@ -196,9 +184,9 @@ def test_a_port_in_use_is_a_clear_error_naming_port(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=rf"^--port: {port} is in use on 127.0.0.1; pick another$"):
-            dashboard_command(argparse.Namespace(target=str(tmp_path), port=port))
+            dashboard_command(argparse.Namespace(target=str(tmp_path), port=port, storage=None))
         with pytest.raises(ConfigError, match=r"^--port: must be in 1..65535, got 0$"):
-            dashboard_command(argparse.Namespace(target=str(tmp_path), port=0))
+            dashboard_command(argparse.Namespace(target=str(tmp_path), port=0, storage=None))
 
 
 def test_the_next_servers_take_the_next_free_ports():
@@ -326,3 +314,23 @@ def test_dashboard_on_a_root_adds_the_study_beside_the_grid(grid):
         assert server.process.wait(timeout=30) == 0, server.output
         wait_for(server.group_is_gone, 15, "TensorBoard and its data server to exit")
         assert all(port_is_free(used) for used in ports_of(urls))
+
+
+@pytest.mark.slow
+def test_dashboard_storage_adds_a_shared_grids_study(grid, tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    optuna.create_study(study_name="compare-tiny", storage=url)
+    with dashboard(str(grid.dir), "--port", str(free_port()), "--storage", url) as server:
+        urls = server.urls({"tensorboard", "optuna-dashboard", "report"})
+        data = get_json(urls["optuna-dashboard"][0] + "api/studies")
+        assert [study["study_name"] for study in data["study_summaries"]] == ["compare-tiny"]
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=30) == 0, server.output
+
+
+def test_dashboard_storage_needs_a_folder_of_runs(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "experiments.cli", "dashboard", "sqlite:///x.db", "--storage",
+                             "sqlite:///x.db"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2 and "--storage: goes with a comparison folder" in result.stderr

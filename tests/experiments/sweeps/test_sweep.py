@@ -34,7 +34,7 @@ from experiments.sweeps.report import write_report
 from experiments.sweeps.spec import Sweep, load_sweep, sweep_from_raw
 from experiments.sweeps.storage import StorageTarget, mask_argv, mask_url
 from experiments.sweeps.study import BudgetReached, PruningHook, TrialObjective, budget_used, prepare_study
-from tests_support import EXPERIMENTS, REPO, free_port, wait_for
+from tests_support import EXPERIMENTS, REPO, free_port, postgres_url, wait_for
 
 SMOKE = EXPERIMENTS / "smoke.yaml"
 BUDGET, EVAL_EVERY = 300, 150  # smoke.yaml's own: two evaluations per seed
@@ -510,7 +510,7 @@ def test_dashboard_serves_the_study(pruned_sweep):
 
 def test_dashboard_refuses_a_folder_without_a_study(tmp_path):
     with pytest.raises(ConfigError, match="no study.journal under"):
-        dashboard_command(argparse.Namespace(target=str(tmp_path), port=free_port()))
+        dashboard_command(argparse.Namespace(target=str(tmp_path), port=free_port(), storage=None))
 
 
 def test_a_crashing_trial_is_recorded_with_its_error_and_the_sweep_goes_on(tmp_path):
@@ -657,17 +657,6 @@ def test_an_interrupted_sweep_requeues_its_trial_and_resumes(tmp_path):
 
 
 # --- PostgreSQL: workers on "several machines" ------------------------------------------------
-
-def postgres_url() -> str:
-    url = os.environ.get("NEURODRIVE_TEST_PG_URL")
-    if not url:
-        pytest.skip("NEURODRIVE_TEST_PG_URL is not set (.ci/run starts PostgreSQL and sets it)")
-    try:
-        StorageTarget.resolve(url, Path(".")).open()
-    except ConfigError as error:  # set but unreachable: CI's server did not start, which must not pass silently
-        pytest.fail(f"no PostgreSQL server reachable at NEURODRIVE_TEST_PG_URL: {error}")
-    return url
-
 
 @pytest.mark.slow
 def test_postgres_workers_share_a_study_and_a_killed_workers_trial_is_retried(tmp_path):

@@ -1,0 +1,117 @@
+"""Wall time of a comparison grid: ``neurodrive compare`` run as a user runs it, split into training
+and evaluation.
+
+The grid is ``experiments/presets/compare/highway_ppo.yaml``: 4 variants x 5 seeds of the shipped
+PPO (200k steps each, intermediate evaluations on the native port), each final model judged over 100
+episodes on highway-env, 2 workers. The command runs in a fresh folder (``--grid-root``, default a
+temporary one), so no earlier cell is skipped. Afterwards each cell's own records say where the time
+went: ``run.json``'s ``wall_time_s`` (training, with its intermediate evaluations) and each
+``compare-<condition>.json``'s ``wall_s`` (the final evaluation). Their sums are process-seconds: with
+2 workers the wall time is about half their total.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+GRID_FILE = Path(__file__).resolve().parents[1] / "presets" / "compare" / "highway_ppo.yaml"
+TARGET_S = 40 * 60  # the full grid with 2 workers on a 2-core machine
+WORKERS = 2
+
+
+def run_grid_section(quick: bool, console: Console, root: Path | None = None,
+                     grid_file: Path = GRID_FILE, workers: int = WORKERS) -> dict[str, Any]:
+    """Run the grid (its ``quick:`` block under ``--quick``) in a fresh folder; print and return the split."""
+    with tempfile.TemporaryDirectory(prefix="neurodrive-grid-") as scratch:
+        work_dir = Path(root or scratch).resolve()
+        work_dir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "experiments.cli", "compare", str(grid_file), "--workers", str(workers),
+                   *(["--quick"] if quick else [])]
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+            str(GRID_FILE.parents[3]), os.environ.get("PYTHONPATH")]))}
+        load_start = os.getloadavg()[0]
+        started = time.perf_counter()
+        with console.status(f"grid bench: {' '.join(command[3:])} in {work_dir}"):
+            result = subprocess.run(command, cwd=work_dir, env=environment, capture_output=True, text=True,
+                                    check=False)
+        wall_s = time.perf_counter() - started
+        if result.returncode != 0:
+            raise RuntimeError(f"neurodrive compare failed (exit {result.returncode}): {result.stderr[-3000:]}")
+        cells = read_cell_times(work_dir)
+    figures = summarise(cells, wall_s, workers, quick)
+    figures.update(load_avg_start=load_start, load_avg_end=os.getloadavg()[0], command=" ".join(command[3:]))
+    print_grid(figures, console)
+    return figures
+
+
+def read_cell_times(work_dir: Path) -> list[dict[str, Any]]:
+    """Each cell's training and evaluation seconds, from its run folder."""
+    cells = []
+    for run_json in sorted(work_dir.glob("runs/compare/*/*/*/seed*/run.json")):
+        meta = json.loads(run_json.read_text())
+        evaluations = [json.loads(path.read_text()) for path in sorted(run_json.parent.glob("compare-*.json"))]
+        cells.append({
+            "cell": str(run_json.parent.relative_to(work_dir)),
+            "steps": meta.get("steps"),
+            "train_s": float(meta["wall_time_s"]),
+            "eval_s": sum(float(record["wall_s"]) for record in evaluations),
+            "eval_episodes": sum(int(record["summary"]["n_episodes"]) for record in evaluations),
+            "eval_steps": sum(int(sum(record["episodes"]["lengths"])) for record in evaluations),
+            "mean_return": [record["summary"]["mean_return"] for record in evaluations],
+        })
+    if not cells:
+        raise RuntimeError(f"no finished cell under {work_dir}/runs/compare")
+    return cells
+
+
+def summarise(cells: list[dict[str, Any]], wall_s: float, workers: int, quick: bool) -> dict[str, Any]:
+    train_s = sum(cell["train_s"] for cell in cells)
+    eval_s = sum(cell["eval_s"] for cell in cells)
+    steps = sum(cell["steps"] or 0 for cell in cells)
+    eval_steps = sum(cell["eval_steps"] for cell in cells)
+    return {
+        "mode": "quick" if quick else "full",
+        "workers": workers,
+        "cells": len(cells),
+        "wall_s": wall_s,
+        "train_process_s": train_s,
+        "eval_process_s": eval_s,
+        "overhead_s": wall_s - (train_s + eval_s) / workers,  # start-up, model loading, report
+        "train_steps_per_s_per_cell": steps / train_s if train_s else None,
+        "eval_steps_per_s_per_cell": eval_steps / eval_s if eval_s else None,
+        "eval_episodes": sum(cell["eval_episodes"] for cell in cells),
+        "target_s": None if quick else TARGET_S,
+        "met": None if quick else wall_s <= TARGET_S,
+        "per_cell": cells,
+    }
+
+
+def print_grid(figures: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"Comparison grid ({figures['command']}), {figures['cells']} cells, "
+                        f"{figures['workers']} workers")
+    for column in ("", "seconds", "share", "per cell"):
+        table.add_column(column, justify="right")
+    process_total = figures["train_process_s"] + figures["eval_process_s"]
+    for label, key in (("training (process-s)", "train_process_s"), ("final evaluation (process-s)", "eval_process_s")):
+        table.add_row(label, f"{figures[key]:,.0f}", f"{figures[key] / process_total:.0%}",
+                      f"{figures[key] / figures['cells']:,.1f}")
+    table.add_row("start-up, loading, report (wall)", f"{figures['overhead_s']:,.0f}", "", "")
+    table.add_row("wall time", f"{figures['wall_s']:,.0f}", "", "")
+    console.print(table)
+    console.print(f"training {figures['train_steps_per_s_per_cell']:,.0f} env steps/s per cell; final evaluation "
+                  f"{figures['eval_steps_per_s_per_cell']:,.0f} env steps/s per cell over {figures['eval_episodes']} "
+                  "episodes")
+    if figures["target_s"] is not None:
+        verdict = "met" if figures["met"] else "not met"
+        console.print(f"Target: the grid in <= {figures['target_s'] / 60:.0f} min wall: {verdict}, "
+                      f"{figures['wall_s'] / 60:.1f} min (1-min load {figures['load_avg_start']:.2f} at start)")
