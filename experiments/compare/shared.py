@@ -28,8 +28,10 @@ import socket
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 from typing import Any
 
 import optuna
@@ -241,7 +243,7 @@ def run_shared_grid(comparison: Comparison, target: StorageTarget, study_name: s
     study = prepare_grid_study(comparison, target, study_name)
     states = _cell_states(study, comparison)
     say(f"comparison {comparison.name}: {len(states)} cells in study {study_name} on {target.describe()} "
-        f"({', '.join(f'{n} {s}' for s, n in _count(states.values()).items())}); {workers} worker(s) here; "
+        f"({', '.join(f'{n} {s}' for s, n in Counter(states.values()).items())}); {workers} worker(s) here; "
         f"folder {comparison.folder}")
     host = socket.gethostname()
     if workers == 1:
@@ -273,8 +275,6 @@ def _run_worker_processes(comparison: Comparison, target: StorageTarget, study_n
     for process in processes:
         process.start()
     try:
-        from multiprocessing.connection import wait
-
         running = list(processes)
         while running:
             wait([process.sentinel for process in running])
@@ -300,13 +300,6 @@ def _cell_states(study: Study, comparison: Comparison) -> dict[Cell, str]:
             best[cell] = rank[trial.state]
             states[cell] = trial.state.name.lower()
     return states
-
-
-def _count(values: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
 
 
 def load_grid_study(comparison: Comparison, target: StorageTarget, study_name: str) -> Study:
