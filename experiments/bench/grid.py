@@ -24,6 +24,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from experiments.bench.common import fmt_rate
+
 GRID_FILE = Path(__file__).resolve().parents[1] / "presets" / "compare" / "highway_ppo.yaml"
 TARGET_S = 40 * 60  # the full grid with 2 workers on a 2-core machine
 WORKERS = 2
@@ -103,14 +105,14 @@ def print_grid(figures: dict[str, Any], console: Console) -> None:
         table.add_column(column, justify="right")
     process_total = figures["train_process_s"] + figures["eval_process_s"]
     for label, key in (("training (process-s)", "train_process_s"), ("final evaluation (process-s)", "eval_process_s")):
-        table.add_row(label, f"{figures[key]:,.0f}", f"{figures[key] / process_total:.0%}",
+        table.add_row(label, f"{figures[key]:,.0f}", f"{figures[key] / process_total:.0%}" if process_total else "-",
                       f"{figures[key] / figures['cells']:,.1f}")
     table.add_row("start-up, loading, report (wall)", f"{figures['overhead_s']:,.0f}", "", "")
     table.add_row("wall time", f"{figures['wall_s']:,.0f}", "", "")
     console.print(table)
-    console.print(f"training {figures['train_steps_per_s_per_cell']:,.0f} env steps/s per cell; final evaluation "
-                  f"{figures['eval_steps_per_s_per_cell']:,.0f} env steps/s per cell over {figures['eval_episodes']} "
-                  "episodes")
+    train_rate, eval_rate = figures["train_steps_per_s_per_cell"], figures["eval_steps_per_s_per_cell"]
+    console.print(f"training {fmt_rate(train_rate)} env steps/s per cell; final evaluation {fmt_rate(eval_rate)} "
+                  f"env steps/s per cell over {figures['eval_episodes']} episodes")
     if figures["target_s"] is not None:
         verdict = "met" if figures["met"] else "not met"
         console.print(f"Target: the grid in <= {figures['target_s'] / 60:.0f} min wall: {verdict}, "

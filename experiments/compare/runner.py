@@ -166,7 +166,7 @@ def evaluate_conditions(comparison: Comparison, cell: Cell, conditions: Sequence
             "backend_reason": choice.reason,
             "seed": run_config.training.seed,
             "model": "final",
-            "wall_s": round(wall_s, 2),  # envs built, episodes played and closed
+            "wall_s": round(wall_s, 4),  # envs built, episodes played and closed
             **metrics.to_dict(),  # summary and per-episode returns, lengths, crashes, speeds
             "snn": {**spike_stats, "energy_caveat": ENERGY_CAVEAT} if spike_stats else None,
         }
