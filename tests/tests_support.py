@@ -1,7 +1,9 @@
 """Paths and small helpers shared by the tests."""
 
 import os
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,3 +60,37 @@ def postgres_url() -> str:
     except ConfigError as error:  # set but unreachable: CI's server did not start, which must not pass silently
         pytest.fail(f"no PostgreSQL server reachable at NEURODRIVE_TEST_PG_URL: {error}")
     return url
+
+
+def second_trial_under_way(study_name: str, storage: Any, worker_id: str,
+                           started: Callable[[Any], bool]) -> Any:
+    """The worker's RUNNING trial whose work ``started`` on disk, once it has completed another; else None."""
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        trials = optuna.load_study(study_name=study_name, storage=storage).trials
+    except KeyError:  # the study is not made yet
+        return None
+    mine = [t for t in trials if t.user_attrs.get("worker") == worker_id]
+    done = [t for t in mine if t.state == TrialState.COMPLETE]
+    running = [t for t in mine if t.state == TrialState.RUNNING and started(t)]
+    return running[0] if done and running else None
+
+
+def kill_then_finish(victim: subprocess.Popen, survivor: subprocess.Popen, killed: Callable[[], Any],
+                     timeout: float, what: str, finish_s: float) -> Any:
+    """Wait for ``killed()`` to name the victim's trial, ``kill -9`` the victim, and let the survivor
+    finish (exit 0); neither process outlives the call. Returns that trial."""
+    try:
+        trial = wait_for(killed, timeout, what)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        output, _ = survivor.communicate(timeout=finish_s)
+        assert survivor.returncode == 0, output
+        return trial
+    finally:
+        for process in (victim, survivor):
+            if process.poll() is None:
+                process.kill()
+                process.wait()

@@ -26,7 +26,14 @@ from experiments.compare.shared import prepare_grid_study
 from experiments.compare.spec import Cell, load_comparison
 from experiments.config import ConfigError
 from experiments.sweeps.storage import StorageTarget, mask_url
-from tests_support import EXPERIMENTS, TINY_GRID, postgres_url, wait_for
+from tests_support import (
+    EXPERIMENTS,
+    TINY_GRID,
+    kill_then_finish,
+    postgres_url,
+    second_trial_under_way,
+    wait_for,
+)
 
 SMOKE = EXPERIMENTS / "smoke.yaml"
 
@@ -142,28 +149,15 @@ def test_postgres_grid_a_killed_workers_cell_is_finished_by_another_machine(tmp_
     victim = start(machine_a, "compare", str(path), "--storage", url)
     survivor = start(machine_b, "compare", str(path), "--storage", url)
     victim_id = f"{socket.gethostname()}-{victim.pid}"
-    try:
-        def victim_mid_second_cell():
-            try:
-                trials = optuna.load_study(study_name=study_name, storage=storage).trials
-            except KeyError:
-                return None
-            mine = [t for t in trials if t.user_attrs.get("worker") == victim_id]
-            done = [t for t in mine if t.state == TrialState.COMPLETE]
-            running = [t for t in mine if t.state == TrialState.RUNNING and "variant" in t.params and list(
-                (machine_a / "runs" / name / t.params["variant"]).glob(f"*/seed{t.params['seed']}/checkpoints/*"))]
-            return running[0] if done and running else None
 
-        killed = wait_for(victim_mid_second_cell, 180, "machine A to be training its second cell")
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        output, _ = survivor.communicate(timeout=300)
-        assert survivor.returncode == 0, output
-    finally:
-        for process in (victim, survivor):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    def checkpointed(trial) -> bool:  # the cell's run folder on machine A has a checkpoint (seed: its last param)
+        params = trial.params
+        return "seed" in params and bool(list((machine_a / "runs" / name / params["variant"]).glob(
+            f"*/seed{params['seed']}/checkpoints/*")))
+
+    killed = kill_then_finish(victim, survivor, lambda: second_trial_under_way(study_name, storage, victim_id,
+                                                                                 checkpointed),
+                              180, "machine A to be training its second cell", 300)
 
     trials = optuna.load_study(study_name=study_name, storage=storage).trials
     assert trials[killed.number].state == TrialState.FAIL

@@ -34,7 +34,15 @@ from experiments.sweeps.report import write_report
 from experiments.sweeps.spec import Sweep, load_sweep, sweep_from_raw
 from experiments.sweeps.storage import StorageTarget, mask_argv, mask_url
 from experiments.sweeps.study import BudgetReached, PruningHook, TrialObjective, budget_used, prepare_study
-from tests_support import EXPERIMENTS, REPO, free_port, postgres_url, wait_for
+from tests_support import (
+    EXPERIMENTS,
+    REPO,
+    free_port,
+    kill_then_finish,
+    postgres_url,
+    second_trial_under_way,
+    wait_for,
+)
 
 SMOKE = EXPERIMENTS / "smoke.yaml"
 BUDGET, EVAL_EVERY = 300, 150  # smoke.yaml's own: two evaluations per seed
@@ -677,28 +685,11 @@ def test_postgres_workers_share_a_study_and_a_killed_workers_trial_is_retried(tm
     victim = start("sweep", str(path), "--storage", url)
     survivor = start("sweep", str(path), env={"NEURODRIVE_STORAGE": url})
     victim_id = f"{socket.gethostname()}-{victim.pid}"
-    try:
-        def victim_mid_second_trial():
-            try:
-                trials = optuna.load_study(study_name=name, storage=storage).trials
-            except KeyError:
-                return None
-            mine = [t for t in trials if t.user_attrs.get("worker") == victim_id]
-            done = [t for t in mine if t.state == TrialState.COMPLETE]
-            running = [t for t in mine if t.state == TrialState.RUNNING
-                       and list((tmp_path / "runs" / name / f"trial_{t.number:04d}").glob("*/run.json"))]
-            return running[0] if done and running else None
+    def training(trial) -> bool:  # the trial's run folder exists
+        return bool(list((tmp_path / "runs" / name / f"trial_{trial.number:04d}").glob("*/run.json")))
 
-        killed = wait_for(victim_mid_second_trial, 120, "the first worker to be training its second trial")
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        output, _ = survivor.communicate(timeout=240)
-        assert survivor.returncode == 0, output
-    finally:
-        for process in (victim, survivor):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    killed = kill_then_finish(victim, survivor, lambda: second_trial_under_way(name, storage, victim_id, training),
+                              120, "the first worker to be training its second trial", 240)
 
     trials = optuna.load_study(study_name=name, storage=storage).trials
     assert trials[killed.number].state == TrialState.FAIL
