@@ -11,7 +11,8 @@ Interface (a user's own module implements the same and loads by dotted path):
 - ``dopamine_signal(td_error)``: the signal a recording of dopamine neurons would show (logged);
   the learning signal unless the module models the recording (``saturating``);
 - ``dqn_loss(current, target) -> (loss, td_error, dopamine_signal)``: DQN's loss from (batch,
-  channels) values and per-channel targets; ``loss`` (``huber`` | ``squared``) sets its shape;
+  channels) values and per-channel targets; ``loss`` sets its shape (``huber`` | ``squared`` for
+  the single-value rules, each code's exact loss for ``distributional``);
 - ``target_samples(targets)``: samples of the target distribution from per-channel targets;
 - ``baseline(terminated, gamma)``: subtracted from every TD target (``average_reward``'s rate);
 - ``observe_rewards(rewards)``: the one-step rewards of each update (``average_reward``);
@@ -33,6 +34,7 @@ when a module is constructed directly in Python).
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
@@ -143,6 +145,17 @@ class SignGainTD(DopamineModule):
     Its DQN loss is ``gain(d) * loss(d)`` per element (SB3's Huber loss by default), so one gradient
     step moves V by ``gain(d) * d`` (``squared``) or ``gain(d) * clip(d, -1, 1)`` (``huber``); with
     both gains 1 it is SB3's loss bit for bit.
+
+    Under bootstrapping V settles where that step is zero on average over one step's randomness:
+    ``E[psi(r + gamma V(s') - V(s))] = 0`` with psi the step above, a nested statistic. With
+    ``squared`` and equal gains it is the mean. With ``huber`` it is a Huber M-estimate, which weighs
+    every error beyond +-1 as +-1: the mean only while the one-step targets stay within +-1 of V (or
+    are symmetric about it). A rare large loss, a crash from a value of a few units, then counts for
+    little, and V sits above the mean: on a crash loop at gamma 0.9 (12% crashes, 0.5 or 1 a step;
+    mean return 3.17) stock DQN's Huber value is 6.14, and ``asymmetric`` kappa 0.3 with Huber gives
+    4.97, pessimistic against standard's Huber value but above the mean
+    (``tests/agents/test_shipped_dopamine.py``). PPO feeds GAE the unclipped errors, so there the
+    statistic is the ``squared`` one whatever ``loss`` says.
     """
 
     gain_positive: float = 1.0
@@ -169,9 +182,11 @@ class SignGainTD(DopamineModule):
 class StandardTD(SignGainTD):
     """Stock TD learning: signal = delta (Schultz, Dayan & Montague 1997).
 
-    With ``loss: huber`` its DQN loss is SB3's own ``smooth_l1_loss``: stock DQN bit for bit.
+    With ``loss: huber`` (default) its DQN loss is SB3's own ``smooth_l1_loss``: stock DQN bit for
+    bit, which learns the nested Huber M-estimate of the one-step target (see ``SignGainTD``: above
+    the mean where rare large negative errors occur). ``loss: squared`` learns the mean return.
 
-    :param loss: ``huber`` (SB3's DQN loss) or ``squared``.
+    :param loss: ``huber`` (SB3's DQN loss) or ``squared`` (the mean).
     """
 
     name = "standard"
@@ -189,9 +204,10 @@ class AsymmetricTD(SignGainTD):
     loss V settles at the expectile at tau = (1 - kappa) / 2 of the reward. Under bootstrapping it
     settles at Mihatsch & Neuneier's nested risk-sensitive value, the fixed point of
     ``V(s) = expectile_tau[r + gamma V(s')]`` over one step's randomness: not the tau-expectile of
-    the return (a pessimistic value of every step, compounded). With ``loss: huber`` (default) the
-    statistic is the Huber M-estimate at the same asymmetry (the expectile while errors stay within
-    +-1); kappa = 0 is ``standard`` bit for bit.
+    the return (a pessimistic value of every step, compounded). With ``loss: huber`` (default) it is
+    the nested Huber M-estimate at the same asymmetry, ``E[gain(d) clip(d, -1, 1)] = 0``: equal to
+    the nested expectile only while errors stay within +-1, and pessimistic against ``standard``'s
+    Huber value, not against the mean (``SignGainTD``); kappa = 0 is ``standard`` bit for bit.
 
     :param kappa: risk parameter in (-1, 1).
     :param loss: ``huber`` or ``squared``.
@@ -262,7 +278,8 @@ class SaturatingTD(StandardTD):
     A low tonic firing rate leaves little room below it, so recordings compress negative errors,
     and the rate has a ceiling; in the paper this asymmetric *coding* explains apparent ramps in
     recordings, and values are learned by plain TD. So this module learns exactly as ``standard``
-    (the mean, under bootstrapping too) and logs the compressed signal as ``neuro/dopamine/signal``.
+    (the mean with ``loss: squared``; with the default Huber loss, standard's Huber M-estimate)
+    and logs the compressed signal as ``neuro/dopamine/signal``.
     ``biased_saturating`` learns on the compressed signal instead.
 
     :param compression: factor on negative errors in the recorded signal, in (0, 1].
@@ -328,10 +345,11 @@ class AverageRewardTD(StandardTD):
 
     In an episodic task the terminal state is absorbing with reward 0, so its centred value is
     -r_bar / (1 - gamma): a terminating transition's target is ``r - r_bar / (1 - gamma)``, not
-    ``r - r_bar``. With that, for a constant rate, V converges to the discounted value minus
-    r_bar / (1 - gamma), which ranks actions exactly as standard TD (a crash costs what it costs
-    there); as gamma -> 1 it approaches the differential value, so gamma = 1 is refused in this
-    episodic form. DQN with n-step returns is refused: the rate must see one-step rewards.
+    ``r - r_bar``. With that, for a constant rate, V converges to ``standard``'s value minus
+    r_bar / (1 - gamma) (every TD error is then standard's, so with either loss: the discounted mean
+    for ``squared``, its Huber M-estimate for ``huber``), which ranks actions exactly as standard TD
+    (a crash costs what it costs there); as gamma -> 1 it approaches the differential value, so
+    gamma = 1 is refused in this episodic form. DQN with n-step returns is refused: the rate must see one-step rewards.
 
     :param eta: step size of the average-reward estimate, in (0, 1).
     :param initial_rate: starting r_bar.
@@ -407,15 +425,23 @@ def _valid_acting(acting: str) -> str:
     return acting
 
 
+def atom_masses(taus: list[float]) -> list[float]:
+    """Probability mass of each quantile channel read as an atom: channel i holds the levels between
+    the midpoints to its neighbours (0 and 1 at the ends), so midpoint taus (i + 0.5) / n give 1/n each."""
+    edges = [0.0, *((low + high) / 2.0 for low, high in zip(taus, taus[1:], strict=False)), 1.0]
+    return [high - low for low, high in zip(edges, edges[1:], strict=False)]
+
+
 def acting_weights(taus: list[float], code: str, acting: str) -> tuple[float, ...]:
     """Weights over channels (sorted taus) whose dot product with the channel values is the acting
     statistic; raises a ``ValueError`` naming the field if the channels cannot give it.
 
     ``mean``: the tau = 0.5 channel (expectile code: the mean exactly) or the average of all
     channels (quantile code, QR-DQN's mean). ``tau=x``: the channel at x, or linear interpolation
-    between its two neighbours. ``cvar=x`` (quantile code): the average of the channels with
-    tau < x, the midpoint rule for (1/x) * integral_0^x F^-1(u) du over the k channels below x, so
-    a CVaR at level k/n, approximate (a skewed tail is averaged from k points).
+    between its two neighbours. ``cvar=x`` (quantile code): the exact CVaR at level x of the
+    distribution the channels stand for, each channel an atom with the mass of ``atom_masses``:
+    the atoms below x in full, the atom straddling x with the fraction of its mass below x,
+    divided by x (so cvar=0.05 and cvar=0.1 differ, as they should).
     """
     n = len(taus)
     weights = [0.0] * n
@@ -433,10 +459,11 @@ def acting_weights(taus: list[float], code: str, acting: str) -> tuple[float, ..
         if code != "quantile":
             raise ValueError(f"acting: {acting} needs code: quantile (expectiles give a CVaR only "
                              "through imputation); use tau=<level> with the expectile code")
-        below = [i for i, tau in enumerate(taus) if tau < level]
-        if not below:
-            raise ValueError(f"acting: {acting}: no channel has tau < {level:g} (lowest tau {taus[0]:g})")
-        return tuple(1.0 / len(below) if i in below else 0.0 for i in range(n))
+        below = 0.0
+        for i, mass in enumerate(atom_masses(taus)):
+            weights[i] = min(max(level - below, 0.0), mass) / level
+            below += mass
+        return tuple(weights)
     if not taus[0] <= level <= taus[-1]:
         raise ValueError(f"acting: {acting} is outside the channels' taus [{taus[0]:g}, {taus[-1]:g}]")
     upper = next(i for i, tau in enumerate(taus) if tau >= level)
@@ -449,6 +476,20 @@ def acting_weights(taus: list[float], code: str, acting: str) -> tuple[float, ..
     return tuple(weights)
 
 
+EXACT_LOSS = {"expectile": "squared", "quantile": "absolute"}  # the loss each code's statistic is exact for
+
+
+def _exact_loss(loss: str | None) -> str | None:
+    if loss == "huber":
+        raise ValueError("huber is not offered for distributional channels: Huber per (channel, sample) "
+                         "pair makes quantile channels expectile-like and expectile channels neither, and "
+                         "the error compounds through bootstrapping; use squared with code: expectile or "
+                         "absolute with code: quantile (or leave loss out), and max_grad_norm to bound a step")
+    if loss not in (None, "squared", "absolute"):
+        raise ValueError("must be squared (code: expectile) or absolute (code: quantile)")
+    return loss
+
+
 @DOPAMINE_MODULES.register("distributional")
 class DistributionalTD(DopamineModule):
     """Distributional dopamine: channel i updates V_i += a_i+ f(d_ij) if d_ij > 0 else a_i- f(d_ij)
@@ -456,28 +497,35 @@ class DistributionalTD(DopamineModule):
     V_i settles at the tau_i = a_i+ / (a_i+ + a_i-) statistic of the return (Dabney et al. 2020,
     Nature 577:671, supplement).
 
-    ``code: quantile`` (f = sign, or its Huber smoothing): the channels are quantiles, and their
-    values at s' are the samples z_j (all pairs, QR-DQN's quantile regression). Tabular, it settles
-    at the fixed point of QR-DQN's projected Bellman operator: the return's quantiles as n grows,
-    within a bin's width of them for finite n (on a 30-step Bernoulli chain with 11 channels the
-    lowest channel sits at 0 where the true 0.045-quantile is 0.32, the others within 0.19).
-    ``code: expectile`` (f = identity, or Huber): the channels are expectiles; the samples are
-    imputed from the next state's expectiles (Rowland et al. 2019, ``neuro.expectile_imputation``),
+    ``code: quantile`` (f = sign, ``loss: absolute``): the channels are quantiles, and their values
+    at s' are the samples z_j (all pairs, QR-DQN's quantile regression). Tabular, it settles at the
+    fixed point of QR-DQN's projected Bellman operator: the return's quantiles as n grows; for finite
+    n each channel lies within a bin in probability level (its level in the return's law is off by
+    at most about 1/n), not within a bin in value, and the channels' average is not the mean (on a
+    30-step Bernoulli chain with 11 channels the lowest channel sits at 0 where the true
+    0.045-quantile is 0.32, and the fixed points' channel average lies anywhere in 1.33-1.56 against
+    a mean of 1.50).
+    ``code: expectile`` (f = identity, ``loss: squared``): the channels are expectiles; the samples
+    are imputed from the next state's expectiles (Rowland et al. 2019, ``neuro.expectile_imputation``),
     since expectiles are not samples; tabular, the channels settle at the return's expectiles up to
-    the imputation's error (exact when some n samples have those expectiles). Here a_i+ = 2 tau_i
-    and a_i- = 2 (1 - tau_i), so a tau = 0.5 channel is plain TD.
+    the imputation's error (exact when some n samples have those expectiles; largest on the extreme
+    channels of a law with an atom: 0.16 on a crash loop whose returns have an atom at 0). Here
+    a_i+ = 2 tau_i and a_i- = 2 (1 - tau_i), so a tau = 0.5 channel is plain TD: the mean.
 
-    ``loss``: ``huber`` (default; QR-DQN's quantile Huber loss, Huber threshold 1: exact statistics
-    while errors stay within +-1), ``squared`` (expectile code: exact expectiles) or ``absolute``
-    (quantile code: exact quantiles). DQN sums the loss over channels, as QR-DQN does, so the shared
-    trunk's gradient is about n times a one-channel agent's before ``max_grad_norm`` clips it.
+    ``loss`` is each code's exact loss and the default: ``squared`` for expectiles, ``absolute`` for
+    quantiles. Huber is refused: applied per (channel, sample) pair it changes the statistic (quantile
+    channels become expectile-like inside the threshold, expectile channels neither expectiles nor
+    the mean once the imputation spreads them again), and the error compounds through bootstrapping
+    with the reward scale. SB3's ``max_grad_norm`` bounds a step instead. DQN sums the loss over
+    channels, as QR-DQN does, so the shared trunk's gradient is about n times a one-channel agent's
+    before ``max_grad_norm`` clips it.
 
     :param n_channels: number of channels; taus are (i + 0.5) / n.
     :param taus: explicit asymmetries in (0, 1) instead of ``n_channels`` (sorted here).
     :param code: ``expectile`` or ``quantile``.
     :param acting: the statistic actions (DQN) and the policy's advantage (PPO) use: ``mean``,
-        ``tau=<level>`` or ``cvar=<level>`` (quantile code).
-    :param loss: ``huber``, ``squared`` (expectile code) or ``absolute`` (quantile code).
+        ``tau=<level>`` or ``cvar=<level>`` (quantile code; the exact CVaR of the channels' atoms).
+    :param loss: ``squared`` (expectile code) or ``absolute`` (quantile code); left out, the code's.
     """
 
     name = "distributional"
@@ -487,14 +535,14 @@ class DistributionalTD(DopamineModule):
                  taus: Annotated[list[float] | None, AfterValidator(_valid_taus)] = None,
                  code: Literal["expectile", "quantile"] = "expectile",
                  acting: Annotated[str, AfterValidator(_valid_acting)] = "mean",
-                 loss: Literal["huber", "squared", "absolute"] = "huber") -> None:
+                 loss: Annotated[str | None, AfterValidator(_exact_loss)] = None) -> None:
         self.check_combination(n_channels=n_channels, taus=taus, code=code, acting=acting, loss=loss)
         if taus is None:
             taus = [(i + 0.5) / n_channels for i in range(n_channels)]
         self.taus = list(taus)
         self.code = code
         self.acting = acting
-        self.loss = loss
+        self.loss = EXACT_LOSS[code]
         self.n_channels = len(self.taus)
         self.acting_weights = acting_weights(self.taus, code, acting)
         tau = torch.tensor(self.taus, dtype=torch.float64)
@@ -504,24 +552,28 @@ class DistributionalTD(DopamineModule):
         self._last_values: Tensor | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """A module saved before acting statistics acted on its tau = 0.5 channel."""
+        """A module saved before acting statistics acted on its tau = 0.5 channel; one saved with the
+        per-pair Huber loss (the old default) continues with its code's exact loss, and a quantile
+        code's CVaR acts on the exact CVaR of its atoms."""
         if "acting_weights" not in state:
             state = {**state, "acting": "mean" if state["code"] == "expectile" else "tau=0.5",
                      "loss": "squared" if state["code"] == "expectile" else "absolute"}
-            state["acting_weights"] = acting_weights(state["taus"], state["code"], state["acting"])
             state["_tau"] = torch.tensor(state["taus"], dtype=torch.float64)
             state.pop("acting_channel", None)
+        if state.get("loss") == "huber":
+            warnings.warn(f"neuro.dopamine.loss: a distributional module saved with the per-pair Huber loss "
+                          f"now learns with {EXACT_LOSS[state['code']]}, its code's exact loss", stacklevel=2)
+        state = {**state, "loss": EXACT_LOSS[state["code"]],
+                 "acting_weights": acting_weights(state["taus"], state["code"], state["acting"])}
         super().__setstate__(state)
 
     @staticmethod
     def check_combination(n_channels: int = 11, taus: list[float] | None = None, code: str = "expectile",
-                          acting: str = "mean", loss: str = "huber") -> None:
+                          acting: str = "mean", loss: str | None = None) -> None:
         """The checks that span parameters (raise ``ValueError`` naming the field)."""
-        if code == "quantile" and loss == "squared":
-            raise ValueError("loss: squared makes expectiles; the quantile code takes huber (QR-DQN's "
-                             "quantile Huber loss) or absolute (exact quantile regression)")
-        if code == "expectile" and loss == "absolute":
-            raise ValueError("loss: absolute makes quantiles; the expectile code takes huber or squared")
+        if loss is not None and loss != EXACT_LOSS[code]:
+            raise ValueError(f"loss: {loss} makes {'expectiles' if loss == 'squared' else 'quantiles'}; the "
+                             f"{code} code takes {EXACT_LOSS[code]} (or leave loss out)")
         if taus is None:
             taus = [(i + 0.5) / n_channels for i in range(n_channels)]
         acting_weights(sorted(taus), code, acting)
@@ -565,8 +617,7 @@ class DistributionalTD(DopamineModule):
             gains = torch.where(td_pairs > 0, gain_positive, gain_negative)
             slope = shaped_error(td_pairs, self.loss)  # minus loss'(d_ij)
             gained_slope = gains * slope
-            # loss(d) from its slope: huber c (d - c/2) with c = clip(d), squared d^2/2, absolute |d|.
-            per_pair = slope * (td_pairs - 0.5 * slope) if self.loss != "absolute" else td_pairs.abs()
+            per_pair = 0.5 * td_pairs**2 if self.loss == "squared" else td_pairs.abs()
             loss_value = (gains * per_pair).sum() / (td_pairs.shape[0] * td_pairs.shape[-1])
             signal = gained_slope.mean(dim=-1)
         descent = -(signal * current).sum(dim=-1).mean()  # gradient: -signal / batch

@@ -656,3 +656,124 @@ def shortcut_q_values(
     """
     q_table = shortcut_q_table(statistic, tau=tau, alpha=alpha, kappa=kappa, design=design, gamma=gamma)
     return ShortcutQ(safe=float(q_table[0, SAFE]), risky=float(q_table[0, RISKY]))
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. Crash loop: highway's reward scale, a return bootstrapped a random number of times
+# --------------------------------------------------------------------------------------------------
+
+LOOP_GAMMA = 0.9
+
+
+@dataclass(frozen=True)
+class LoopDesign:
+    """Parameters of :class:`CrashLoop` (defaults: the tested design).
+
+    One state that loops on itself, like a car cruising in traffic: each step crashes with probability
+    ``crash`` (reward ``crash_reward``, the episode terminates), otherwise pays one of ``rewards`` with
+    equal probability (a highway-env speed reward) and stays. The return is a sum over a geometric
+    number of steps, so it is learned by bootstrapping a random number of times; its law has an atom at
+    0 and TD errors of several units (a crash from a value of 3). Levels (i + 0.5)/11 never fall on a
+    step of the one-step mixture's CDF (0.12 + 0.04 k), so projected quantiles are unique.
+    """
+
+    crash: float = 0.12
+    rewards: tuple[float, ...] = (1.0, 0.5)
+    crash_reward: float = 0.0
+
+    def outcomes(self) -> list[tuple[float, float, bool]]:
+        """One-step outcomes ``(probability, reward, terminated)``."""
+        each = (1.0 - self.crash) / len(self.rewards)
+        return [(self.crash, self.crash_reward, True), *((each, reward, False) for reward in self.rewards)]
+
+
+DEFAULT_LOOP = LoopDesign()
+
+
+class CrashLoop(gymnasium.Env):
+    """The crash loop of :class:`LoopDesign`: observation ``Discrete(1)``, ``n_actions`` identical actions."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, design: LoopDesign = DEFAULT_LOOP, n_actions: int = 1):
+        self.design = design
+        self.observation_space = spaces.Discrete(1)
+        self.action_space = spaces.Discrete(n_actions)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.int64, dict]:
+        super().reset(seed=seed)
+        return np.int64(0), {}
+
+    def step(self, action: Any) -> tuple[np.int64, float, bool, bool, dict]:
+        outcomes = self.design.outcomes()
+        cumulative = np.cumsum([probability for probability, _, _ in outcomes])
+        index = min(int(np.searchsorted(cumulative, self.np_random.random(), side="right")), len(outcomes) - 1)
+        _, reward, terminated = outcomes[index]
+        return np.int64(0), float(reward), terminated, False, {}
+
+
+def loop_mean(design: LoopDesign = DEFAULT_LOOP, gamma: float = LOOP_GAMMA) -> float:
+    """Exact mean return: ``V = E[r] + gamma (1 - crash) V``."""
+    expected_reward = sum(probability * reward for probability, reward, _ in design.outcomes())
+    return expected_reward / (1.0 - gamma * (1.0 - design.crash))
+
+
+@functools.lru_cache(maxsize=8)
+def loop_returns(design: LoopDesign = DEFAULT_LOOP, gamma: float = LOOP_GAMMA, n: int = 10**6,
+                 seed: int = 0) -> np.ndarray:
+    """Monte Carlo: ``n`` sorted returns, simulated until every episode has crashed (read-only array)."""
+    rng = np.random.default_rng(seed)
+    returns, alive, discount = np.zeros(n), np.ones(n, dtype=bool), 1.0
+    while alive.any():
+        crashed = rng.random(n) < design.crash
+        reward = np.asarray(design.rewards)[rng.integers(len(design.rewards), size=n)]
+        returns += np.where(alive, discount * np.where(crashed, design.crash_reward, reward), 0.0)
+        alive &= ~crashed
+        discount *= gamma
+    returns.sort()
+    returns.setflags(write=False)
+    return returns
+
+
+def nested_fixed_point(one_step_error: Callable[[np.ndarray], np.ndarray], design: LoopDesign = DEFAULT_LOOP,
+                       gamma: float = LOOP_GAMMA, baseline: tuple[float, float] = (0.0, 0.0)) -> float:
+    """The loop's value ``V`` at which a one-step rule's expected step is zero:
+    ``sum_k p_k psi(r_k - b_k + gamma (1 - done_k) V - V) = 0`` (brentq).
+
+    ``one_step_error`` is the rule's psi, what one gradient step moves V by for a TD error d (``d`` for
+    the squared loss, ``clip(d, -1, 1)`` for Huber, times a sign-dependent gain, ...); ``baseline`` is
+    what is subtracted from (continuing, terminating) targets. A nested statistic: over one step's
+    randomness, bootstrapped from V itself.
+    """
+    outcomes = design.outcomes()
+    probabilities = np.array([probability for probability, _, _ in outcomes])
+    rewards = np.array([reward for _, reward, _ in outcomes])
+    continuing = np.array([0.0 if terminated else 1.0 for _, _, terminated in outcomes])
+    subtracted = np.where(continuing == 1.0, baseline[0], baseline[1])
+
+    def expected_step(value: float) -> float:
+        return float(probabilities @ one_step_error(rewards - subtracted + gamma * continuing * value - value))
+
+    return brentq(expected_step, -1e3, 1e3, xtol=1e-12, maxiter=500)
+
+
+def loop_projected_quantiles(taus: np.ndarray, design: LoopDesign = DEFAULT_LOOP, gamma: float = LOOP_GAMMA,
+                             iterations: int = 500) -> np.ndarray:
+    """Fixed point of QR's projected Bellman operator on the loop with N quantile atoms: each channel is
+    the tau_i-quantile of the target law ``{crash_reward w.p. crash; r + gamma z_j w.p. (1 - crash)/(R N)}``
+    (z_j the channels themselves); iterated from 0 until it stops moving (a gamma-contraction)."""
+    atoms = np.zeros(len(taus))
+    for _ in range(iterations):
+        support, weights = [], []
+        for probability, reward, terminated in design.outcomes():
+            if terminated:
+                support.append([reward])
+                weights.append([probability])
+            else:
+                support.append(reward + gamma * atoms)
+                weights.append(np.full(len(atoms), probability / len(atoms)))
+        updated = np.asarray(quantile(np.concatenate(support), taus, weights=np.concatenate(weights)))
+        if np.max(np.abs(updated - atoms)) < 1e-12:
+            return updated
+        atoms = updated
+    return atoms

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import small_mdps
 import torch
-from stable_baselines3.common.logger import Logger
+from tabular_agents import Transition, counts, fit, q_table, tabular_dqn
 from threadpoolctl import threadpool_limits
 
 from agents.dopamine_dqn import DopamineDQN, channel_targets
@@ -56,21 +56,6 @@ def _one_openmp_thread():
 # ------------------------------------------------------------------------------------------------
 
 
-class Transition(NamedTuple):
-    state: int
-    action: int
-    reward: float
-    next_state: int
-    terminated: bool
-    count: int  # copies in the buffer: proportional to the outcome's probability
-
-
-def counts(probability: float, per: int) -> int:
-    count = round(probability * per)
-    assert abs(count - probability * per) < 1e-9, f"{probability} is not a multiple of 1/{per}"
-    return count
-
-
 def chain_law(length: int = LENGTH, p: float = P, n_actions: int = 1) -> list[Transition]:
     """BernoulliChain's one-step law: from s, reward 1 w.p. p else 0, to s + 1 (the last state terminates;
     its next observation repeats it, as the env's does)."""
@@ -94,39 +79,6 @@ def shortcut_law(design: small_mdps.ShortcutDesign = SHORTCUT) -> list[Transitio
                 law.append(Transition(state, action, reward, state if terminated else next_state, terminated,
                                       counts(probability, 20)))
     return law
-
-
-def tabular_dqn(env, dopamine: dict, law: list[Transition], *, gamma: float, seed: int = 0, lr: float = 0.05,
-                lr_floor: float = 0.02, batch_size: int = 1024, **kwargs) -> DopamineDQN:
-    """A tabular DopamineDQN whose replay buffer holds ``law`` in exact proportions."""
-    model = DopamineDQN(
-        "MlpPolicy", env, policy_kwargs={"net_arch": []}, neuro={"dopamine": dopamine}, gamma=gamma,
-        learning_rate=lambda progress: lr * max(progress, lr_floor), buffer_size=sum(t.count for t in law),
-        learning_starts=0, batch_size=batch_size, target_update_interval=1, exploration_initial_eps=1.0,
-        exploration_final_eps=1.0, seed=seed, device="cpu", **kwargs,
-    )
-    model.set_logger(Logger(None, []))
-    for t in law:
-        for _ in range(t.count):
-            model.replay_buffer.add(np.array([t.state]), np.array([t.next_state]), np.array([t.action]),
-                                    np.array([t.reward]), np.array([t.terminated]), [{}])
-    assert model.replay_buffer.full
-    return model
-
-
-def fit(model: DopamineDQN, gradient_steps: int, steps_per_sync: int = 5) -> None:
-    """``gradient_steps`` of the real ``train()``, the target network synced every ``steps_per_sync``."""
-    chunks = gradient_steps // steps_per_sync
-    for chunk in range(chunks):
-        model._current_progress_remaining = 1.0 - chunk / chunks  # the schedule's clock, as learn() keeps it
-        model.train(steps_per_sync, model.batch_size)
-        model._on_step()  # SB3's target update (every call with target_update_interval=1)
-
-
-def q_table(model: DopamineDQN, n_states: int) -> np.ndarray:
-    """Every channel's Q-values of every state: (states, channels, actions)."""
-    with torch.no_grad():
-        return model.q_net.all_channels(torch.arange(n_states)).numpy().astype(np.float64)
 
 
 def greedy_action(model: DopamineDQN, state: int) -> int:
@@ -316,7 +268,8 @@ def shortcut_channel_quantiles(action: int) -> np.ndarray:
 def quantile_code_reference(statistic: str) -> tuple[float, float]:
     """(safe, risky) of the acting statistic the quantile code computes from its 11 channels, from the
     statistic's definition: the channel average (mean), linear interpolation between the channels
-    either side of 0.25 (tau=0.25), the average of the channels with tau < 0.25 (cvar=0.25)."""
+    either side of 0.25 (tau=0.25), the mean of the lowest quarter of the 11 atoms of mass 1/11
+    (cvar=0.25, by ``small_mdps.cvar``)."""
     if statistic == "mean":
         weights = np.full(11, 1 / 11)
     elif statistic == "tau=0.25":
@@ -325,7 +278,7 @@ def quantile_code_reference(statistic: str) -> tuple[float, float]:
         weights = np.zeros(11)
         weights[upper - 1], weights[upper] = 1 - share, share
     else:
-        weights = (TAUS_11 < 0.25) / np.sum(TAUS_11 < 0.25)
+        return tuple(float(small_mdps.cvar(shortcut_channel_quantiles(action), 0.25)) for action in (SAFE, RISKY))
     return float(shortcut_channel_quantiles(SAFE) @ weights), float(shortcut_channel_quantiles(RISKY) @ weights)
 
 
@@ -352,8 +305,8 @@ SHORTCUT_CASES = {
                                  "is 0.56); noise (measured < 0.01)",
                                  wrong=small_mdps.shortcut_q_values("nested_quantile", tau=0.25).risky),
     "quantile-cvar": ShortcutCase({**QUANTILE, "acting": "cvar=0.25"}, SAFE, quantile_code_reference("cvar=0.25"),
-                                  0.05, "average of channels 0-2, -0.88 (the true CVaR 0.25 is -0.736); noise "
-                                  "(measured < 0.01)"),
+                                  0.05, "exact CVaR of the 11 atoms, -1.011 (the true CVaR 0.25 is -0.736); "
+                                  "noise (measured < 0.01)"),
     "expectile-tau": ShortcutCase({"type": "distributional", "code": "expectile", "loss": "squared",
                                    "taus": [0.1, 0.25, 0.5, 0.75, 0.9], "acting": "tau=0.25"}, SAFE,
                                   small_mdps.shortcut_q_values("expectile", tau=0.25), 0.2,
@@ -452,35 +405,30 @@ def test_channel_targets_subtract_the_average_reward_baseline():
     assert targets.numpy()[:, 0] == pytest.approx(expected, abs=1e-5)
 
 
-def numpy_all_pairs(current: np.ndarray, samples: np.ndarray, taus: np.ndarray, loss: str):
+def numpy_all_pairs(current: np.ndarray, samples: np.ndarray, taus: np.ndarray):
     """QR-DQN's all-pairs quantile loss: mean over the batch, sum over channels i, mean over samples j of
-    |tau_i - 1{d_ij < 0}| * 2 * L(d_ij), d_ij = z_j - V_i; with the per-channel signals and errors."""
+    |tau_i - 1{d_ij < 0}| * 2 * |d_ij|, d_ij = z_j - V_i; with the per-channel signals and errors."""
     d = samples[:, None, :] - current[:, :, None]  # (batch, i, j)
     gains = np.where(d > 0, 2 * taus[None, :, None], 2 * (1 - taus[None, :, None]))
-    if loss == "huber":
-        per_pair = np.where(np.abs(d) < 1, 0.5 * d**2, np.abs(d) - 0.5)
-        shaped = np.clip(d, -1, 1)
-    else:
-        per_pair, shaped = np.abs(d), np.sign(d)
+    per_pair, shaped = np.abs(d), np.sign(d)
     value = (gains * per_pair).mean(axis=2).sum(axis=1).mean()
     signal = (gains * shaped).mean(axis=2)
     return value, signal, samples.mean(axis=1, keepdims=True) - current
 
 
-@pytest.mark.parametrize("loss", ["huber", "absolute"])
-def test_quantile_dqn_loss_is_the_all_pairs_quantile_loss(loss):
+def test_quantile_dqn_loss_is_the_all_pairs_quantile_loss():
     """``dqn_loss`` of (current, per-channel targets) for the quantile code against numpy: the loss
     value, its gradient in the current values (-signal / batch), the logged signal and TD error."""
     model = DopamineDQN("MlpPolicy", small_mdps.BernoulliChain(length=10, n_actions=4),
                         neuro={"dopamine": {"type": "distributional", "code": "quantile", "n_channels": 5,
-                                            "loss": loss}}, device="cpu")
+                                            "loss": "absolute"}}, device="cpu")
     generator = torch.Generator().manual_seed(5)
     current = (1.5 * torch.randn(32, 5, generator=generator, dtype=torch.float64)).requires_grad_()
     targets = 1.5 * torch.randn(32, 5, generator=generator, dtype=torch.float64)
     value, td_error, signal = model.dopamine.dqn_loss(current, targets)
     value.backward()
     expected_value, expected_signal, expected_error = numpy_all_pairs(current.detach().numpy(), targets.numpy(),
-                                                                      TAUS_5, loss)
+                                                                      TAUS_5)
     # float64 inputs; the module keeps its taus in float32 (2 * 0.1 = 0.2000000030), hence 1e-6
     assert float(value.detach()) == pytest.approx(expected_value, rel=1e-6)
     assert signal.numpy() == pytest.approx(expected_signal, abs=1e-6)

@@ -198,7 +198,7 @@ TAUS_5 = np.array([0.1, 0.3, 0.5, 0.7, 0.9])  # the quantile code's taus for n_c
 ACTING_WEIGHTS_5 = {  # from each statistic's definition, not from the module
     "mean": np.full(5, 0.2),  # quantile code: the average of the channels
     "tau=0.6": np.array([0, 0, 0.5, 0.5, 0]),  # halfway between the 0.5 and 0.7 channels
-    "cvar=0.5": np.array([0.5, 0.5, 0, 0, 0]),  # the channels with tau < 0.5
+    "cvar=0.5": np.array([0.4, 0.4, 0.2, 0, 0]),  # the lowest half of 5 atoms of mass 0.2: two, and half the third
 }
 
 

@@ -242,32 +242,36 @@ def test_distributional_dqn_loss_gradient_per_channel():
 
 
 def test_quantile_dqn_loss_is_all_pairs_quantile_regression():
-    """Numpy reference of QR-DQN's loss: channel i against every target sample z_j,
-    rho_tau(u) = |tau - 1(u < 0)| L(u), averaged over j, summed over i (our gains are twice QR's)."""
+    """Numpy reference of quantile regression's loss: channel i against every target sample z_j,
+    rho_tau(u) = |tau - 1(u < 0)| |u|, averaged over j, summed over i (our gains are twice QR's)."""
     taus = [0.1, 0.3, 0.5, 0.7, 0.9]
     rng = np.random.default_rng(3)
     current_np, target_np = rng.normal(size=(8, 5)), rng.normal(scale=2.0, size=(8, 5))
-    for loss_shape in ("huber", "absolute"):
-        module = DistributionalTD(taus=taus, code="quantile", loss=loss_shape)
-        current = torch.tensor(current_np, requires_grad=True)
-        loss, _, _ = module.dqn_loss(current, torch.tensor(target_np))
-        loss.backward()
-        u = target_np[:, None, :] - current_np[:, :, None]  # (batch, channel i, sample j)
-        weight = 2 * np.abs(np.array(taus)[None, :, None] - (u < 0))
-        if loss_shape == "huber":
-            per_pair = np.where(np.abs(u) < 1, 0.5 * u**2, np.abs(u) - 0.5)
-            slope = np.clip(u, -1, 1)
-        else:
-            per_pair, slope = np.abs(u), np.sign(u)
-        assert loss.item() == pytest.approx((weight * per_pair).mean(axis=2).sum(axis=1).mean(), rel=1e-9)
-        assert current.grad.numpy() == pytest.approx(-(weight * slope).mean(axis=2) / 8, abs=1e-12)
+    module = DistributionalTD(taus=taus, code="quantile")
+    assert module.loss == "absolute"  # the quantile code's default: exact quantile regression
+    current = torch.tensor(current_np, requires_grad=True)
+    loss, _, _ = module.dqn_loss(current, torch.tensor(target_np))
+    loss.backward()
+    u = target_np[:, None, :] - current_np[:, :, None]  # (batch, channel i, sample j)
+    weight = 2 * np.abs(np.array(taus)[None, :, None] - (u < 0))
+    assert loss.item() == pytest.approx((weight * np.abs(u)).mean(axis=2).sum(axis=1).mean(), rel=1e-9)
+    assert current.grad.numpy() == pytest.approx(-(weight * np.sign(u)).mean(axis=2) / 8, abs=1e-12)
+
+
+def test_distributional_loss_defaults_to_each_codes_exact_loss_and_refuses_huber():
+    """The default loss is the one each code's statistic is exact for; per-pair Huber is refused with
+    the field, the reason and the working choice."""
+    assert DistributionalTD(code="expectile").loss == "squared"
+    assert DistributionalTD(code="quantile", n_channels=5).loss == "absolute"
+    with pytest.raises(ValueError, match="huber is not offered.*use squared with code: expectile"):
+        DistributionalTD(loss="huber")
 
 
 def test_acting_weights_give_the_statistics():
     taus = [(i + 0.5) / 8 for i in range(8)]
     quantiles = np.sort(np.random.default_rng(0).normal(size=8))
     assert np.dot(acting_weights(taus, "quantile", "mean"), quantiles) == pytest.approx(quantiles.mean())
-    # cvar=0.25 with 8 midpoint taus: the two lowest quantiles, (1/0.25) * integral_0^0.25.
+    # cvar=0.25 with 8 atoms of mass 1/8: the two lowest, (1/0.25) * integral_0^0.25.
     assert np.dot(acting_weights(taus, "quantile", "cvar=0.25"), quantiles) == pytest.approx(quantiles[:2].mean())
     # tau=0.25 lies between 0.1875 and 0.3125: linear interpolation.
     weights = acting_weights(taus, "quantile", "tau=0.25")
@@ -275,6 +279,28 @@ def test_acting_weights_give_the_statistics():
     expectile_taus = [0.1, 0.25, 0.5, 0.9]
     assert acting_weights(expectile_taus, "expectile", "mean") == (0.0, 0.0, 1.0, 0.0)
     assert acting_weights(expectile_taus, "expectile", "tau=0.25") == (0.0, 1.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("level", [0.05, 0.1, 0.25, 0.3, 0.5, 0.99])
+def test_cvar_is_the_exact_cvar_of_the_channels_atoms(level):
+    """11 quantile channels stand for 11 atoms of mass 1/11: cvar=x is the mean of the lowest x of that
+    law, the atom straddling x counted by the fraction of its mass below x (hand count: 0.25 = two full
+    atoms, 2/11, plus 0.25 - 2/11 of the third). So 0.05 and 0.1 differ, and 0.25 and 0.3."""
+    taus = [(i + 0.5) / 11 for i in range(11)]
+    atoms = np.array([-4.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 9.0])
+    full = int(level * 11)
+    expected = (atoms[:full].sum() / 11 + (level - full / 11) * atoms[full]) / level
+    assert np.dot(acting_weights(taus, "quantile", f"cvar={level}"), atoms) == pytest.approx(expected, abs=1e-12)
+    samples = np.repeat(atoms, 10**5)  # the same law as a sample: numpy's mean of its lowest x
+    assert expected == pytest.approx(np.sort(samples)[: round(level * samples.size)].mean(), abs=1e-9)
+
+
+def test_cvar_levels_inside_one_atom_differ():
+    taus = [(i + 0.5) / 11 for i in range(11)]
+    atoms = np.arange(11.0)
+    cvar = {x: np.dot(acting_weights(taus, "quantile", f"cvar={x}"), atoms) for x in (0.05, 0.1, 0.25, 0.3)}
+    assert cvar[0.05] == 0.0 and cvar[0.1] == pytest.approx((0.1 - 1 / 11) * 1.0 / 0.1)  # atom 1's sliver
+    assert cvar[0.25] < cvar[0.3]
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -293,7 +319,9 @@ def test_acting_weights_give_the_statistics():
     ({"type": "distributional", "acting": "median"},
      r"neuro.dopamine.acting: must be mean, tau=<level> or cvar=<level>"),
     ({"type": "distributional", "code": "quantile", "loss": "squared"},
-     r"neuro.dopamine.loss: squared makes expectiles"),
+     r"neuro.dopamine.loss: squared makes expectiles; the quantile code takes absolute"),
+    ({"type": "distributional", "loss": "huber"},
+     r"neuro.dopamine.loss: huber is not offered for distributional channels.*use squared with code: expectile"),
     ({"type": "asymmetric", "loss": "l1"}, r"neuro.dopamine.loss: Input should be 'huber' or 'squared'"),
     ({"type": "distributional", "code": "median"},
      r"neuro.dopamine.code: Input should be 'expectile' or 'quantile' \(got 'median'\)"),
@@ -361,3 +389,18 @@ def test_modules_pickled_before_this_interface_keep_the_rule_they_ran():
     expectile = unpickle_old(DistributionalTD, {**old, "code": "expectile"})
     assert expectile.acting_weights == (0.0, 1.0, 0.0) and expectile.loss == "squared"
     assert not hasattr(expectile, "acting_channel")
+
+
+def test_a_distributional_module_saved_with_per_pair_huber_continues_on_its_codes_exact_loss():
+    """Runs saved while ``huber`` was the default load with a warning and learn with the exact loss; a
+    saved CVaR acts on the exact CVaR of its atoms."""
+    import pickle
+
+    module = DistributionalTD(code="quantile", acting="cvar=0.25")
+    state = {**module.__dict__, "loss": "huber", "acting_weights": (1 / 3, 1 / 3, 1 / 3, *[0.0] * 8)}
+    old = DistributionalTD.__new__(DistributionalTD)
+    with pytest.warns(UserWarning, match="per-pair Huber loss now learns with absolute"):
+        old.__setstate__(state)
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.loss == "absolute"
+    assert restored.acting_weights[:3] == pytest.approx((4 / 11, 4 / 11, 3 / 11))  # 0.25 = 2/11 + 0.75/11
