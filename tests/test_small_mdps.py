@@ -287,3 +287,72 @@ def test_risky_shortcut_env_matches_its_exact_return_distribution():
         assert set(returns) <= set(np.round(support, 9))
         frequencies = np.array([(returns == value).mean() for value in np.round(support, 9)])
         np.testing.assert_allclose(frequencies, probs, atol=0.03)
+
+
+# --------------------------------------------------------------------------------------------------
+# Crash loop
+# --------------------------------------------------------------------------------------------------
+
+LOOP_REWARDS = np.array([0.0, 1.0, 0.5])  # crash, then the two continuing rewards
+LOOP_PROBS = np.array([0.12, 0.44, 0.44])
+
+
+def test_loop_monte_carlo_returns_match_the_closed_form_mean():
+    returns = mdps.loop_returns()
+    assert mdps.loop_mean() == pytest.approx(0.66 / (1 - 0.9 * 0.88))
+    assert returns.mean() == pytest.approx(mdps.loop_mean(), abs=4 * returns.std() / np.sqrt(returns.size))
+    assert np.mean(returns == 0.0) == pytest.approx(0.12, abs=0.002)  # crash at the first step
+
+
+def test_nested_fixed_point_of_plain_td_is_the_mean():
+    assert mdps.nested_fixed_point(lambda d: d) == pytest.approx(mdps.loop_mean(), abs=1e-9)
+
+
+def test_nested_fixed_point_without_bootstrapping_is_the_one_step_statistic():
+    """gamma = 0: the value is a statistic of the one-step reward law itself, found independently:
+    the expectile at (1 - kappa)/2 for asymmetric squared steps, and the minimiser of the expected
+    Huber loss (scipy) for clipped steps."""
+    from scipy.optimize import minimize_scalar
+
+    kappa = 0.3
+    asymmetric = mdps.nested_fixed_point(lambda d: np.where(d > 0, 1 - kappa, 1 + kappa) * d, gamma=0.0)
+    assert asymmetric == pytest.approx(mdps.expectile(LOOP_REWARDS, (1 - kappa) / 2, weights=LOOP_PROBS), abs=1e-9)
+
+    def expected_huber(value: float) -> float:
+        error = np.abs(LOOP_REWARDS - value)
+        return float(LOOP_PROBS @ np.where(error < 1, 0.5 * error**2, error - 0.5))
+
+    huber = mdps.nested_fixed_point(lambda d: np.clip(d, -1, 1), gamma=0.0)
+    assert huber == pytest.approx(minimize_scalar(expected_huber, bounds=(0, 1), method="bounded").x, abs=1e-5)
+
+
+def test_projected_quantiles_without_bootstrapping_are_the_reward_quantiles():
+    taus = mdps.channel_taus(11)
+    assert mdps.loop_projected_quantiles(taus, gamma=0.0) == pytest.approx(
+        mdps.quantile(LOOP_REWARDS, taus, weights=LOOP_PROBS))
+
+
+def test_projected_quantiles_sit_within_a_bin_in_probability_level():
+    """QR's projection with N atoms puts channel i at a value whose level in the return's law is within
+    about a bin (1/N) of tau_i: P(G < q_i) <= tau_i + 2/N and P(G <= q_i) >= tau_i - 2/N (Monte Carlo
+    levels, error about 0.001). Not within a bin in value: the law has atoms (0, 0.5, 1, 1.45, ...)."""
+    for n in (11, 51):
+        taus = mdps.channel_taus(n)
+        projected = mdps.loop_projected_quantiles(taus)
+        returns = mdps.loop_returns()
+        below = np.searchsorted(returns, projected - 1e-9, side="left") / returns.size
+        at_or_below = np.searchsorted(returns, projected + 1e-9, side="right") / returns.size
+        assert np.all(below <= taus + 2 / n) and np.all(at_or_below >= taus - 2 / n), (n, below, at_or_below)
+
+
+def test_crash_loop_env_draws_its_outcomes():
+    env = mdps.CrashLoop()
+    check_env(env, skip_render_check=True)
+    env.reset(seed=0)
+    rewards, crashes = [], 0
+    for _ in range(20_000):
+        _, reward, terminated, _, _ = env.step(0)
+        crashes += terminated
+        rewards.append(reward)
+    assert crashes / 20_000 == pytest.approx(0.12, abs=0.01)
+    assert np.mean(np.array(rewards) == 0.5) == pytest.approx(0.44, abs=0.015)
