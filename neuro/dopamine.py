@@ -349,7 +349,8 @@ class AverageRewardTD(StandardTD):
     r_bar / (1 - gamma) (every TD error is then standard's, so with either loss: the discounted mean
     for ``squared``, its Huber M-estimate for ``huber``), which ranks actions exactly as standard TD
     (a crash costs what it costs there); as gamma -> 1 it approaches the differential value, so
-    gamma = 1 is refused in this episodic form. DQN with n-step returns is refused: the rate must see one-step rewards.
+    gamma = 1 is refused in this episodic form. DQN with n-step returns is refused: the rate must
+    see one-step rewards.
 
     :param eta: step size of the average-reward estimate, in (0, 1).
     :param initial_rate: starting r_bar.
