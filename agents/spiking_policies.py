@@ -38,7 +38,8 @@ from torch import nn
 from agents.dopamine_dqn import ChannelDQNPolicy, ChannelQNetwork
 from agents.dopamine_ppo import ChannelActorCriticPolicy
 from neuro.snn.config import SnnConfig
-from neuro.snn.network import SpikeCounts, SpikingMLP, counting
+from neuro.snn.encoders import PoissonEncoder
+from neuro.snn.network import SpikeCounts, SpikingMLP, counting, initialise
 
 
 class SpikingPolicy:
@@ -61,13 +62,24 @@ class SpikingPolicy:
         return self.decision_network().take_counts()
 
     @contextmanager
-    def counting_decisions(self) -> Iterator[None]:
-        with counting(self.decision_network()):
+    def counting_decisions(self, deterministic: bool = False) -> Iterator[None]:
+        """Count the decision network's spikes; for a deterministic decision, freeze a random encoder's
+        noise (``Encoder.frozen``) so the action depends on the observation alone."""
+        network = self.decision_network()
+        with counting(network), network.encoder.frozen(deterministic):
             yield
 
-    def _predict(self, *args: Any, **kwargs: Any) -> th.Tensor:
-        with self.counting_decisions():
-            return super()._predict(*args, **kwargs)  # type: ignore[misc]
+    def _predict(self, observation: Any, deterministic: bool = False) -> th.Tensor:
+        with self.counting_decisions(deterministic):
+            return super()._predict(observation, deterministic)  # type: ignore[misc]
+
+    def _separate_target_noise(self, online: nn.Module, target: nn.Module) -> None:
+        """SB3 copies the online network's state into its target, the encoder's generator with it: give
+        the target a stream of its own, so the two do not draw the same noise."""
+        for network in target.modules():
+            if isinstance(network, SpikingMLP) and isinstance(network.encoder, PoissonEncoder):
+                network.encoder.seed += 1
+                network.encoder.generator.manual_seed(network.encoder.seed)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "snn": self.snn.model_dump()}  # type: ignore[misc]
@@ -83,6 +95,10 @@ class SpikingDQNPolicy(SpikingPolicy, ChannelDQNPolicy):
         q_net.q_net = self.spiking_mlp(q_net.features_dim, list(self.net_arch), out_features)
         return q_net
 
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        self._separate_target_noise(self.q_net, self.q_net_target)
+
     def decision_network(self) -> SpikingMLP:
         return self.q_net.q_net
 
@@ -95,6 +111,10 @@ class SpikingQRDQNPolicy(SpikingPolicy, QRDQNPolicy):
         out_features = int(self.action_space.n) * quantile_net.n_quantiles
         quantile_net.quantile_net = self.spiking_mlp(quantile_net.features_dim, list(self.net_arch), out_features)
         return quantile_net
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        self._separate_target_noise(self.quantile_net, self.quantile_net_target)
 
     def decision_network(self) -> SpikingMLP:
         return self.quantile_net.quantile_net
@@ -121,7 +141,7 @@ class SpikingActorCriticPolicy(SpikingPolicy, ChannelActorCriticPolicy):
             self.mlp_extractor.value_net.readout_fan_out = _out_features(self.value_net)
 
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-        with self.counting_decisions():  # PPO's rollouts decide through forward(), not predict()
+        with self.counting_decisions(deterministic):  # PPO's rollouts decide through forward(), not predict()
             return super().forward(obs, deterministic)
 
     def decision_network(self) -> SpikingMLP:
@@ -153,6 +173,52 @@ class SpikingTD3Policy(SpikingPolicy, TD3Policy):
 
     def decision_network(self) -> SpikingMLP:
         return self.actor.mu[0]
+
+
+class TwinPolicy:
+    """Mixin of an ANN twin's policy: ``init`` initialises its hidden layers as a spiking network's
+    ``agent.snn.init`` does (``neuro.snn.network.initialise``), so a twin pair differs in its neurons,
+    not in its starting weights; the output heads keep PyTorch's default on both sides.
+
+    ``agent.policy: agents.spiking_policies:TwinDQNPolicy`` (or ``TwinSACPolicy``) with
+    ``policy_kwargs: {init: orthogonal}``. PPO/A2C need none: SB3's ``ortho_init`` (on by default)
+    initialises the ANN's and the spiking actor's hidden layers alike.
+    """
+
+    def __init__(self, *args: Any, init: str = "torch", **kwargs: Any) -> None:
+        if init not in ("orthogonal", "torch"):
+            raise ValueError(f"policy_kwargs.init: 'orthogonal' or 'torch', got {init!r}")
+        self.init = init
+        super().__init__(*args, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "init": self.init}  # type: ignore[misc]
+
+
+def hidden_linears(module: nn.Module) -> list[nn.Linear]:
+    """The ``nn.Linear`` layers of an MLP that an activation follows (all but a final head)."""
+    children = list(module.children()) if isinstance(module, nn.Sequential) else []
+    return [layer for layer, after in zip(children, children[1:], strict=False)
+            if isinstance(layer, nn.Linear) and not isinstance(after, nn.Linear)]
+
+
+class TwinDQNPolicy(TwinPolicy, ChannelDQNPolicy):
+    """The ANN twin of ``SpikingDQNPolicy`` with the same ``init`` option for its hidden layers."""
+
+    def make_q_net(self) -> ChannelQNetwork:
+        q_net = super().make_q_net()
+        initialise(hidden_linears(q_net.q_net), self.init)
+        return q_net
+
+
+class TwinSACPolicy(TwinPolicy, SACPolicy):
+    """The ANN twin of ``SpikingSACPolicy`` with the same ``init`` option for the actor's hidden layers
+    (the critics are ANNs on both sides and keep PyTorch's default)."""
+
+    def make_actor(self, features_extractor: Any = None) -> SACActor:
+        actor = super().make_actor(features_extractor)
+        initialise(hidden_linears(actor.latent_pi), self.init)
+        return actor
 
 
 @contextmanager

@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and the neuromodulators; "
                              "training: shipped configs vs the learner-bound limit, and peak memory; "
                              "startup: time and memory of neurodrive --help; "
-                             "spiking: spiking agents vs their ANN twins and MAC-bound limit, energy per decision; "
+                             "spiking: spiking agents vs their ANN twins and their MAC model, decision latency, "
+                             "energy per decision; "
                              "grid: wall time of the 4 x 5 PPO comparison grid (~30 min; not in all)")
     parser.add_argument("--quick", action="store_true",
                         help="short step counts (env ~20 s, neuro ~2 min, spiking ~1.5 min, grid: the file's quick "

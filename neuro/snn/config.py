@@ -10,10 +10,20 @@ from neuro.registry import HalfOpenInterval, SpecError
 
 # Energy per operation at 45 nm (Horowitz, ISSCC 2014): a 32-bit float multiply-accumulate costs
 # 4.6 pJ (3.7 multiply + 0.9 add); a synaptic operation (a spike reaching one synapse) is one add.
-# The estimate ignores memory traffic, which dominates on real hardware.
+# A neuron update (one membrane per time step) is a leak and an integration, U = beta U + I: one
+# multiply and one add, 4.6 pJ, charged alike to LIF layers, the population encoder's neurons and the
+# non-spiking readout membranes; the threshold comparison and the reset are left out (as the ANN's
+# ReLU is). The compute estimate ignores memory traffic, which dominates on real hardware; the optional
+# memory term charges one 32-bit weight read per SOP or MAC from a 1 MB SRAM (Horowitz: 100 pJ per
+# 64-bit word, so 50 pJ per weight), and still ignores membrane, activation and DRAM traffic.
 MAC_ENERGY_PJ = 4.6
 SOP_ENERGY_PJ = 0.9
-ENERGY_CAVEAT = "45 nm compute only (Horowitz 2014): 4.6 pJ/MAC, 0.9 pJ/SOP; memory traffic ignored"
+NEURON_UPDATE_ENERGY_PJ = 4.6
+WEIGHT_READ_ENERGY_PJ = 50.0
+ENERGY_CAVEAT = ("45 nm compute only (Horowitz 2014): 4.6 pJ/MAC, 0.9 pJ/SOP, 4.6 pJ/neuron update "
+                 "(leak multiply + integrate add); memory traffic ignored")
+MEMORY_CAVEAT = ("with memory: + 50 pJ per weight read (one per SOP or MAC, 1 MB SRAM, Horowitz 2014); "
+                 "membrane, activation and DRAM traffic still ignored")
 
 
 class SnnConfig(BaseModel):
@@ -31,6 +41,9 @@ class SnnConfig(BaseModel):
     :param readout_decay: decay of the non-spiking readout membrane; 1 reads the firing rates (PopSAN's
         decoder), below 1 weights late steps more (DSQN's leaky output membrane, normalised).
     :param critic: PPO/A2C only: the value network ``ann`` (default) or ``spiking`` as well.
+    :param init: the spiking layers' initialisation: ``orthogonal`` (gain sqrt(2), zero bias: the layers
+        fire from the start) or ``torch`` (PyTorch's ``nn.Linear`` default, as SB3's DQN and SAC
+        networks). An ANN twin takes the same choice through ``agents.spiking_policies``' twin policies.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -45,6 +58,7 @@ class SnnConfig(BaseModel):
     reset: Literal["subtract", "zero"] = "subtract"
     readout_decay: Annotated[float, HalfOpenInterval(0.0, 1.0)] = 1.0
     critic: Literal["ann", "spiking"] = "ann"
+    init: Literal["orthogonal", "torch"] = "orthogonal"
 
     @field_validator("encoder")
     @classmethod

@@ -8,7 +8,9 @@ of ``Encoder``, built as ``Class(in_features, **params)``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
 import torch
 from pydantic import Field
@@ -32,6 +34,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = in_features
+        self.freeze = False  # a random encoder restarts its noise at every call while True (``frozen``)
 
     def forward(self, features: torch.Tensor, timesteps: int) -> torch.Tensor:
         raise NotImplementedError
@@ -39,6 +42,21 @@ class Encoder(nn.Module):
     def encoding_macs(self) -> int:
         """Multiply-accumulates the encoder itself spends per input row (0 for a pass-through)."""
         return 0
+
+    def membrane_neurons(self) -> int:
+        """Neurons with a membrane the encoder updates at every step (0: no neurons of its own)."""
+        return 0
+
+    @contextmanager
+    def frozen(self, freeze: bool = True) -> Iterator[None]:
+        """Inside the block a random encoder draws its noise afresh from its seed at every call, so its
+        output is a function of the input (a deterministic policy's decisions); others are unaffected."""
+        before = self.freeze
+        self.freeze = freeze
+        try:
+            yield
+        finally:
+            self.freeze = before
 
 
 ENCODERS: Registry[Encoder] = Registry("encoder", Encoder, default="direct", where="agent.snn.encoder")
@@ -65,15 +83,46 @@ class PoissonEncoder(Encoder):
     Rule: ``S_on[t] ~ Bernoulli(clip(x, 0, 1))``, ``S_off[t] ~ Bernoulli(clip(-x, 0, 1))`` independently at
     each step, so a channel's mean rate equals its input intensity; inputs beyond [-1, 1] saturate
     (normalised observations, such as highway-env's Kinematics, fit). Gradients do not pass the sampling.
+
+    The draws come from the encoder's own generator, never torch's global one, so decisions do not move
+    the run's other random streams (SB3's own sampling) and the twin ANN sees the same streams. Its seed
+    is the run's (``torch.initial_seed()`` when built: SB3 seeds torch before it builds the policy)
+    unless given; its state is saved with the network (``state_dict``), so a resumed run continues it.
+    Inside ``frozen()`` every call restarts from the seed: a deterministic policy's spikes are then a
+    function of the observation alone, and the same seed gives the same actions.
+
+    :param seed: the generator's seed (default: the run's, offset so it is a stream of its own).
     """
 
-    def __init__(self, in_features: int) -> None:
+    SEED_OFFSET = 0x5EED_0001  # keeps the encoder's stream apart from the global generator's same seed
+
+    def __init__(self, in_features: int, seed: int | None = None) -> None:
         super().__init__(in_features)
         self.out_features = 2 * in_features
+        self.seed = (torch.initial_seed() + self.SEED_OFFSET if seed is None else seed) % 2**63
+        self.generator = torch.Generator().manual_seed(self.seed)  # CPU: uniforms are drawn there, then moved
+        # A model saved before the generator existed has no ``_extra_state``: keep the fresh one.
+        self.register_load_state_dict_pre_hook(self._fill_missing_state)
 
     def forward(self, features: torch.Tensor, timesteps: int) -> torch.Tensor:
         intensity = torch.cat([features, -features], dim=-1).clamp(0.0, 1.0).detach()
-        return torch.bernoulli(intensity.unsqueeze(0).expand(timesteps, *intensity.shape))
+        generator = torch.Generator().manual_seed(self.seed) if self.freeze else self.generator
+        uniform = torch.rand((timesteps, *intensity.shape), generator=generator).to(intensity.device)
+        return (uniform < intensity).to(intensity.dtype)  # Bernoulli(p): P(U < p) = p
+
+    def get_extra_state(self) -> torch.Tensor:
+        """The generator's state with the seed's 8 bytes appended: one byte tensor, so it saves and
+        compares like any other entry of a state dict (SB3 loads them with ``weights_only``)."""
+        seed = torch.tensor([self.seed], dtype=torch.int64).view(torch.uint8)
+        return torch.cat([self.generator.get_state(), seed])
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        self.seed = int(state[-8:].clone().view(torch.int64).item())
+        self.generator.set_state(state[:-8].clone())
+
+    def _fill_missing_state(self, module: nn.Module, state_dict: dict[str, Any], prefix: str,
+                            *args: Any) -> None:
+        state_dict.setdefault(f"{prefix}_extra_state", self.get_extra_state())
 
 
 @ENCODERS.register("population")
@@ -131,4 +180,7 @@ class PopulationEncoder(Encoder):
 
     def encoding_macs(self) -> int:
         return self.out_features  # one Gaussian per encoding neuron, counted as one multiply-accumulate
+
+    def membrane_neurons(self) -> int:
+        return self.out_features  # each encoding neuron integrates its activation at every step
 

@@ -10,7 +10,7 @@ the readout is linear, so it reads the time-weighted spike counts with one produ
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -19,12 +19,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuro.snn.config import ENERGY_CAVEAT, MAC_ENERGY_PJ, SOP_ENERGY_PJ, SnnConfig, encoder_spec
+from neuro.snn.config import (
+    ENERGY_CAVEAT,
+    MAC_ENERGY_PJ,
+    NEURON_UPDATE_ENERGY_PJ,
+    SOP_ENERGY_PJ,
+    WEIGHT_READ_ENERGY_PJ,
+    SnnConfig,
+    encoder_spec,
+)
 from neuro.snn.encoders import ENCODERS
 from neuro.snn.neurons import LIF
 
-__all__ = ["ENERGY_CAVEAT", "SnnConfig", "SpikeCounts", "SpikingMLP", "counting"]
-
+__all__ = ["ENERGY_CAVEAT", "SnnConfig", "SpikeCounts", "SpikingMLP", "counting", "initialise"]
 
 
 @dataclass
@@ -32,7 +39,8 @@ class SpikeCounts:
     """Spikes and operations of a network's forward passes, summed over the rows ("decisions") seen.
 
     ``layers`` names the spike-emitting layers (the encoder when it spikes, then each hidden layer);
-    ``fan_out`` is how many synapses each of their spikes reaches.
+    ``fan_out`` is how many synapses each of their spikes reaches. ``neuron_updates_per_decision``
+    counts every membrane updated at every step (encoding neurons, LIF layers, readout membranes).
     """
 
     layers: list[str]
@@ -43,6 +51,7 @@ class SpikeCounts:
     ann_macs_per_decision: int  # the ANN of the same shape (no encoder)
     decisions: int = 0
     spikes: list[float] = field(default_factory=list)
+    neuron_updates_per_decision: int = 0
 
     def __post_init__(self) -> None:
         if not self.spikes:
@@ -50,7 +59,8 @@ class SpikeCounts:
 
     def empty(self) -> SpikeCounts:
         return SpikeCounts(self.layers, self.neurons, self.fan_out, self.timesteps,
-                           self.dense_macs_per_decision, self.ann_macs_per_decision)
+                           self.dense_macs_per_decision, self.ann_macs_per_decision,
+                           neuron_updates_per_decision=self.neuron_updates_per_decision)
 
     def __add__(self, other: SpikeCounts) -> SpikeCounts:
         total = self.empty()
@@ -69,20 +79,40 @@ class SpikeCounts:
         return {layer: spikes / (neurons * scale) for layer, spikes, neurons in zip(self.layers, self.spikes,
                                                                                      self.neurons, strict=True)}
 
-    def stats(self) -> dict[str, float]:
-        """Per-decision figures: firing rates, SOPs, MACs and the energy estimates (``ENERGY_CAVEAT``)."""
-        energy = self.sops_per_decision * SOP_ENERGY_PJ + self.dense_macs_per_decision * MAC_ENERGY_PJ
+    def stats(self, sparse_ann_macs: float | None = None) -> dict[str, float]:
+        """Per-decision figures: firing rates, SOPs, MACs, neuron updates and the energy estimates
+        (``ENERGY_CAVEAT``): E_SNN = SOPs x 0.9 + MACs x 4.6 + neuron updates x 4.6 pJ against the
+        dense ANN of the same sizes (MACs x 4.6 pJ) and, given ``sparse_ann_macs`` (the MACs an ANN
+        that skips zero activations spends per decision, measured on the twin), against that ANN too;
+        the ``*_with_memory`` figures add a weight read per SOP or MAC (``MEMORY_CAVEAT``)."""
+        sops, macs = self.sops_per_decision, float(self.dense_macs_per_decision)
+        updates = float(self.neuron_updates_per_decision)
+        energy = sops * SOP_ENERGY_PJ + macs * MAC_ENERGY_PJ + updates * NEURON_UPDATE_ENERGY_PJ
         ann_energy = self.ann_macs_per_decision * MAC_ENERGY_PJ
-        return {
+        memory = (sops + macs) * WEIGHT_READ_ENERGY_PJ  # each SOP or MAC reads one weight
+        ann_memory = self.ann_macs_per_decision * WEIGHT_READ_ENERGY_PJ
+        stats = {
             **{f"firing_rate/{layer}": rate for layer, rate in self.firing_rates().items()},
-            "sops_per_decision": self.sops_per_decision,
-            "macs_per_decision": float(self.dense_macs_per_decision),
+            "sops_per_decision": sops,
+            "macs_per_decision": macs,
+            "neuron_updates_per_decision": updates,
             "ann_macs_per_decision": float(self.ann_macs_per_decision),
             "energy_pj_per_decision": energy,
             "ann_energy_pj_per_decision": ann_energy,
             "energy_ratio": energy / ann_energy,
+            "energy_ratio_with_memory": (energy + memory) / (ann_energy + ann_memory),
             "decisions": float(self.decisions),
         }
+        if sparse_ann_macs is not None:
+            sparse_energy = sparse_ann_macs * MAC_ENERGY_PJ
+            stats.update({
+                "sparse_ann_macs_per_decision": float(sparse_ann_macs),
+                "sparse_ann_energy_pj_per_decision": sparse_energy,
+                "energy_ratio_sparse_ann": energy / sparse_energy,
+                "energy_ratio_sparse_ann_with_memory":
+                    (energy + memory) / (sparse_energy + sparse_ann_macs * WEIGHT_READ_ENERGY_PJ),
+            })
+        return stats
 
 
 class SpikingMLP(nn.Module):
@@ -111,9 +141,7 @@ class SpikingMLP(nn.Module):
         self.encoder = ENCODERS.make(encoder_spec(config.encoder), in_features=in_features)
         sizes = [self.encoder.out_features, *hidden]
         self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in pairwise(sizes))
-        for layer in self.layers:  # torch's default init leaves deep layers silent at this threshold
-            nn.init.orthogonal_(layer.weight, gain=2**0.5)
-            nn.init.zeros_(layer.bias)
+        initialise(self.layers, config.init)
         self.neurons = nn.ModuleList(
             LIF(size, config.beta, config.threshold, config.surrogate_slope, config.learn_beta, config.reset)
             for size in hidden)
@@ -164,7 +192,10 @@ class SpikingMLP(nn.Module):
         dense = self.encoder.encoding_macs() + (0 if self.encoder.spiking else self.in_features * self.hidden[0])
         ann_sizes = [self.in_features, *self.hidden, self.readout_fan_out]
         ann = sum(a * b for a, b in pairwise(ann_sizes))
-        return SpikeCounts(names, neurons, fan_out, self.timesteps, dense, ann)
+        # Every membrane, every step: the encoder's neurons (if it has any), the LIF layers, the readout's.
+        membranes = self.encoder.membrane_neurons() + sum(self.hidden) + self.readout_fan_out
+        return SpikeCounts(names, neurons, fan_out, self.timesteps, dense, ann,
+                           neuron_updates_per_decision=membranes * self.timesteps)
 
     def take_counts(self) -> SpikeCounts:
         """The counts of the forward passes made while ``counting``, since the last call; starts over."""
@@ -182,6 +213,18 @@ class SpikingMLP(nn.Module):
             spikes = torch.tensor(counts.spikes)
             self._spike_sum = spikes if self._spike_sum is None else self._spike_sum + spikes
             self._decisions += counts.decisions
+
+
+def initialise(layers: Iterable[nn.Linear], init: str) -> None:
+    """``orthogonal``: orthogonal weights with gain sqrt(2) and zero biases (Saxe et al. 2014; torch's
+    default leaves deep spiking layers silent at threshold 0.5); ``torch``: ``nn.Linear``'s own default,
+    as built. The spiking layers and an ANN twin's hidden layers take the same call."""
+    if init not in ("orthogonal", "torch"):
+        raise ValueError(f"init: 'orthogonal' or 'torch', got {init!r}")
+    if init == "orthogonal":
+        for layer in layers:
+            nn.init.orthogonal_(layer.weight, gain=2**0.5)
+            nn.init.zeros_(layer.bias)
 
 
 @contextmanager

@@ -170,3 +170,67 @@ def test_refusals_name_the_field_and_the_allowed_values():
         check_policy(get_algorithm("sac"), "spiking", {"critic": "spiking"})
     with pytest.raises(ValueError, match="allowed: MlpPolicy, CnnPolicy, MultiInputPolicy, spiking"):
         check_policy(get_algorithm("dqn"), "Spiking")
+
+
+def poisson_dqn(seed: int):
+    return build("dqn", highway(), "spiking", DISCRETE["dqn"], {"net_arch": [32]}, seed=seed, device="cpu",
+                 snn={"timesteps": 3, "encoder": "poisson"})
+
+
+def test_deterministic_poisson_policy_repeats_its_actions_and_leaves_the_global_rng_alone():
+    model = poisson_dqn(seed=4)
+    observations = np.random.default_rng(0).uniform(-1, 1, (256, *model.observation_space.shape)).astype(np.float32)
+    torch.manual_seed(123)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(123)
+    actions, _ = model.predict(observations, deterministic=True)
+    assert torch.equal(torch.rand(3), expected_draw)  # the encoder drew from its own generator
+    again, _ = model.predict(observations, deterministic=True)
+    np.testing.assert_array_equal(actions, again)  # same observation, same action: a deterministic policy
+    twin, _ = poisson_dqn(seed=4).predict(observations, deterministic=True)
+    np.testing.assert_array_equal(actions, twin)  # the same seed gives the same actions
+    # Stochastic passes (training's) draw from the stream: the Q-values move from pass to pass.
+    obs = torch.as_tensor(observations)
+    q_net = model.policy.q_net
+    assert not torch.equal(q_net(obs), q_net(obs))
+
+
+def test_poisson_generator_is_saved_with_the_model_and_separate_from_the_target(tmp_path):
+    model = poisson_dqn(seed=2)
+    model.learn(48)  # the online and target networks' encoders draw during training
+    online, target = model.q_net.q_net.encoder, model.q_net_target.q_net.encoder
+    assert online.seed != target.seed  # SB3 copies the online state into the target: not the same noise
+    model.save(tmp_path / "model.zip")
+    loaded = DQN.load(tmp_path / "model.zip", device="cpu")
+    for before, after in ((online, loaded.q_net.q_net.encoder), (target, loaded.q_net_target.q_net.encoder)):
+        assert after.seed == before.seed and torch.equal(after.generator.get_state(), before.generator.get_state())
+    # A model saved before the generator was state (no _extra_state keys) still loads strictly.
+    state = {key: value for key, value in model.policy.state_dict().items() if not key.endswith("_extra_state")}
+    loaded.policy.load_state_dict(state, strict=True)
+
+
+@pytest.mark.parametrize("init", ["orthogonal", "torch"])
+def test_an_ann_twin_takes_the_spiking_networks_initialisation(init):
+    from agents.spiking_policies import TwinDQNPolicy, TwinSACPolicy
+
+    def hidden_layers(module) -> list[torch.nn.Linear]:
+        return [layer for layer in module.modules() if isinstance(layer, torch.nn.Linear)]
+
+    cases = [("dqn", highway, TwinDQNPolicy, lambda m: hidden_layers(m.q_net.q_net)[:-1],
+              lambda m: list(m.q_net.q_net.layers)),
+             ("sac", pendulum, TwinSACPolicy, lambda m: hidden_layers(m.actor.latent_pi),
+              lambda m: list(m.actor.latent_pi.layers))]
+    for algo, env, twin_cls, ann_hidden, snn_hidden in cases:
+        hyperparameters = {**DISCRETE, **CONTINUOUS}[algo]
+        ann = build(algo, env(), f"agents.spiking_policies:{twin_cls.__name__}", hyperparameters,
+                    {"net_arch": [64, 64], "init": init}, seed=0, device="cpu")
+        snn = build(algo, env(), "spiking", hyperparameters, {"net_arch": [64, 64]}, seed=0, device="cpu",
+                    snn={"init": init})
+        assert type(ann.policy) is twin_cls and len(ann_hidden(ann)) == len(snn_hidden(snn)) == 2
+        for layer in ann_hidden(ann) + snn_hidden(snn):
+            singular = torch.linalg.svdvals(layer.weight)
+            orthogonal = torch.allclose(singular, torch.full_like(singular, 2**0.5), atol=1e-5)
+            zero_bias = torch.count_nonzero(layer.bias) == 0
+            assert orthogonal == zero_bias == (init == "orthogonal"), (algo, init)
+            if init == "torch":  # nn.Linear's default bound 1/sqrt(fan_in) on both sides
+                assert layer.weight.abs().max() <= layer.in_features ** -0.5

@@ -78,3 +78,44 @@ def test_registry_checks_encoder_specs_by_their_config_path():
         ENCODERS.check({"type": "population", "low": 1.0, "high": 0.0}, given={"in_features": 1})
     with pytest.raises(SpecError, match=r"agent\.snn\.encoder\.width: population takes no such parameter"):
         ENCODERS.check({"type": "population", "width": 3}, given={"in_features": 1})
+
+
+def test_poisson_draws_leave_the_global_generator_alone():
+    # Decisions must not move the run's other random streams (SB3's sampling, the twin's exploration).
+    torch.manual_seed(3)
+    encoder = PoissonEncoder(4)
+    expected = torch.rand(5)
+    torch.manual_seed(3)
+    encoder = PoissonEncoder(4)
+    encoder(torch.full((2, 4), 0.5), 8)
+    assert torch.equal(torch.rand(5), expected)
+
+
+def test_poisson_same_seed_same_spikes_and_frozen_noise_repeats():
+    features = torch.rand(16, 6) * 2 - 1
+    torch.manual_seed(7)  # the run's seed: the encoder's default seed derives from it
+    first = PoissonEncoder(6)
+    torch.manual_seed(7)
+    second = PoissonEncoder(6)
+    assert torch.equal(first(features, 5), second(features, 5))
+    assert not torch.equal(first(features, 5), first(features, 5))  # a stream: training's noise moves on
+    with first.frozen():
+        frozen = first(features, 5)
+        assert torch.equal(first(features, 5), frozen)  # a deterministic decision: the same spikes each call
+    torch.manual_seed(8)
+    assert not torch.equal(PoissonEncoder(6)(features, 5), PoissonEncoder(6, seed=first.seed)(features, 5))
+
+
+def test_poisson_generator_state_travels_with_the_state_dict():
+    features = torch.full((3, 4), 0.5)
+    encoder = PoissonEncoder(4, seed=11)
+    encoder(features, 7)  # advance the stream, as training does
+    state = encoder.state_dict()
+    expected = encoder(features, 7)
+    resumed = PoissonEncoder(4, seed=99)
+    resumed.load_state_dict(state)
+    assert resumed.seed == 11 and torch.equal(resumed(features, 7), expected)
+    # A network saved before the generator existed has no extra state: it still loads (strict), fresh.
+    old = PoissonEncoder(4, seed=5)
+    old.load_state_dict({}, strict=True)
+    assert torch.equal(old(features, 7), PoissonEncoder(4, seed=5)(features, 7))

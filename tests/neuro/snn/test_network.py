@@ -5,7 +5,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from neuro.snn.config import MAC_ENERGY_PJ, SOP_ENERGY_PJ, SnnConfig
+from neuro.snn.config import MAC_ENERGY_PJ, NEURON_UPDATE_ENERGY_PJ, SOP_ENERGY_PJ, SnnConfig
 from neuro.snn.network import SpikingMLP, counting
 
 
@@ -41,9 +41,11 @@ def test_sop_and_mac_counts_equal_a_hand_count():
     assert stats["firing_rate/hidden_1"] == pytest.approx(2 / 6)
     assert stats["macs_per_decision"] == 6  # the real-valued first layer, 2 x 3, computed once
     assert stats["ann_macs_per_decision"] == 2 * 3 + 3 * 2 + 2 * 2
-    assert stats["energy_pj_per_decision"] == pytest.approx(12 * 0.9 + 6 * 4.6)
+    # Neuron updates: 3 + 2 LIF membranes and 2 readout membranes, each updated at each of 3 steps = 21.
+    assert stats["neuron_updates_per_decision"] == 21
+    assert stats["energy_pj_per_decision"] == pytest.approx(12 * 0.9 + 6 * 4.6 + 21 * 4.6)  # 135.0 pJ
     assert stats["ann_energy_pj_per_decision"] == pytest.approx(16 * 4.6)
-    assert (SOP_ENERGY_PJ, MAC_ENERGY_PJ) == (0.9, 4.6)  # Horowitz 2014, 45 nm
+    assert (SOP_ENERGY_PJ, MAC_ENERGY_PJ, NEURON_UPDATE_ENERGY_PJ) == (0.9, 4.6, 4.6)  # Horowitz 2014, 45 nm
     # The readout (identity) returns each hidden_1 neuron's rate: one spike in three steps.
     assert torch.allclose(output, torch.tensor([[1 / 3, 1 / 3]]))
     # On a CPU: 2 x 3 once, 3 x 2 at each of 3 steps, the 2 x 2 readout once.
@@ -60,6 +62,50 @@ def test_spiking_encoder_spikes_are_counted_as_synaptic_operations():
     assert counts.spikes == [3.0, 4.0, 2.0]  # the ON channel drives hidden_0 as the direct current did
     assert counts.sops_per_decision == 3 * 3 + 12  # encoder spikes reach the 3 neurons of hidden_0
     assert counts.stats()["macs_per_decision"] == 0
+
+
+def test_energy_against_the_dense_and_the_zero_skipping_ann_by_hand():
+    # The tiny network's decision (hand count above): 12 SOPs, 6 MACs, 21 neuron updates = 135.0 pJ.
+    # Its ANN twin, 2-3-2-2 with ReLU densities 2/3 and 1/2 on this input: 2 x 3 dense (the observation,
+    # as the SNN's direct current) + 2 non-zero x 2 + 1 non-zero x 2 = 12 MACs = 55.2 pJ; dense 16 = 73.6 pJ.
+    network = tiny_network()
+    with counting(network):
+        network(torch.tensor([[1.0, 0.0]]))
+    stats = network.take_counts().stats(sparse_ann_macs=12)
+    assert stats["energy_ratio"] == pytest.approx(135.0 / 73.6)
+    assert stats["sparse_ann_energy_pj_per_decision"] == pytest.approx(55.2)
+    assert stats["energy_ratio_sparse_ann"] == pytest.approx(135.0 / 55.2)
+    # With one 50 pJ weight read per SOP or MAC: SNN 18 reads, dense ANN 16, sparse ANN 12.
+    assert stats["energy_ratio_with_memory"] == pytest.approx((135.0 + 18 * 50) / (73.6 + 16 * 50))
+    assert stats["energy_ratio_sparse_ann_with_memory"] == pytest.approx((135.0 + 18 * 50) / (55.2 + 12 * 50))
+
+
+def test_neuron_updates_include_the_population_encoders_neurons():
+    # 2 inputs x 4 encoding neurons + 3 LIF + 2 readout membranes, 3 steps each: (8 + 3 + 2) x 3 = 39.
+    network = SpikingMLP(2, [3], 2, {"timesteps": 3, "encoder": {"type": "population", "population_size": 4}})
+    with counting(network):
+        network(torch.zeros(5, 2))
+    assert network.take_counts().stats()["neuron_updates_per_decision"] == 39
+    # An SB3 head reading the rates (no readout of its own) is counted through readout_fan_out.
+    latent = SpikingMLP(4, [6, 5], None, {"timesteps": 2})
+    latent.readout_fan_out = 3
+    with counting(latent):
+        latent(torch.zeros(1, 4))
+    assert latent.take_counts().stats()["neuron_updates_per_decision"] == (6 + 5 + 3) * 2
+
+
+@pytest.mark.parametrize("init", ["orthogonal", "torch"])
+def test_init_option_sets_the_spiking_layers_as_named(init):
+    torch.manual_seed(0)
+    network = SpikingMLP(25, [64, 64], 5, {"init": init})
+    for layer in network.layers:
+        singular = torch.linalg.svdvals(layer.weight)
+        if init == "orthogonal":  # every singular value sqrt(2): W^T W = 2 I on the smaller side
+            assert torch.allclose(singular, torch.full_like(singular, 2**0.5), atol=1e-5)
+            assert torch.count_nonzero(layer.bias) == 0
+        else:  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases
+            bound = layer.in_features ** -0.5
+            assert layer.weight.abs().max() <= bound and 0 < layer.bias.abs().max() <= bound
 
 
 def test_counts_cover_only_the_passes_inside_counting_and_start_over_when_taken():
