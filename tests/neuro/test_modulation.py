@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 
 from neuro.modulation import (
     DISCOUNT_MODULATORS,
@@ -23,6 +24,7 @@ from neuro.modulation import (
     steady_state_gain,
 )
 from neuro.registry import SpecError
+from tests.tests_support import EXPERIMENTS
 
 
 def errors(value: float) -> TDErrorSummary:
@@ -82,19 +84,30 @@ def test_kalman_gain_converges_to_the_closed_form_steady_state(q, s2):
     assert modulator.value(1.0, 1.0) == pytest.approx(x / (x + s2), rel=1e-9)  # lr = base K / gain_ref
 
 
-def track_random_walk(q: float, s2: float, seed: int, steps: int) -> float:
-    """A tabular value tracking a random walk (variance q per step) seen through noise (variance s2),
-    learning with the modulator's rate (base = gain_ref = 1: lr = K); the mean K of the last quarter."""
+def random_walk_world(q: float, s2: float, seed: int, steps: int) -> np.ndarray:
+    """Observations of a random walk (variance q per step) seen through noise (variance s2)."""
     rng = np.random.default_rng(seed)
-    modulator = VolatilityLearningRate(gain_ref=1.0, memory=2000, lo=1e-4, hi=1.0)
-    level, value, gains = 0.0, 0.0, []
-    for _ in range(steps):
-        level += rng.normal(0.0, math.sqrt(q))
-        td_error = level + rng.normal(0.0, math.sqrt(s2)) - value
+    return np.cumsum(rng.normal(0.0, math.sqrt(q), steps)) + rng.normal(0.0, math.sqrt(s2), steps)
+
+
+def learn_tabular(modulator: VolatilityLearningRate, observations: np.ndarray,
+                  base: float) -> tuple[np.ndarray, np.ndarray]:
+    """A tabular value tracking ``observations`` with the modulator's rate (value += lr * delta);
+    the gain K and the rate after each update."""
+    value, gains, rates = 0.0, np.empty(len(observations)), np.empty(len(observations))
+    for step, observation in enumerate(observations):
+        td_error = float(observation) - value
         modulator.observe_td_errors(TDErrorSummary(td_error, abs(td_error), td_error * td_error))
-        value += modulator.value(1.0, 1.0) * td_error
-        gains.append(modulator.gain)
-    return float(np.mean(gains[-steps // 4:]))
+        rates[step] = modulator.value(base, 1.0)
+        value += rates[step] * td_error
+        gains[step] = modulator.gain
+    return gains, rates
+
+
+def track_random_walk(q: float, s2: float, seed: int, steps: int) -> float:
+    """The mean K of the last quarter, learning with lr = K (base = gain_ref = 1)."""
+    modulator = VolatilityLearningRate(gain_ref=1.0, memory=2000, lo=1e-4, hi=1.0)
+    return float(learn_tabular(modulator, random_walk_world(q, s2, seed, steps), 1.0)[0][-steps // 4:].mean())
 
 
 def test_a_more_volatile_world_gets_a_larger_learning_rate():
@@ -107,6 +120,84 @@ def test_online_noise_estimates_land_near_the_true_steady_state_gain(q):
     """With q and s2 estimated online, K is within 20% of K*(true q, s2) after 40k steps, 3 seeds."""
     for seed in range(3):
         assert track_random_walk(q, 1.0, seed, 40_000) == pytest.approx(steady_state_gain(q, 1.0), rel=0.2)
+
+
+def shipped_specs(kind: str, name: str) -> list[dict]:
+    """Every ``kind`` modulator spec of type ``name`` that a shipped YAML file uses: the experiments'
+    ``neuro:`` sections, the comparisons' variants, and each end of a sweep's range (the other
+    parameters at their defaults), without ``type``; the defaults always among them."""
+    found = [{}]
+    for path in sorted(EXPERIMENTS.rglob("*.yaml")):
+        document = yaml.safe_load(path.read_text()) or {}
+        candidates = [(document.get("neuro") or {}).get(kind)]
+        candidates += [(variant or {}).get(f"neuro.{kind}") for variant in (document.get("variants") or {}).values()]
+        for candidate in candidates:
+            if isinstance(candidate, dict) and candidate.get("type") == name:
+                found.append({key: value for key, value in candidate.items() if key != "type"})
+        parameters = document.get("parameters") or {}
+        if name in (parameters.get(f"neuro.{kind}.type") or {}).get("categorical", []):
+            for key, space in parameters.items():
+                if (space.get("condition") or {}).get(f"neuro.{kind}.type") == name:
+                    bounds = next(space[form] for form in ("float", "int") if form in space)
+                    found += [{key.removeprefix(f"neuro.{kind}."): bound} for bound in bounds]
+    unique = []
+    for spec in found:
+        if spec not in unique:
+            unique.append(spec)
+    return unique
+
+
+VOLATILITY_SPECS = shipped_specs("learning_rate", "volatility")
+
+
+def test_the_shipped_volatility_specs_are_found():
+    assert {} in VOLATILITY_SPECS and {"memory": 1000, "adaptation": 0.01, "lo": 0.2, "hi": 5} in VOLATILITY_SPECS
+    assert any("adaptation" in spec and len(spec) == 1 for spec in VOLATILITY_SPECS)  # the sweep's range
+
+
+@pytest.mark.parametrize("spec", VOLATILITY_SPECS, ids=lambda spec: "-".join(f"{k}={v}" for k, v in spec.items())
+                         or "defaults")
+@pytest.mark.parametrize("base", [0.03, 0.3])
+def test_volatility_finds_the_steady_state_gain_whatever_the_learners_base(spec, base):
+    """Issue 21: the shipped settings (gain_ref a slow average of K, so lr = base K / avg K) and two
+    bases an order of magnitude apart, in the ideal tabular world (s2 = 1; q = 0.01: K* = 0.095;
+    q = 0.1: K* = 0.27): K's mean over the last quarter of 40k updates is within 20% of K*, 3 seeds.
+    The old estimate, whitening the learner's own errors, ran to its clip (K = 1.0 at base 0.03,
+    K ~ 2e-4 at base 0.3)."""
+    for q in (0.01, 0.1):
+        for seed in range(3):
+            modulator = VolatilityLearningRate(**spec)
+            gains, _ = learn_tabular(modulator, random_walk_world(q, 1.0, seed, 40_000), base)
+            assert gains[-10_000:].mean() == pytest.approx(steady_state_gain(q, 1.0), rel=0.2), (q, seed)
+            assert base * modulator.lo <= modulator.value(base, 1.0) <= base * modulator.hi
+
+
+def test_volatility_raises_the_rate_when_the_world_becomes_more_volatile():
+    """Defaults, base 0.03: a world whose q jumps from 0.01 to 0.1 (K* 0.095 -> 0.27). Before the
+    jump the rate is about base (K at its usual level); within 10k updates after it, K / avg(K) and so
+    the rate rise above 1.5 x base, and K's mean over the last 5k updates is within 20% of the new K*."""
+    calm = random_walk_world(0.01, 1.0, 0, 40_000)
+    world = np.concatenate([calm, calm[-1] + random_walk_world(0.1, 1.0, 1, 20_000)])
+    gains, rates = learn_tabular(VolatilityLearningRate(), world, 0.03)
+    assert rates[39_000:40_000].mean() == pytest.approx(0.03, rel=0.3)
+    assert rates[40_000:50_000].max() > 1.5 * 0.03
+    assert gains[-5_000:].mean() == pytest.approx(steady_state_gain(0.1, 1.0), rel=0.2)
+
+
+def test_a_volatility_modulator_saved_before_its_own_filter_loads_and_runs():
+    """Checkpoints pickle the modulator: one saved with the old state (no own filter) starts the
+    filter level with the learner and goes on learning."""
+    import pickle
+
+    old_state = {"process_noise": None, "observation_noise": None, "memory": 1000, "adaptation": 0.01,
+                 "gain_ref": None, "lo": 0.2, "hi": 5.0, "_posterior_variance": 0.05, "_log_ratio": 3.0,
+                 "_mean_square": 1.2, "_previous_error": 0.4, "_gain": 0.9, "_gain_average": 0.8}
+    modulator = VolatilityLearningRate.__new__(VolatilityLearningRate)
+    modulator.__setstate__(dict(old_state))
+    modulator = pickle.loads(pickle.dumps(modulator))
+    assert (modulator._lag, modulator._pending_error, modulator._applied_rate) == (0.0, 0.0, 0.0)
+    gains, _ = learn_tabular(modulator, random_walk_world(0.01, 1.0, 0, 2_000), 0.03)
+    assert np.isfinite(gains).all() and gains[-1] < 0.9  # an old estimate at K = 0.9 comes down
 
 
 def test_reward_trend_raises_exploration_when_reward_drops_and_settles_back():
