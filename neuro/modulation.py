@@ -28,6 +28,7 @@ Registries: ``LEARNING_RATE_MODULATORS``, ``EXPLORATION_MODULATORS``, ``DISCOUNT
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -581,6 +582,10 @@ class MetaLearning(Modulator):
     u is the meta-parameter in its natural scale (``to_scale`` / ``from_scale``); u_0 starts at the
     algorithm's value and follows its schedule: what is learned is an offset. The offset is bounded
     so the value stays within the bounds, perturbation included.
+
+    Each meta-parameter draws from a stream of its own, keyed by the seed and the parameter's name:
+    the credit mu (r_mid - r_long) sigma is assigned to each sigma only if the sigmas of the
+    meta-parameters perturbed in one run are independent (the agent hands all of them its one seed).
     """
 
     parameter: ClassVar[str] = "meta"
@@ -589,7 +594,7 @@ class MetaLearning(Modulator):
     def __init__(self, mu: float, noise: float, tau_mid: float, tau_long: float, hold: int, seed: int | None) -> None:
         self.mu, self.noise, self.tau_mid, self.tau_long, self.hold = mu, noise, tau_mid, tau_long, hold
         self._seed = seed
-        self._rng = np.random.default_rng(seed)
+        self._rng = self.stream(seed)
         self._offset = 0.0
         self._perturbation = 0.0
         self._steps = 0
@@ -602,9 +607,15 @@ class MetaLearning(Modulator):
         if not 1.0 <= tau_mid < tau_long:
             raise ValueError(f"tau_mid: 1 <= tau_mid < tau_long must hold, got tau_mid={tau_mid}, tau_long={tau_long}")
 
+    def stream(self, seed: int | None) -> np.random.Generator:
+        """The perturbations' generator for ``seed``, independent of other parameters' (issue 21:
+        seeded with the run seed alone, all meta modulators of a run drew identical perturbations)."""
+        key = zlib.crc32(self.parameter.encode())  # stable across processes, unlike hash()
+        return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(key,)))
+
     def set_seed(self, seed: int | None) -> None:
         if self._seed is None and self._steps == 0:
-            self._rng = np.random.default_rng(seed)
+            self._rng = self.stream(seed)
 
     def to_scale(self, value: float) -> float:
         return math.log(value)
