@@ -419,9 +419,14 @@ class SurpriseExploration(SurpriseLearningRate):
 
 @EXPLORATION_MODULATORS.register("reward_trend")
 class RewardTrendExploration(Modulator):
-    """Adaptive gain (Aston-Jones & Cohen 2005): exploration = base * clip(exp(-gain * trend), lo, hi),
-    trend = (r_short - r_long) / std_long, so exploration rises when performance drops below its
-    long-run level and returns to ``base`` as it settles.
+    """Reward-change detector: exploration = base * clip(exp(-gain * trend), lo, hi), trend =
+    (r_short - r_long) / std_long; a heuristic inspired by, not implementing, Aston-Jones & Cohen 2005.
+
+    What it does: a drop of reward below its long-run level raises exploration (up to ``hi``), a rise
+    lowers it (to ``lo``: with the shipped lo = 0.5, gain = 2 a rise of 0.35 standard deviations halves
+    it), and a reward that stays poor brings it back to ``base`` once the long average has caught up.
+    Aston-Jones & Cohen's disengagement (tonic LC) is different: it keeps exploring while long-term
+    utility stays low. Only "falling utility triggers exploration" is borrowed here.
 
     r_short and r_long are moving averages of the one-step reward at rates ``fast`` and ``slow``;
     std_long is the reward's moving standard deviation at rate ``slow``. The trend is 0 until the

@@ -221,6 +221,27 @@ def test_reward_trend_raises_exploration_when_reward_drops_and_settles_back():
     assert resettled == pytest.approx(0.1, rel=0.3)
 
 
+def test_reward_trend_with_the_shipped_settings_halves_exploration_on_a_rise_and_forgets_a_poor_reward():
+    """What the rule is (a change detector, not Aston-Jones & Cohen's disengagement), with the settings
+    the presets ship (fast 0.01, slow 0.001, gain 2, lo 0.5, hi 4): reward rising by 1 standard
+    deviation sends the trend above ln(2) / 2, so exploration sits at lo = half the base; a reward that
+    drops and then stays poor for 20k steps ends back within 10% of base (disengagement would keep it high)."""
+    modulator = RewardTrendExploration(fast=0.01, slow=0.001, gain=2.0, lo=0.5, hi=4.0)
+    rng = np.random.default_rng(0)
+    for _ in range(5000):
+        modulator.observe_reward(rng.normal(0.5, 0.1))
+    assert modulator.value(0.1, 1.0) == pytest.approx(0.1, rel=0.3)
+    for _ in range(300):
+        modulator.observe_reward(rng.normal(0.6, 0.1))  # up by one standard deviation
+    assert modulator.value(0.1, 1.0) == pytest.approx(0.05)
+    for _ in range(300):
+        modulator.observe_reward(rng.normal(0.2, 0.1))
+    assert modulator.value(0.1, 1.0) == pytest.approx(0.4)  # a drop: 4 x base
+    for _ in range(20_000):
+        modulator.observe_reward(rng.normal(0.2, 0.1))  # and it stays poor
+    assert modulator.value(0.1, 1.0) == pytest.approx(0.1, rel=0.1)
+
+
 def test_reward_rate_sets_the_horizon_and_td_variance_shortens_it():
     richer = RewardRateDiscount(rate=0.5, reference=0.0, gain=math.log(2.0), lo=0.5, hi=0.999)
     for _ in range(60):
