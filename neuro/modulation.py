@@ -28,6 +28,7 @@ Registries: ``LEARNING_RATE_MODULATORS``, ``EXPLORATION_MODULATORS``, ``DISCOUNT
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -269,26 +270,28 @@ class VolatilityLearningRate(Modulator):
     base * clip(K / gain_ref, lo, hi) (Behrens et al. 2007; Gershman 2015).
 
     A volatile world (large process noise q) keeps K high; observation noise s2 keeps it low. With q
-    and s2 fixed, K converges to ``steady_state_gain(q, s2)``. Otherwise both are estimated online
-    from the TD errors delta (the filter's innovations, each update's mean TD error):
+    and s2 fixed, K converges to ``steady_state_gain(q, s2)``. Otherwise both are estimated online by
+    a filter of the modulator's own, whose feedback loop does not depend on the step the learner takes:
 
-    - s2 from their mean square: E[delta^2] = P + q + s2 = s2 / (1 - K) at the steady state;
-    - q / s2 by stochastic approximation toward white errors, log(q / s2) += adaptation * rho with
-      rho = delta_t delta_{t-1} / E[delta^2]: the optimal filter's innovations are uncorrelated
-      (Mehra 1970); errors that keep their sign mean the value lags a moving world (raise q), errors
-      that alternate mean it over-reacts to noise (lower q).
+    - the observation the learner sees is rebuilt from its TD errors delta (each update's mean) and
+      the steps it applied: y_t = v_t + delta_t with v_{t+1} = v_t + lr_t delta_t, lr_t the rate this
+      modulator last returned (a tabular value's step; only y - m below is kept, never v itself);
+    - the own filter tracks y with gain K, m <- m + K (y - m); its innovations nu = y - m are white
+      exactly when K is the optimal gain (Mehra 1970), so log(q / s2) += adaptation * rho with
+      rho = nu_t nu_{t-1} / E[nu^2]: innovations that keep their sign mean m lags a moving world
+      (raise q), alternating ones mean it chases noise (lower q);
+    - s2 from their mean square: E[nu^2] = P + q + s2 = s2 / (1 - K) at the steady state.
 
-    Consistent for a value that learns with step K (tabular, ``base = gain_ref``: within 20% of K*
-    after 40k updates in the tests); in a deep agent, whose
-    value moves by its optimizer's step, the gain reads the persistence of the update's mean TD
-    error against its noise: a heuristic of volatility. In DQN on highway-fast the mean error stays
-    positively correlated (the value lags its moving target), so the estimate drives K to 1 and,
-    with ``gain_ref`` its slow average, the rate back to ``base`` (fixed q and s2 give a constant K:
-    no modulation either). A known limit in deep agents, not solved here.
+    Why its own filter: the learner's TD errors are innovations of the learner's step, not of K, so
+    driving *their* lag-1 correlation to 0 settles only when the learner's step is K; with
+    ``lr = base K / gain_ref`` it ran log(q / s2) to its clip (issue 21). Here the estimate is the same
+    whatever the learner's step: with the defaults, tabular, K lands within 20% of K* for bases 0.03
+    and 0.3 (tests). In a deep agent the value moves by the optimizer's step, not by lr delta, so y is
+    nearly the mean TD error itself and K reads how persistent it is against its noise: a heuristic.
 
     :param process_noise: q, > 0; ``None``: estimated online.
     :param observation_noise: s2, > 0; ``None``: estimated online.
-    :param memory: updates the mean square of the errors averages over (rate 1 / memory), >= 1.
+    :param memory: updates the mean square of the innovations averages over (rate 1 / memory), >= 1.
     :param adaptation: step of the log(q / s2) estimate, > 0.
     :param gain_ref: the gain at which the rate is ``base``, in (0, 1]; ``None``: a slow average of K.
     :param lo: smallest factor on ``base``, in (0, 1].
@@ -311,10 +314,19 @@ class VolatilityLearningRate(Modulator):
         self._posterior_variance = 0.0  # P
         self._log_ratio = 0.0 if process_noise is None or observation_noise is None else \
             math.log(process_noise / observation_noise)
-        self._mean_square: float | None = None
-        self._previous_error: float | None = None
+        self._mean_square: float | None = None  # E[nu^2]
+        self._previous_error: float | None = None  # the own filter's last innovation nu
         self._gain: float | None = None  # K
         self._gain_average: float | None = gain_ref
+        self._lag = 0.0  # v - m: the learner's rebuilt value minus the own filter's estimate
+        self._pending_error = 0.0  # the last TD error, which the learner's next step moves v by
+        self._applied_rate = 0.0  # the rate last returned: the learner's step per unit TD error
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A modulator saved before the own filter (issue 21) starts it here, level with the learner."""
+        self.__dict__.update(state)
+        for key in ("_lag", "_pending_error", "_applied_rate"):
+            self.__dict__.setdefault(key, 0.0)
 
     @staticmethod
     def check_combination(lo: float = 0.2, hi: float = 5.0, **params: Any) -> None:
@@ -333,12 +345,15 @@ class VolatilityLearningRate(Modulator):
         return (ratio * s2 if q is None else q), s2
 
     def _td_errors(self, summary: TDErrorSummary) -> None:
-        error = summary.mean
+        # The learner's step on the previous error, then this error: y - m = (v - m) + delta.
+        self._lag += self._applied_rate * self._pending_error
+        self._pending_error = summary.mean
+        innovation = self._lag + summary.mean
         if self._mean_square and self._previous_error is not None:
-            correlation = clip(error * self._previous_error / self._mean_square, -4.0, 4.0)
+            correlation = clip(innovation * self._previous_error / self._mean_square, -4.0, 4.0)
             self._log_ratio = clip(self._log_ratio + self.adaptation * correlation, -30.0, 30.0)
-        self._previous_error = error
-        self._mean_square = ema(self._mean_square, error * error, 1.0 / self.memory)
+        self._previous_error = innovation
+        self._mean_square = ema(self._mean_square, innovation * innovation, 1.0 / self.memory)
         noise = self.noise()
         if noise is None or sum(noise) <= 0.0:
             return
@@ -347,6 +362,7 @@ class VolatilityLearningRate(Modulator):
         gain = prior / (prior + s2)
         self._posterior_variance = (1.0 - gain) * prior
         self._gain = gain
+        self._lag -= gain * innovation  # the own filter's step: m <- m + K nu
         if self.gain_ref is None:
             self._gain_average = ema(self._gain_average, gain, 1.0 / self.memory)
 
@@ -360,7 +376,9 @@ class VolatilityLearningRate(Modulator):
         return clip(self._gain / self._gain_average, self.lo, self.hi)
 
     def value(self, base: float, progress_remaining: float) -> float:
-        return base * self.factor()
+        rate = base * self.factor()
+        self._applied_rate = rate
+        return rate
 
     def stats(self) -> dict[str, float]:
         noise = self.noise()
@@ -401,9 +419,14 @@ class SurpriseExploration(SurpriseLearningRate):
 
 @EXPLORATION_MODULATORS.register("reward_trend")
 class RewardTrendExploration(Modulator):
-    """Adaptive gain (Aston-Jones & Cohen 2005): exploration = base * clip(exp(-gain * trend), lo, hi),
-    trend = (r_short - r_long) / std_long, so exploration rises when performance drops below its
-    long-run level and returns to ``base`` as it settles.
+    """Reward-change detector: exploration = base * clip(exp(-gain * trend), lo, hi), trend =
+    (r_short - r_long) / std_long; a heuristic inspired by, not implementing, Aston-Jones & Cohen 2005.
+
+    What it does: a drop of reward below its long-run level raises exploration (up to ``hi``), a rise
+    lowers it (to ``lo``: with the shipped lo = 0.5, gain = 2 a rise of 0.35 standard deviations halves
+    it), and a reward that stays poor brings it back to ``base`` once the long average has caught up.
+    Aston-Jones & Cohen's disengagement (tonic LC) is different: it keeps exploring while long-term
+    utility stays low. Only "falling utility triggers exploration" is borrowed here.
 
     r_short and r_long are moving averages of the one-step reward at rates ``fast`` and ``slow``;
     std_long is the reward's moving standard deviation at rate ``slow``. The trend is 0 until the
@@ -564,6 +587,10 @@ class MetaLearning(Modulator):
     u is the meta-parameter in its natural scale (``to_scale`` / ``from_scale``); u_0 starts at the
     algorithm's value and follows its schedule: what is learned is an offset. The offset is bounded
     so the value stays within the bounds, perturbation included.
+
+    Each meta-parameter draws from a stream of its own, keyed by the seed and the parameter's name:
+    the credit mu (r_mid - r_long) sigma is assigned to each sigma only if the sigmas of the
+    meta-parameters perturbed in one run are independent (the agent hands all of them its one seed).
     """
 
     parameter: ClassVar[str] = "meta"
@@ -572,7 +599,7 @@ class MetaLearning(Modulator):
     def __init__(self, mu: float, noise: float, tau_mid: float, tau_long: float, hold: int, seed: int | None) -> None:
         self.mu, self.noise, self.tau_mid, self.tau_long, self.hold = mu, noise, tau_mid, tau_long, hold
         self._seed = seed
-        self._rng = np.random.default_rng(seed)
+        self._rng = self.stream(seed)
         self._offset = 0.0
         self._perturbation = 0.0
         self._steps = 0
@@ -585,9 +612,15 @@ class MetaLearning(Modulator):
         if not 1.0 <= tau_mid < tau_long:
             raise ValueError(f"tau_mid: 1 <= tau_mid < tau_long must hold, got tau_mid={tau_mid}, tau_long={tau_long}")
 
+    def stream(self, seed: int | None) -> np.random.Generator:
+        """The perturbations' generator for ``seed``, independent of other parameters' (issue 21:
+        seeded with the run seed alone, all meta modulators of a run drew identical perturbations)."""
+        key = zlib.crc32(self.parameter.encode())  # stable across processes, unlike hash()
+        return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(key,)))
+
     def set_seed(self, seed: int | None) -> None:
         if self._seed is None and self._steps == 0:
-            self._rng = np.random.default_rng(seed)
+            self._rng = self.stream(seed)
 
     def to_scale(self, value: float) -> float:
         return math.log(value)

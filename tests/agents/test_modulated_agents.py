@@ -344,3 +344,20 @@ def test_modulator_state_survives_save_and_load(tmp_path):
     assert loaded.neuro_values() == model.neuro_values()
     assert (loaded._base_gamma, loaded._base_ent_coef) == (0.99, 0.01)
     assert loaded.neuro["exploration"]._rng.random() == model.neuro["exploration"]._rng.random()
+
+
+def test_the_meta_modulators_of_one_agent_draw_independent_perturbations():
+    """The agent hands its one seed to every modulator: its learning-rate, exploration and discount
+    meta modulators must still draw independent perturbations (issue 21: they drew identical ones,
+    correlation 1.0). 4,000 draws each; independent streams give |r| < 0.08 (5 standard deviations)."""
+    meta = {"type": "meta", "hold": 1}
+    model = build("dqn", make_vec_env("highway-fast-v0", 1, seed=0), seed=0, device="cpu",
+                  hyperparameters=DQN_HYPERPARAMETERS,
+                  neuro={"learning_rate": meta, "exploration": meta, "discount": meta})
+    draws = {kind: np.array([modulator._rng.normal() for _ in range(4000)])
+             for kind, modulator in model.modulators.items()}
+    kinds = sorted(draws)
+    assert kinds == ["discount", "exploration", "learning_rate"]
+    for index, first in enumerate(kinds):
+        for second in kinds[index + 1:]:
+            assert abs(np.corrcoef(draws[first], draws[second])[0, 1]) < 0.08, (first, second)
