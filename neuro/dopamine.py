@@ -618,7 +618,7 @@ class DistributionalTD(DopamineModule):
             gains = torch.where(td_pairs > 0, gain_positive, gain_negative)
             slope = shaped_error(td_pairs, self.loss)  # minus loss'(d_ij)
             gained_slope = gains * slope
-            per_pair = 0.5 * td_pairs**2 if self.loss == "squared" else td_pairs.abs()
+            per_pair = elementwise_loss(current.unsqueeze(-1), samples.unsqueeze(-2), self.loss)  # of d_ij
             loss_value = (gains * per_pair).sum() / (td_pairs.shape[0] * td_pairs.shape[-1])
             signal = gained_slope.mean(dim=-1)
         descent = -(signal * current).sum(dim=-1).mean()  # gradient: -signal / batch

@@ -23,6 +23,7 @@ each docstring names (imputation for expectiles, the N-atom projection for quant
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from agents.registry import get_algorithm
 from experiments.compare.spec import load_comparison
 from experiments.config import load_config, set_path, validate_config
 from experiments.sweeps.spec import load_sweep
+from neuro.dopamine import DOPAMINE_MODULES
 
 PRESETS = Path(experiments.__file__).parent / "presets"
 LOOP = small_mdps.DEFAULT_LOOP
@@ -64,6 +66,9 @@ def _setting(config: Any) -> Setting | None:
     if "dopamine" not in get_algorithm(algo).neuro_parts:
         return None
     spec = config.neuro.get("dopamine") or {"type": "standard"}
+    # A parameter spelt out at its default is the same setting as one left out: train it once.
+    defaults = inspect.signature(DOPAMINE_MODULES.resolve(spec["type"]).__init__).parameters
+    spec = {key: value for key, value in spec.items() if key not in defaults or value != defaults[key].default}
     gae_lambda = config.agent.hyperparameters.get("gae_lambda", 0.95) if algo == "ppo" else None
     return Setting(algo, json.dumps(spec, sort_keys=True), gae_lambda)
 
