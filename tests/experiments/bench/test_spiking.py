@@ -19,7 +19,6 @@ from experiments.bench import spiking
 from experiments.bench.common import peak_rss_mib
 from experiments.bench.spiking import (
     PAIRS,
-    NetworkLoad,
     NetworkTimer,
     RepeatTiming,
     SpikingPair,
@@ -28,7 +27,6 @@ from experiments.bench.spiking import (
     fast_env,
     judge,
     mac_model_steps_per_s,
-    mac_ratios,
     network_loads,
     network_time_fractions,
     optimizer_fraction,
@@ -40,6 +38,7 @@ from experiments.bench.spiking import (
 from experiments.bench.training import ZeroCostVecEnv
 from experiments.config import ConfigError
 from neuro.snn.network import ENERGY_CAVEAT
+from neuro.snn.operations import mac_ratios
 
 # --- the MAC model and the verdicts on hand-made figures -----------------------------------------
 
@@ -88,17 +87,6 @@ def test_network_time_shares_are_pooled_over_the_repeats() -> None:
     # pooled: 0.4 / 4 and 2.0 / 4 (a mean of the per-repeat shares would give 0.1 and 0.4667)
     assert network_time_fractions(timings) == (pytest.approx(0.1), pytest.approx(0.5))
     assert timings[0].steps_per_s == 100.0
-
-
-def test_mac_ratios_weight_each_network_by_its_rows_per_step() -> None:
-    ann = [NetworkLoad("actor", 1.0, 4.0, 100), NetworkLoad("critic", 0.0, 6.0, 100)]
-    spiking_loads = [NetworkLoad("actor", 1.0, 4.0, 1000), NetworkLoad("critic", 0.0, 6.0, 100)]
-    ratios = mac_ratios(spiking_loads, ann)
-    assert ratios["decide"] == pytest.approx(10.0)  # the actor alone decides
-    assert ratios["learn"] == pytest.approx((4 * 1000 + 6 * 100) / (4 * 100 + 6 * 100))  # 4.6
-    assert ratios["all"] == pytest.approx((5 * 1000 + 6 * 100) / (5 * 100 + 6 * 100))
-    with pytest.raises(ValueError, match="different networks"):
-        mac_ratios(spiking_loads[:1], ann)
 
 
 # --- MACs against a hand count of the layers ------------------------------------------------------
