@@ -53,6 +53,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
 from experiments.bench.common import fmt_rate, peak_rss_mib, spread
+from experiments.bench.section import BenchOptions
 from experiments.bench.training import ZeroCostVecEnv, time_in_fresh_process
 from experiments.config import ConfigError, ExperimentConfig, load_config
 from experiments.presets import PRESETS
@@ -716,7 +717,8 @@ def network_speeds(seconds: float, inputs: int = 25, hidden: tuple[int, ...] = (
 def run_spiking_section(quick: bool, console: Console, repeats: int | None = None,
                         settings: SpikingSettings | None = None,
                         pairs: tuple[SpikingPair, ...] = PAIRS) -> dict[str, Any]:
-    """Time every pair, measure energy and memory, print the report; return the ``spiking`` results."""
+    """Time every pair, measure energy and memory; return the ``spiking`` figures (:func:`print_spiking_section`
+    prints them)."""
     import torch
 
     settings = settings or (SPIKING_QUICK if quick else SPIKING_FULL)
@@ -745,9 +747,6 @@ def run_spiking_section(quick: bool, console: Console, repeats: int | None = Non
     finally:
         torch.set_num_threads(threads)
     wall_s = time.perf_counter() - wall_start
-    print_network_speeds(console, networks)
-    print_spiking_report(console, rows, settings, quick)
-    console.print(f"Spiking section: {wall_s:.1f} s wall")
     judged = [row.met_model for row in rows] + [row.met_ann for row in rows if row.met_ann is not None]
     return {
         "device": "cpu",
@@ -886,3 +885,25 @@ def print_spiking_report(console: Console, rows: list[SpikingRow], settings: Spi
     if quick:
         console.print("--quick: short runs and 2 repeats, a smoke test; take the verdicts from a full run",
                       soft_wrap=True)
+
+
+def print_spiking_section(figures: dict[str, Any], quick: bool, console: Console) -> None:
+    print_network_speeds(console, figures["networks"])
+    print_spiking_report(console, [SpikingRow(**row) for row in figures["rows"]],
+                         SpikingSettings(**figures["settings"]), quick)
+    console.print(f"Spiking section: {figures['wall_s']:.1f} s wall")
+
+
+class SpikingSection:
+    """``spiking``: the spiking agents against their ANN twins and their MAC model, latency and energy."""
+
+    name = "spiking"
+
+    def run(self, options: BenchOptions, console: Console) -> dict[str, Any]:
+        return run_spiking_section(options.quick, console, repeats=options.repeats)
+
+    def print(self, figures: dict[str, Any], options: BenchOptions, console: Console) -> None:
+        print_spiking_section(figures, options.quick, console)
+
+
+SECTION = SpikingSection()

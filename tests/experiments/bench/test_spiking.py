@@ -32,6 +32,7 @@ from experiments.bench.spiking import (
     optimizer_fraction,
     pair_config,
     peak_memory,
+    print_spiking_section,
     run_spiking_section,
     timed_learn,
 )
@@ -200,7 +201,9 @@ TINY = SpikingSettings(repeats=2, dqn_steps=30, ppo_steps=64, sac_steps=20, ener
 @pytest.fixture(scope="module")
 def tiny_section() -> tuple[dict[str, Any], str]:
     console = Console(record=True, width=240, force_terminal=False)
-    return run_spiking_section(True, console, settings=TINY, pairs=TINY_PAIRS), console.export_text()
+    figures = run_spiking_section(True, console, settings=TINY, pairs=TINY_PAIRS)
+    print_spiking_section(figures, True, console)
+    return figures, console.export_text()
 
 
 def positive(value: float) -> bool:
@@ -270,6 +273,7 @@ def test_the_section_is_a_bench_choice() -> None:
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--section", "spiking", "--spiking-repeats", "4"])
-    assert (args.section, args.spiking_repeats) == ("spiking", 4)
+    args = parser.parse_args(["--section", "spiking", "--repeats", "4"])
+    assert (args.section, args.repeats) == ("spiking", 4)
+    assert spiking.SECTION.name == "spiking"
     assert spiking.SPIKING_QUICK.repeats == 2 and spiking.SPIKING_FULL.repeats == 3
