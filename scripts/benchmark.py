@@ -1,6 +1,7 @@
 """Benchmark entry point: the same as `neurodrive bench` (logic in experiments/bench/).
 
-    python scripts/benchmark.py [--section env|neuro|training|startup|all] [--quick] [--out bench.json]
+    python scripts/benchmark.py [--section env|neuro|training|startup|spiking|grid|all] [--quick] [--repeats N]
+                                 [--out bench.json]
 """
 
 from experiments.bench.command import main

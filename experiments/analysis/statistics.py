@@ -396,3 +396,82 @@ def mean_curve_band(curves: ArrayLike, confidence: float = CONFIDENCE) -> CurveB
     half_width = np.full(seeds.shape, np.nan)
     half_width[spread] = t_quantile[spread] * np.sqrt(variance[spread] / seeds[spread])
     return CurveBand(mean, mean - half_width, mean + half_width, seeds.astype(np.int64))
+
+
+# Estimates that degrade to the point value alone (NaN interval) when there are too few runs for an interval, as a
+# report over few seeds needs.
+
+
+def pooled_median(scores: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Median of all (..., runs, tasks) scores pooled; of one task, the median run. Unlike
+    :func:`aggregate_median` (the median over tasks of task means), it is a median of runs."""
+    return np.median(scores.reshape(*scores.shape[:-2], -1), axis=-1)
+
+
+def _point(value: float) -> Estimate:
+    return Estimate(float(value), math.nan, math.nan)
+
+
+def mean_estimate(values: Sequence[float], low_bound: float = -math.inf, high_bound: float = math.inf,
+                  confidence: float = CONFIDENCE) -> Estimate:
+    """:func:`mean_ci` with its interval clipped to the quantity's range [``low_bound``, ``high_bound``]; under 2
+    values the mean alone (NaN interval), and NaN throughout for none."""
+    if len(values) == 0:
+        return _point(math.nan)
+    if len(values) < 2:
+        return _point(float(np.mean(values)))
+    e = mean_ci(values, confidence)
+    return Estimate(e.value, max(e.low, low_bound), min(e.high, high_bound))
+
+
+def location_estimates(
+    scores: NDArray[np.float64],
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int | np.random.Generator = BOOTSTRAP_SEED,
+) -> dict[str, Estimate]:
+    """:func:`aggregate_estimates` (mean, median, IQM) of (runs x tasks) scores; under 2 runs the values alone."""
+    if scores.shape[0] >= 2:
+        return aggregate_estimates(scores, confidence, n_resamples, seed)
+    return {"mean": _point(float(aggregate_mean(scores))), "median": _point(float(aggregate_median(scores))),
+            "iqm": _point(iqm(scores))}
+
+
+def pooled_median_estimate(
+    scores: NDArray[np.float64],
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int | np.random.Generator = BOOTSTRAP_SEED,
+) -> Estimate:
+    """:func:`pooled_median` with its stratified-bootstrap interval; under 2 runs the value alone."""
+    if scores.shape[0] >= 2:
+        return stratified_bootstrap_ci(scores, pooled_median, confidence, n_resamples, seed)
+    return _point(float(pooled_median(scores)))
+
+
+def improvement_estimate(
+    x_scores: NDArray[np.float64],
+    y_scores: NDArray[np.float64],
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int | np.random.Generator = BOOTSTRAP_SEED,
+) -> Estimate:
+    """:func:`probability_of_improvement_ci` when both sides have 2 runs, else the probability alone."""
+    if x_scores.shape[0] >= 2 and y_scores.shape[0] >= 2:
+        return probability_of_improvement_ci(x_scores, y_scores, confidence, n_resamples, seed)
+    return _point(probability_of_improvement(x_scores, y_scores))
+
+
+def profile_estimate(
+    scores: NDArray[np.float64],
+    thresholds: ArrayLike,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int | np.random.Generator = BOOTSTRAP_SEED,
+) -> PerformanceProfile:
+    """:func:`performance_profile`; under 2 runs the step function alone (NaN band)."""
+    if scores.shape[0] >= 2:
+        return performance_profile(scores, thresholds, confidence, n_resamples, seed)
+    taus = np.asarray(thresholds, dtype=float)
+    nan = np.full(taus.shape, np.nan)
+    return PerformanceProfile(taus, _fraction_above(np.asarray(scores, dtype=float), taus), nan, nan.copy())

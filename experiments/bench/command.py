@@ -14,12 +14,14 @@ Sections (each in its own module, imported only when it runs):
 - ``grid`` (``experiments.bench.grid``): wall time of the 4 x 5 PPO comparison grid with 2 workers, split
   into training and final evaluation (~30 min; not part of ``all``).
 
+Each section is one ``Section`` (``experiments.bench.section``): ``run`` measures and returns its
+figures, ``print`` shows them; the command runs those ``--section`` names from the registry ``SECTIONS``.
+
 Usage::
 
     neurodrive bench   (or, from the repository root, python scripts/benchmark.py)
     neurodrive bench [--section env|neuro|training|startup|spiking|grid|all] [--quick] [--out bench.json]
-                     [--repeats N] [--neuro-repeats N] [--training-repeats N] [--spiking-repeats N]
-                     [--skip-highway-env]
+                     [--repeats N] [--skip-highway-env] [--grid-root DIR]
 """
 
 from __future__ import annotations
@@ -36,31 +38,35 @@ from typing import Any
 
 from experiments.config.errors import ConfigError
 
+# The per-section repeat flags before one --repeats: refused with the new spelling, not silently ignored.
+OLD_REPEAT_FLAGS = ("--neuro-repeats", "--training-repeats", "--spiking-repeats")
+
+
+class _ReplacedFlag(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        parser.error(f"{option_string} was replaced by --repeats, which sets the timed repeats of every section "
+                     f"run (e.g. --section {option_string.split('-')[2]} --repeats {values})")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--section", choices=("env", "neuro", "training", "startup", "spiking", "grid", "all"),
-                        default="all",
-                        help="env: env steps/s of the backends; neuro: training overhead of the TD-error modules "
-                             "and the neuromodulators; "
-                             "training: shipped configs vs the learner-bound limit, and peak memory; "
-                             "startup: time and memory of neurodrive --help; "
-                             "spiking: spiking agents vs their ANN twins and their MAC model, decision latency, "
-                             "energy per decision; "
-                             "grid: wall time of the 4 x 5 PPO comparison grid (~30 min; not in all)")
+    from experiments.bench.section import SECTIONS
+
+    parser.add_argument("--section", choices=(*SECTIONS, "all"), default="all",
+                        help="; ".join(f"{entry.name}: {entry.help}" for entry in SECTIONS.values()))
     parser.add_argument("--quick", action="store_true",
                         help="short step counts (env ~20 s, neuro ~2 min, spiking ~1.5 min, grid: the file's quick "
                              "block), for a smoke test")
     parser.add_argument("--grid-root", type=Path, default=None,
                         help="grid section: the folder the comparison runs in (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON results file")
-    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per EnvPool configuration")
-    parser.add_argument("--neuro-repeats", type=int, default=None,
-                        help="timed repeats of the neuro section (default 3, 2 with --quick)")
-    parser.add_argument("--training-repeats", type=int, default=None,
-                        help="timed repeats of the training section (default 3, 1 with --quick)")
-    parser.add_argument("--spiking-repeats", type=int, default=None,
-                        help="timed repeats of the spiking section (default 3, 2 with --quick)")
-    parser.add_argument("--skip-highway-env", action="store_true", help="skip the Python highway-env rows")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed repeats of every section run (defaults: env 5 per EnvPool configuration, 3 with "
+                             "--quick; neuro, training and spiking 3, with --quick 2, 1 and 2; startup 7, 3 with "
+                             "--quick; the grid runs once)")
+    for flag in OLD_REPEAT_FLAGS:
+        parser.add_argument(flag, action=_ReplacedFlag, help=argparse.SUPPRESS)
+    parser.add_argument("--skip-highway-env", action="store_true", help="env section: skip the Python highway-env rows")
 
 
 def add_bench_command(commands: Any) -> None:
@@ -86,16 +92,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def run_bench(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """Run the chosen sections, print their tables, write the JSON file; return the results."""
-    for name in ("repeats", "neuro_repeats", "training_repeats", "spiking_repeats"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1")
+    if args.repeats is not None and args.repeats < 1:
+        raise ConfigError("--repeats: must be >= 1")
     from experiments.bench.common import machine_info
+    from experiments.bench.section import BenchOptions, selected
     from experiments.terminal import make_console
 
     console = make_console()
     started = datetime.datetime.now(datetime.UTC)
     machine = machine_info()
     wall_start = time.perf_counter()
+    options = BenchOptions(quick=args.quick, repeats=args.repeats, skip_highway_env=args.skip_highway_env,
+                           grid_root=args.grid_root)
 
     results: dict[str, Any] = {
         "date": started.isoformat(timespec="seconds"),
@@ -104,30 +112,14 @@ def run_bench(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "mode": "quick" if args.quick else "full",
         "machine": machine,
     }
-    if args.section in ("env", "all"):
-        from experiments.bench.env import run_env_section
-
-        results.update(run_env_section(args, console))
-    if args.section in ("neuro", "all"):
-        from experiments.bench.neuro import run_neuro_section
-
-        results["neuro"] = run_neuro_section(args, console)
-    if args.section in ("training", "all"):
-        from experiments.bench.training import run_training_section
-
-        results["training"] = run_training_section(args.quick, console, repeats=args.training_repeats)
-    if args.section in ("startup", "all"):
-        from experiments.bench.startup import run_startup_section
-
-        results["startup"] = run_startup_section(console, repeats=3 if args.quick else 7)
-    if args.section in ("spiking", "all"):
-        from experiments.bench.spiking import run_spiking_section
-
-        results["spiking"] = run_spiking_section(args.quick, console, repeats=args.spiking_repeats)
-    if args.section == "grid":
-        from experiments.bench.grid import run_grid_section
-
-        results["grid"] = run_grid_section(args.quick, console, root=args.grid_root)
+    for entry in selected(args.section):
+        section = entry.load()
+        figures = section.run(options, console)
+        section.print(figures, options, console)
+        if entry.top_level:
+            results.update(figures)
+        else:
+            results[entry.name] = figures
     wall_s = time.perf_counter() - wall_start
     machine["load_avg_1_5_15_end"] = list(os.getloadavg())
     results["wall_s"] = wall_s

@@ -13,7 +13,6 @@ those auto-reset steps).
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import statistics
@@ -27,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from experiments.bench.common import fmt_rate, spread
+from experiments.bench.section import BenchOptions
 
 ENV_ID = "highway-fast-v0"
 N_ENVS: tuple[int, ...] = (1, 8, 64)
@@ -287,11 +287,12 @@ def print_report(
     )
 
 
-def run_env_section(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    """Time every backend at every ``n_envs``, print the report; return the env results."""
-    settings = QUICK if args.quick else FULL
-    if args.repeats is not None:
-        settings = replace(settings, repeats=args.repeats)
+def run_env_section(quick: bool, console: Console, repeats: int | None = None,
+                    skip_highway_env: bool = False) -> dict[str, Any]:
+    """Time every backend at every ``n_envs``; return the env figures (:func:`print_env_section` prints them)."""
+    settings = QUICK if quick else FULL
+    if repeats is not None:
+        settings = replace(settings, repeats=repeats)
     rng = np.random.default_rng(settings.seed)
     wall_start = time.perf_counter()
 
@@ -302,7 +303,7 @@ def run_env_section(args: argparse.Namespace, console: Console) -> dict[str, Any
             raw_row, adapter_row = bench_envpool_pair(n_envs, settings, rng)
         rows += [raw_row, adapter_row]
         ratios.append(compute_ratios(raw_row, adapter_row))
-    if not args.skip_highway_env:
+    if not skip_highway_env:
         for n_envs in HIGHWAY_ENV_N_ENVS:
             with console.status(f"highway-env, n_envs={n_envs}"):
                 rows.append(bench_highway_env(n_envs, settings, rng))
@@ -317,7 +318,6 @@ def run_env_section(args: argparse.Namespace, console: Console) -> dict[str, Any
         "met": None if at_target is None else at_target["adapter_over_raw"] >= TARGET_RATIO,
     }
     wall_s = time.perf_counter() - wall_start
-    print_report(console, rows, ratios, target)
     return {
         "env_id": ENV_ID,
         "settings": asdict(settings),
@@ -328,3 +328,20 @@ def run_env_section(args: argparse.Namespace, console: Console) -> dict[str, Any
     }
 
 
+def print_env_section(figures: dict[str, Any], console: Console) -> None:
+    print_report(console, [Row(**row) for row in figures["rows"]], figures["ratios"], figures["target"])
+
+
+class EnvSection:
+    """``env``: env steps/s of raw EnvPool, the platform's adapter and highway-env."""
+
+    name = "env"
+
+    def run(self, options: BenchOptions, console: Console) -> dict[str, Any]:
+        return run_env_section(options.quick, console, options.repeats, options.skip_highway_env)
+
+    def print(self, figures: dict[str, Any], options: BenchOptions, console: Console) -> None:
+        print_env_section(figures, console)
+
+
+SECTION = EnvSection()

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from experiments.bench.common import fmt_rate
+from experiments.bench.section import BenchOptions
 
 GRID_FILE = Path(__file__).resolve().parents[1] / "presets" / "compare" / "highway_ppo.yaml"
 TARGET_S = 40 * 60  # the full grid with 2 workers on a 2-core machine
@@ -33,7 +34,8 @@ WORKERS = 2
 
 def run_grid_section(quick: bool, console: Console, root: Path | None = None,
                      grid_file: Path = GRID_FILE, workers: int = WORKERS) -> dict[str, Any]:
-    """Run the grid (its ``quick:`` block under ``--quick``) in a fresh folder; print and return the split."""
+    """Run the grid (its ``quick:`` block under ``--quick``) in a fresh folder; return the split (:func:`print_grid`
+    prints it)."""
     with tempfile.TemporaryDirectory(prefix="neurodrive-grid-") as scratch:
         work_dir = Path(root or scratch).resolve()
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -52,7 +54,6 @@ def run_grid_section(quick: bool, console: Console, root: Path | None = None,
         cells = read_cell_times(work_dir)
     figures = summarise(cells, wall_s, workers, quick)
     figures.update(load_avg_start=load_start, load_avg_end=os.getloadavg()[0], command=" ".join(command[3:]))
-    print_grid(figures, console)
     return figures
 
 
@@ -117,3 +118,18 @@ def print_grid(figures: dict[str, Any], console: Console) -> None:
         verdict = "met" if figures["met"] else "not met"
         console.print(f"Target: the grid in <= {figures['target_s'] / 60:.0f} min wall: {verdict}, "
                       f"{figures['wall_s'] / 60:.1f} min (1-min load {figures['load_avg_start']:.2f} at start)")
+
+
+class GridSection:
+    """``grid``: wall time of the PPO comparison grid with 2 workers, training apart from evaluation."""
+
+    name = "grid"
+
+    def run(self, options: BenchOptions, console: Console) -> dict[str, Any]:
+        return run_grid_section(options.quick, console, root=options.grid_root)
+
+    def print(self, figures: dict[str, Any], options: BenchOptions, console: Console) -> None:
+        print_grid(figures, console)
+
+
+SECTION = GridSection()

@@ -15,7 +15,6 @@ a shuffled order, so load drift on the machine hits all alike. Overhead is ``1 -
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import statistics
@@ -28,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from experiments.bench.common import fmt_pct, fmt_rate, peak_rss_mib, spread
+from experiments.bench.section import BenchOptions
 from experiments.config import ConfigError, ExperimentConfig, load_config
 from experiments.presets import PRESETS
 from experiments.runs.build import build_run, resolve_backend
@@ -307,13 +307,14 @@ def print_neuro_report(console: Console, rows: list[NeuroRow], settings: NeuroSe
                       "flip by 10-20 points, take them from a full run", soft_wrap=True)
 
 
-def run_neuro_section(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    """Time every algorithm with every module and modulator, print the report; return the ``neuro`` results."""
+def run_neuro_section(quick: bool, console: Console, repeats: int | None = None) -> dict[str, Any]:
+    """Time every algorithm with every module and modulator; return the ``neuro`` figures
+    (:func:`print_neuro_section` prints them)."""
     import torch
 
-    settings = NEURO_QUICK if args.quick else NEURO_FULL
-    if args.neuro_repeats is not None:
-        settings = replace(settings, repeats=args.neuro_repeats)
+    settings = NEURO_QUICK if quick else NEURO_FULL
+    if repeats is not None:
+        settings = replace(settings, repeats=repeats)
     torch.set_num_threads(settings.torch_threads)
     rng = np.random.default_rng(settings.seed)
     load_start = os.getloadavg()[0]
@@ -327,10 +328,7 @@ def run_neuro_section(args: argparse.Namespace, console: Console) -> dict[str, A
     wall_s = time.perf_counter() - wall_start
     judged = [row.met for row in rows if row.met is not None]
     judged_modulators = [row.met for row in rows if row.met is not None and row.kind != "dopamine"]
-    print_neuro_report(console, rows, settings, args.quick)
     peak = peak_rss_mib()
-    console.print(f"Neuro section: {wall_s:.1f} s wall; peak resident memory of the process {peak:,.0f} MiB "
-                  "(ru_maxrss, whole process so far)")
     return {
         "env_id": ENV_ID,
         "backend": "envpool",
@@ -359,3 +357,23 @@ def run_neuro_section(args: argparse.Namespace, console: Console) -> dict[str, A
     }
 
 
+def print_neuro_section(figures: dict[str, Any], quick: bool, console: Console) -> None:
+    print_neuro_report(console, [NeuroRow(**row) for row in figures["rows"]], NeuroSettings(**figures["settings"]),
+                       quick)
+    console.print(f"Neuro section: {figures['wall_s']:.1f} s wall; peak resident memory of the process "
+                  f"{figures['peak_rss_mib']:,.0f} MiB (ru_maxrss, whole process so far)")
+
+
+class NeuroSection:
+    """``neuro``: training overhead of the dopamine modules against stock SB3 and of the neuromodulators."""
+
+    name = "neuro"
+
+    def run(self, options: BenchOptions, console: Console) -> dict[str, Any]:
+        return run_neuro_section(options.quick, console, options.repeats)
+
+    def print(self, figures: dict[str, Any], options: BenchOptions, console: Console) -> None:
+        print_neuro_section(figures, options.quick, console)
+
+
+SECTION = NeuroSection()

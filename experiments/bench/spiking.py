@@ -53,11 +53,13 @@ from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
 from experiments.bench.common import fmt_rate, peak_rss_mib, spread
+from experiments.bench.section import BenchOptions
 from experiments.bench.training import ZeroCostVecEnv, time_in_fresh_process
 from experiments.config import ConfigError, ExperimentConfig, load_config
 from experiments.presets import PRESETS
 from neuro.snn.config import MEMORY_CAVEAT
 from neuro.snn.network import ENERGY_CAVEAT, SpikingMLP
+from neuro.snn.operations import NetworkLoad, forward_macs, mac_ratios
 from neuro.snn.sparsity import ZeroSkippingMacs
 
 MIN_RATIO_TO_MODEL = 0.80  # every spiking agent, of its MAC model's prediction
@@ -122,38 +124,7 @@ SPIKING_QUICK = SpikingSettings(repeats=2, dqn_steps=500, ppo_steps=2048, sac_st
                                 latency_calls=400)
 
 
-# --- MACs ----------------------------------------------------------------------------------------
-
-
-def forward_macs(module: nn.Module) -> int:
-    """Multiply-accumulates of one forward pass of ``module`` per input row on a CPU: ``dense_macs()``
-    of each ``SpikingMLP`` inside it, ``in_features * out_features`` of every other ``nn.Linear``.
-
-    A ``SpikingMLP`` without its own readout counts the SB3 heads reading its rates in ``dense_macs``
-    (``readout_fan_out``); those heads are ``nn.Linear`` modules here, so they are counted once, as such.
-    """
-    spiking = [sub for sub in module.modules() if isinstance(sub, SpikingMLP)]
-    inside = {id(sub) for network in spiking for sub in network.modules()}
-    total = 0
-    for network in spiking:
-        total += network.dense_macs()
-        if network.readout is None:
-            total -= network.hidden[-1] * network.readout_fan_out
-    for sub in module.modules():
-        if isinstance(sub, nn.Linear) and id(sub) not in inside:
-            total += sub.in_features * sub.out_features
-    return total
-
-
-@dataclass(frozen=True)
-class NetworkLoad:
-    """One network's work per env step: forward rows while deciding, forward-pass equivalents in the
-    gradient updates (a backward pass counted as ``BACKWARD_FORWARDS``), and its MACs per row."""
-
-    name: str
-    decide_rows: float
-    learn_rows: float
-    macs: int
+# --- MACs per env step of an agent (counting a network: neuro.snn.operations) ---------------------------
 
 
 def updates_per_env_step(model: BaseAlgorithm) -> float:
@@ -191,20 +162,6 @@ def network_loads(model: BaseAlgorithm) -> list[NetworkLoad]:
                 NetworkLoad("critic", 0.0, 2.0 * backward * rows, forward_macs(model.critic)),
                 NetworkLoad("critic_target", 0.0, rows, forward_macs(model.critic_target))]
     raise ValueError(f"agent.algo: the spiking bench counts MACs of DQN, PPO/A2C and SAC, not {type(model).__name__}")
-
-
-def mac_ratios(spiking: list[NetworkLoad], ann: list[NetworkLoad]) -> dict[str, float]:
-    """Spiking MACs over ANN MACs per env step: of the decisions, of the updates, and of all network work."""
-    if [load.name for load in spiking] != [load.name for load in ann]:
-        raise ValueError("the spiking agent and its twin run different networks: "
-                         f"{[load.name for load in spiking]} vs {[load.name for load in ann]}")
-
-    def ratio(rows: Callable[[NetworkLoad], float]) -> float:
-        ann_macs = sum(rows(load) * load.macs for load in ann)
-        return sum(rows(load) * load.macs for load in spiking) / ann_macs
-
-    return {"decide": ratio(lambda load: load.decide_rows), "learn": ratio(lambda load: load.learn_rows),
-            "all": ratio(lambda load: load.decide_rows + load.learn_rows)}
 
 
 # --- the MAC model and the verdicts -------------------------------------------------------------
@@ -760,7 +717,8 @@ def network_speeds(seconds: float, inputs: int = 25, hidden: tuple[int, ...] = (
 def run_spiking_section(quick: bool, console: Console, repeats: int | None = None,
                         settings: SpikingSettings | None = None,
                         pairs: tuple[SpikingPair, ...] = PAIRS) -> dict[str, Any]:
-    """Time every pair, measure energy and memory, print the report; return the ``spiking`` results."""
+    """Time every pair, measure energy and memory; return the ``spiking`` figures (:func:`print_spiking_section`
+    prints them)."""
     import torch
 
     settings = settings or (SPIKING_QUICK if quick else SPIKING_FULL)
@@ -789,9 +747,6 @@ def run_spiking_section(quick: bool, console: Console, repeats: int | None = Non
     finally:
         torch.set_num_threads(threads)
     wall_s = time.perf_counter() - wall_start
-    print_network_speeds(console, networks)
-    print_spiking_report(console, rows, settings, quick)
-    console.print(f"Spiking section: {wall_s:.1f} s wall")
     judged = [row.met_model for row in rows] + [row.met_ann for row in rows if row.met_ann is not None]
     return {
         "device": "cpu",
@@ -930,3 +885,25 @@ def print_spiking_report(console: Console, rows: list[SpikingRow], settings: Spi
     if quick:
         console.print("--quick: short runs and 2 repeats, a smoke test; take the verdicts from a full run",
                       soft_wrap=True)
+
+
+def print_spiking_section(figures: dict[str, Any], quick: bool, console: Console) -> None:
+    print_network_speeds(console, figures["networks"])
+    print_spiking_report(console, [SpikingRow(**row) for row in figures["rows"]],
+                         SpikingSettings(**figures["settings"]), quick)
+    console.print(f"Spiking section: {figures['wall_s']:.1f} s wall")
+
+
+class SpikingSection:
+    """``spiking``: the spiking agents against their ANN twins and their MAC model, latency and energy."""
+
+    name = "spiking"
+
+    def run(self, options: BenchOptions, console: Console) -> dict[str, Any]:
+        return run_spiking_section(options.quick, console, repeats=options.repeats)
+
+    def print(self, figures: dict[str, Any], options: BenchOptions, console: Console) -> None:
+        print_spiking_section(figures, options.quick, console)
+
+
+SECTION = SpikingSection()

@@ -18,6 +18,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from experiments.bench.section import BenchOptions
+
 COMMANDS: tuple[tuple[str, ...], ...] = (("--help",), ("sweep", "--help"), ("train", "--help"), ("envs",))
 HEAVY_MODULES: tuple[str, ...] = ("torch", "stable_baselines3", "optuna", "scipy", "highway_env")
 TARGET_S = 0.5  # `neurodrive --help`
@@ -49,7 +51,7 @@ def measure_command(args: tuple[str, ...]) -> dict[str, Any]:
 
 
 def run_startup_section(console: Console, repeats: int = 7) -> dict[str, Any]:
-    """Time every light command; print the table; return the figures."""
+    """Time every light command; return the figures (:func:`print_startup_section` prints them)."""
     runs: dict[tuple[str, ...], list[dict[str, Any]]] = {args: [] for args in COMMANDS}
     for _ in range(repeats):
         for args in COMMANDS:
@@ -66,13 +68,32 @@ def run_startup_section(console: Console, repeats: int = 7) -> dict[str, Any]:
     help_row = rows[0]
     target = {"command": "neurodrive --help", "max_wall_s": TARGET_S, "measured": help_row["wall_s_median"],
               "met": help_row["wall_s_median"] <= TARGET_S}
-    table = Table(title=f"command start-up, fresh interpreter, median of {repeats}")
+    return {"rows": rows, "target": target, "repeats": repeats}
+
+
+def print_startup_section(figures: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"command start-up, fresh interpreter, median of {figures['repeats']}")
     for column in ("command", "wall s", "peak RSS MiB", "heavy imports (torch, SB3, optuna, scipy, highway_env)"):
         table.add_column(column, justify="right" if column in ("wall s", "peak RSS MiB") else "left")
-    for row in rows:
+    for row in figures["rows"]:
         table.add_row(row["command"], f"{row['wall_s_median']:.2f}", f"{row['peak_rss_mib']:.0f}",
                       ", ".join(row["heavy_imports"]) or "none")
     console.print(table)
-    verdict = "[green]MET[/green]" if target["met"] else "[red]NOT MET[/red]"
-    console.print(f"Target (neurodrive --help <= {TARGET_S} s): {verdict}, {target['measured']:.2f} s")
-    return {"rows": rows, "target": target, "repeats": repeats}
+    verdict = "[green]MET[/green]" if figures["target"]["met"] else "[red]NOT MET[/red]"
+    console.print(f"Target (neurodrive --help <= {TARGET_S} s): {verdict}, {figures['target']['measured']:.2f} s")
+
+
+class StartupSection:
+    """``startup``: wall time and peak memory of ``neurodrive --help`` and friends, in fresh processes."""
+
+    name = "startup"
+
+    def run(self, options: BenchOptions, console: Console) -> dict[str, Any]:
+        default = 3 if options.quick else 7
+        return run_startup_section(console, repeats=options.repeats or default)
+
+    def print(self, figures: dict[str, Any], options: BenchOptions, console: Console) -> None:
+        print_startup_section(figures, console)
+
+
+SECTION = StartupSection()

@@ -29,6 +29,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from experiments.bench.common import peak_rss_mib
+from experiments.bench.section import BenchOptions
 from experiments.presets import PRESETS
 
 # The shipped configs timed (files under experiments/presets), with the learner-bound target where
@@ -219,7 +220,8 @@ def time_in_fresh_process(config_path: str, env_kind: str, settings: TrainingSet
 
 def run_training_section(quick: bool, console: Console, configs: tuple[str, ...] = TRAINING_CONFIGS,
                          repeats: int | None = None) -> dict[str, Any]:
-    """Time every shipped config on both envs in interleaved fresh processes; print and return."""
+    """Time every shipped config on both envs in interleaved fresh processes; return the figures
+    (:func:`print_training_section` prints them)."""
     settings = TRAINING_QUICK if quick else TRAINING_FULL
     if repeats is not None:
         settings = TrainingSettings(repeats, settings.rollouts, settings.off_policy_steps, settings.seed)
@@ -252,7 +254,6 @@ def run_training_section(quick: bool, console: Console, configs: tuple[str, ...]
                 None if target is None or ratio is None else ratio >= target,
             ))
     wall_s = time.perf_counter() - wall_start
-    print_training_report(console, rows, settings)
     judged = [row.met for row in rows if row.met is not None]
     return {
         "settings": asdict(settings),
@@ -287,3 +288,23 @@ def print_training_report(console: Console, rows: list[TrainingRow], settings: T
             f"{row.peak_rss_mib:,.0f}",
         )
     console.print(table)
+
+
+def print_training_section(figures: dict[str, Any], console: Console) -> None:
+    print_training_report(console, [TrainingRow(**row) for row in figures["rows"]],
+                          TrainingSettings(**figures["settings"]))
+
+
+class TrainingSection:
+    """``training``: the shipped configs' steps/s against the learner-bound limit, and peak memory."""
+
+    name = "training"
+
+    def run(self, options: BenchOptions, console: Console) -> dict[str, Any]:
+        return run_training_section(options.quick, console, repeats=options.repeats)
+
+    def print(self, figures: dict[str, Any], options: BenchOptions, console: Console) -> None:
+        print_training_section(figures, console)
+
+
+SECTION = TrainingSection()

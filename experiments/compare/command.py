@@ -138,12 +138,13 @@ def write_comparison_report(comparison: Comparison, rows: list[dict[str, Any]], 
         "command": list(command),
     }
     try:
-        from experiments.compare.report import write_report
+        from experiments.compare.report import condition_kinds, write_report
     except ModuleNotFoundError as error:
         if error.name != "experiments.compare.report":
             raise
         console.print(f"no report module (experiments.compare.report); {len(rows)} result rows collected")
         return
+    meta["condition_kinds"] = condition_kinds(comparison.conditions)  # from the parsed file, not its text
     out_dir = comparison.report_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     written = write_report(out_dir, rows, comparison.baseline, meta)

@@ -12,11 +12,17 @@ from experiments.analysis.statistics import (
     aggregate_estimates,
     aggregate_iqm,
     aggregate_mean,
+    improvement_estimate,
     iqm,
+    location_estimates,
     mean_curve_band,
+    mean_estimate,
     performance_profile,
+    pooled_median,
+    pooled_median_estimate,
     probability_of_improvement,
     probability_of_improvement_ci,
+    profile_estimate,
     stratified_bootstrap_ci,
 )
 
@@ -314,3 +320,53 @@ def test_mean_curve_band_without_spread_has_zero_width():
 def test_bad_input_names_the_argument(call, argument):
     with pytest.raises(ValueError, match=rf"^{argument}\b"):
         call()
+
+
+# --- estimates that fall back to the value alone under 2 runs (the comparison report) --------------------------
+
+
+def test_pooled_median_is_a_median_of_runs_not_of_task_means():
+    scores = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
+    # runs pooled: 1 2 3 10 20 30 -> (3 + 10) / 2; the median of task means (2, 20) would be 11
+    assert float(pooled_median(scores)) == pytest.approx(6.5)
+    assert float(pooled_median(np.array([[5.0], [1.0], [9.0]]))) == pytest.approx(5.0)  # one task: median run
+    e = pooled_median_estimate(scores, n_resamples=500)
+    assert e.value == pytest.approx(6.5) and 1.0 <= e.low <= e.value <= e.high <= 30.0
+    single = pooled_median_estimate(np.array([[4.0, 8.0]]))
+    assert single.value == pytest.approx(6.0) and np.isnan(single.low) and np.isnan(single.high)
+
+
+def test_mean_estimate_clips_its_t_interval_and_has_none_under_two_values():
+    # 0 0 0 1: mean 1/4, s = 1/2, t_{0.975, 3} = 3.182 -> 0.25 -+ 0.795, clipped to the rate's range [0, 1]
+    half = stats.t.ppf(0.975, 3) * 0.5 / 2
+    e = mean_estimate([0.0, 0.0, 0.0, 1.0], 0.0, 1.0)
+    assert (e.value, e.low, e.high) == (pytest.approx(0.25), 0.0, 1.0)
+    unclipped = mean_estimate([0.0, 0.0, 0.0, 1.0])
+    assert (unclipped.low, unclipped.high) == (pytest.approx(0.25 - half), pytest.approx(0.25 + half))
+    # one side clipped: 0 0.1 0.2 -> 0.1 -+ t_{0.975, 2} * 0.1 / sqrt(3); only the low end passes 0.05
+    low_only = mean_estimate([0.0, 0.1, 0.2], 0.05, 1.0)
+    assert (low_only.low, low_only.high) == (0.05, pytest.approx(0.1 + stats.t.ppf(0.975, 2) * 0.1 / 3**0.5))
+    one = mean_estimate([3.0])
+    assert one.value == 3.0 and np.isnan(one.low) and np.isnan(one.high)
+    assert np.isnan(mean_estimate([]).value)
+
+
+def test_location_estimates_of_one_run_are_the_values_alone():
+    # one run over 4 tasks: mean 106 / 4, median of task means (2 + 3) / 2, IQM drops 1 and 100 -> 2.5
+    estimates = location_estimates(np.array([[1.0, 2.0, 3.0, 100.0]]))
+    assert {name: e.value for name, e in estimates.items()} == pytest.approx({"mean": 26.5, "median": 2.5,
+                                                                               "iqm": 2.5})
+    assert all(np.isnan(e.low) and np.isnan(e.high) for e in estimates.values())
+    two = location_estimates(np.array([[1.0, 2.0], [3.0, 4.0]]), n_resamples=200)
+    assert two["mean"].value == pytest.approx(2.5) and two["mean"].low <= 2.5 <= two["mean"].high
+    assert two["mean"].high - two["mean"].low > 0  # the bootstrap interval, not the value alone
+
+
+def test_improvement_and_profile_of_one_run_have_no_interval():
+    # X's one run 2 against Y's 1 and 3: one win, one loss -> 1/2
+    e = improvement_estimate(np.array([[2.0]]), np.array([[1.0], [3.0]]))
+    assert e.value == pytest.approx(0.5) and np.isnan(e.low) and np.isnan(e.high)
+    both = improvement_estimate(np.array([[5.0], [6.0]]), np.array([[1.0], [2.0]]), n_resamples=200)
+    assert (both.value, both.low, both.high) == (1.0, 1.0, 1.0)  # every pair won in every resample
+    profile = profile_estimate(np.array([[1.0, 3.0]]), [0.0, 2.0, 4.0])
+    assert profile.fraction.tolist() == [1.0, 0.5, 0.0] and np.isnan(profile.low).all() and np.isnan(profile.high).all()

@@ -3,7 +3,6 @@ the one build path, and each modulator against the platform agent without one.""
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import replace
 from typing import Any
@@ -26,6 +25,7 @@ from experiments.bench.neuro import (
     build_training_model,
     max_overhead,
     preset_config,
+    print_neuro_section,
     run_neuro_section,
 )
 from neuro.dopamine import StandardTD
@@ -94,9 +94,10 @@ def quick_section():
         patch.setattr(neuro, "bench_neuro_algo", few_variants)
         patch.setattr(neuro, "NEURO_QUICK", replace(neuro.NEURO_QUICK, dqn_warmup_steps=0, ppo_warmup_steps=0))
         try:
-            result = run_neuro_section(argparse.Namespace(quick=True, neuro_repeats=1), console)
+            result = run_neuro_section(True, console, repeats=1)
         finally:
             torch.set_num_threads(threads)  # the section sets the bench's one thread
+    print_neuro_section(result, True, console)
     return result, timed, console.export_text()
 
 

@@ -19,7 +19,6 @@ from experiments.bench import spiking
 from experiments.bench.common import peak_rss_mib
 from experiments.bench.spiking import (
     PAIRS,
-    NetworkLoad,
     NetworkTimer,
     RepeatTiming,
     SpikingPair,
@@ -28,18 +27,19 @@ from experiments.bench.spiking import (
     fast_env,
     judge,
     mac_model_steps_per_s,
-    mac_ratios,
     network_loads,
     network_time_fractions,
     optimizer_fraction,
     pair_config,
     peak_memory,
+    print_spiking_section,
     run_spiking_section,
     timed_learn,
 )
 from experiments.bench.training import ZeroCostVecEnv
 from experiments.config import ConfigError
 from neuro.snn.network import ENERGY_CAVEAT
+from neuro.snn.operations import mac_ratios
 
 # --- the MAC model and the verdicts on hand-made figures -----------------------------------------
 
@@ -88,17 +88,6 @@ def test_network_time_shares_are_pooled_over_the_repeats() -> None:
     # pooled: 0.4 / 4 and 2.0 / 4 (a mean of the per-repeat shares would give 0.1 and 0.4667)
     assert network_time_fractions(timings) == (pytest.approx(0.1), pytest.approx(0.5))
     assert timings[0].steps_per_s == 100.0
-
-
-def test_mac_ratios_weight_each_network_by_its_rows_per_step() -> None:
-    ann = [NetworkLoad("actor", 1.0, 4.0, 100), NetworkLoad("critic", 0.0, 6.0, 100)]
-    spiking_loads = [NetworkLoad("actor", 1.0, 4.0, 1000), NetworkLoad("critic", 0.0, 6.0, 100)]
-    ratios = mac_ratios(spiking_loads, ann)
-    assert ratios["decide"] == pytest.approx(10.0)  # the actor alone decides
-    assert ratios["learn"] == pytest.approx((4 * 1000 + 6 * 100) / (4 * 100 + 6 * 100))  # 4.6
-    assert ratios["all"] == pytest.approx((5 * 1000 + 6 * 100) / (5 * 100 + 6 * 100))
-    with pytest.raises(ValueError, match="different networks"):
-        mac_ratios(spiking_loads[:1], ann)
 
 
 # --- MACs against a hand count of the layers ------------------------------------------------------
@@ -212,7 +201,9 @@ TINY = SpikingSettings(repeats=2, dqn_steps=30, ppo_steps=64, sac_steps=20, ener
 @pytest.fixture(scope="module")
 def tiny_section() -> tuple[dict[str, Any], str]:
     console = Console(record=True, width=240, force_terminal=False)
-    return run_spiking_section(True, console, settings=TINY, pairs=TINY_PAIRS), console.export_text()
+    figures = run_spiking_section(True, console, settings=TINY, pairs=TINY_PAIRS)
+    print_spiking_section(figures, True, console)
+    return figures, console.export_text()
 
 
 def positive(value: float) -> bool:
@@ -282,6 +273,7 @@ def test_the_section_is_a_bench_choice() -> None:
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--section", "spiking", "--spiking-repeats", "4"])
-    assert (args.section, args.spiking_repeats) == ("spiking", 4)
+    args = parser.parse_args(["--section", "spiking", "--repeats", "4"])
+    assert (args.section, args.repeats) == ("spiking", 4)
+    assert spiking.SECTION.name == "spiking"
     assert spiking.SPIKING_QUICK.repeats == 2 and spiking.SPIKING_FULL.repeats == 3

@@ -221,7 +221,8 @@ def test_the_report_gets_every_row_the_baseline_and_the_meta(grid):
     assert call["out_dir"] == comparison.folder / "report" and call["baseline"] == "standard"
     assert call["rows"] == collect_results(comparison)
     meta = call["meta"]
-    assert set(meta) == {"name", "compare_file", "configs", "commit", "versions", "command"}
+    assert set(meta) == {"name", "compare_file", "configs", "commit", "versions", "command", "condition_kinds"}
+    assert meta["condition_kinds"] == {"clean": "clean", "merge": "transfer"}
     assert meta["name"] == "tiny" and meta["compare_file"] == grid.path.read_text()
     assert meta["configs"]["asymmetric"]["neuro"]["dopamine"] == {"type": "asymmetric", "kappa": 0.3}
     assert meta["configs"]["standard"]["training"]["seed"] == 0

@@ -5,17 +5,20 @@ node with a stub DOM when node is installed) and "-" where a single seed leaves 
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
 import re
 import shutil
 import subprocess
+import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 from matplotlib import image
 
-from experiments.compare.report import compute_statistics, write_report
+from experiments.compare.report import compute_statistics, condition_kinds, write_report
 
 SCENARIO = "highway-fast-v0"
 SEEDS = [0, 1, 2, 3, 4]
@@ -127,19 +130,25 @@ def test_scores_pool_over_training_scenarios_as_tasks() -> None:
     assert any("left out [3]" in note for note in stats["notes"])
 
 
-def test_condition_kinds_come_from_the_comparison_file() -> None:
-    # env.id changes: a transfer; other env changes: robustness; the transfer matrix keeps clean and transfers
-    text = ("conditions:\n  clean: {}\n  merge: {env.id: merge-v0}\n"
-            "  noise: {env.wrappers: [{type: observation_noise, std: 0.1}]}\n  dense: {env: {config: {density: 2}}}\n")
-    rows = [make_row("dqn", seed, condition, seed) for seed in (0, 1) for condition in ("clean", "merge", "noise",
-                                                                                         "dense")]
-    stats = compute_statistics(rows, "dqn", {"compare_file": text})
-    assert stats["condition_kinds"] == {"clean": "clean", "merge": "transfer", "noise": "robustness",
-                                        "dense": "robustness"}
-    assert stats["transfer_conditions"] == ["clean", "merge"]
+def test_condition_kinds_come_from_the_parsed_conditions() -> None:
+    # env.id changes: a transfer; other env changes: robustness; the transfer matrix keeps clean and transfers.
+    # The overrides as Comparison.conditions holds them: dotted keys or nested mappings, {} for none.
+    conditions = {"clean": {}, "merge": {"env.id": "merge-v0"},
+                  "noise": {"env.wrappers": [{"type": "observation_noise", "std": 0.1}]},
+                  "dense": {"env": {"config": {"density": 2}}}, "exit": {"env": {"id": "exit-v0"}}}
+    kinds = condition_kinds(conditions)
+    assert kinds == {"clean": "clean", "merge": "transfer", "noise": "robustness", "dense": "robustness",
+                     "exit": "transfer"}
+    rows = [make_row("dqn", seed, condition, seed) for seed in (0, 1) for condition in conditions]
+    stats = compute_statistics(rows, "dqn", {"condition_kinds": kinds})
+    assert stats["condition_kinds"] == kinds
+    assert stats["transfer_conditions"] == ["clean", "merge", "exit"]
     assert stats["robustness_conditions"] == ["noise", "dense"]
-    # without the file nothing says: every other condition shows in both
-    assert compute_statistics(rows, "dqn")["robustness_conditions"] == ["merge", "noise", "dense"]
+    # the comparison file's text is provenance only: it is not read again for kinds
+    text = "conditions:\n  merge: {env.id: merge-v0}\n"
+    assert compute_statistics(rows, "dqn", {"compare_file": text})["condition_kinds"]["merge"] == "other"
+    # without kinds nothing says: every other condition shows in both
+    assert compute_statistics(rows, "dqn")["robustness_conditions"] == ["merge", "noise", "dense", "exit"]
 
 
 def test_unknown_baseline_and_duplicate_rows_are_refused() -> None:
@@ -199,6 +208,28 @@ def test_no_url_leaks_from_user_text(tmp_path: Path) -> None:
     assert "example.org" in html
     data, _ = scripts(html)
     assert json.loads(data)["statistics"]["baseline"] == "dqn"
+
+
+def test_css_and_javascript_are_the_asset_files_inlined(report: dict[str, Any]) -> None:
+    # The page inlines the package's asset files whole (no reference to them: the page stays one file).
+    assets = resources.files("experiments.compare.report").joinpath("assets")
+    css, js = (assets.joinpath(name).read_text(encoding="utf-8") for name in ("report.css", "report.js"))
+    html = report["html"].read_text()
+    assert f"<style>\n{css}</style>" in html
+    _, code = scripts(html)
+    assert code.strip() == js.strip()
+    assert "svg.plot" in css and "function drawCurves" in js
+
+
+def test_assets_ship_as_package_data() -> None:
+    # An installed wheel holds only the files pyproject's package-data names; a missing asset would break the page.
+    root = Path(__file__).resolve().parents[3]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assets = sorted((root / "experiments" / "compare" / "report" / "assets").iterdir())
+    assert {asset.suffix for asset in assets} == {".css", ".js"}
+    for asset in assets:
+        name = asset.relative_to(root / "experiments").as_posix()
+        assert any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns["experiments"]), name
 
 
 # --- JavaScript ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,221 @@
+"""``report.html``: one self-contained page (no external reference, so it opens offline) with the summary
+tables, a container per chart, the statistics embedded as JSON, and the style and drawing script of ``assets/``
+inlined."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import shlex
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from experiments.compare.report.files import json_safe
+from experiments.compare.report.plots import variant_colours
+from experiments.compare.report.summary import Entry
+from neuro.snn.config import ENERGY_CAVEAT
+
+
+@cache
+def _asset(name: str) -> str:
+    """A file of ``assets/`` (the page's CSS and JavaScript, shipped as package data)."""
+    return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def _text(value: Any) -> str:
+    """HTML-escaped text; "://" written as an entity so no URL-looking reference appears in the file's source."""
+    return html.escape(str(value)).replace("://", "&#58;//")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def _fmt_estimate(estimate: dict[str, float | None] | None) -> str:
+    """``value [low, high]``; "-" for an absent value or interval."""
+    if not estimate or estimate.get("value") is None:
+        return "-"
+    low, high = estimate.get("low"), estimate.get("high")
+    interval = f"[{_fmt(low)}, {_fmt(high)}]" if low is not None and high is not None else "[-]"
+    return f"{_fmt(estimate['value'])} {interval}"
+
+
+def _energy_cell(energy: Entry | None) -> tuple[str, str]:
+    """(cell text, tooltip) for the per-decision energy of a spiking variant."""
+    if not energy or energy.get("snn_pj") is None:
+        return "-", "not a spiking agent, or no energy figures"
+    text = f"{_fmt(energy['snn_pj'])} vs ANN {_fmt(energy['ann_pj'])} (x{_fmt(energy['ratio'])})"
+    rates = ", ".join(f"{layer} {_fmt(rate)}" for layer, rate in energy["firing_rates"].items())
+    return text, f"mean over {energy['seeds']} seeds; firing rates: {rates or '-'}; {ENERGY_CAVEAT}"
+
+
+SUMMARY_HEADER = ["variant", "seeds", "mean [95% CI]", "median [95% CI]", "IQM [95% CI]", "P(> baseline) [95% CI]",
+                  "crash rate [95% t CI, seeds]", "crashes / episodes [Wilson 95% CI]", "mean speed",
+                  "energy / decision (pJ): SNN vs ANN"]
+
+
+def _summary_row(variant: str, entry: Entry) -> str:
+    crashes = entry["crash_episodes"]
+    energy_text, energy_tip = _energy_cell(entry["energy"])
+    poi = "(baseline)" if entry["is_baseline"] else _fmt_estimate(entry["probability_of_improvement"])
+    speed = entry["mean_speed"]
+    cells = [
+        (f"{_text(variant)}" + (' <span class="badge">baseline</span>' if entry["is_baseline"] else ""), "", True),
+        (str(entry["n_seeds"]), f"seeds {entry['seeds']}", False),
+        (_fmt_estimate(entry["mean"]), "", False),
+        (_fmt_estimate(entry["median"]), "", False),
+        (_fmt_estimate(entry["iqm"]), "", False),
+        (poi, "", False),
+        (_fmt_estimate(entry["crash_rate"]), "", False),
+        (f"{crashes['crashes']}/{crashes['episodes']} [{_fmt(crashes.get('low'))}, {_fmt(crashes.get('high'))}]", "",
+         False),
+        (_fmt(speed.get("value")), f"95% t CI over seeds: {_fmt_estimate(speed)}", False),
+        (energy_text, energy_tip, False),
+    ]
+    tds = "".join(f'<td{f" title={_attr(tip)}" if tip else ""}>{cell if raw else _text(cell)}</td>'
+                  for cell, tip, raw in cells)
+    row_class = ' class="baseline"' if entry["is_baseline"] else ""
+    return f"<tr{row_class}>{tds}</tr>"
+
+
+def _listing(names: Sequence[str]) -> str:
+    return _text(", ".join(names) or "-")
+
+
+def _attr(value: Any) -> str:
+    return f'"{_text(value)}"'
+
+
+def _summary_tables(stats: Entry) -> str:
+    """One table per training scenario x condition, variants as rows; and across scenarios when there are several."""
+    parts = []
+    head = "".join(f"<th>{_text(name)}</th>" for name in SUMMARY_HEADER)
+    for scenario, by_condition in stats["summary"].items():
+        for condition, by_variant in by_condition.items():
+            body = "".join(_summary_row(variant, by_variant[variant]) for variant in stats["variants"]
+                           if variant in by_variant)
+            parts.append(f'<h3>trained on {_text(scenario)}, evaluated: {_text(condition)}</h3>'
+                         f'<div class="scroll"><table class="summary"><thead><tr>{head}</tr></thead>'
+                         f'<tbody>{body}</tbody></table></div>')
+    if len(stats["scenarios"]) > 1:
+        parts.append("<h3>across training scenarios (stratified bootstrap, scenarios as tasks)</h3>")
+        cross_head = "".join(f"<th>{_text(name)}</th>" for name in ["condition", "variant", "seeds", "mean [95% CI]",
+                                                                    "median of scenario means [95% CI]",
+                                                                    "IQM [95% CI]", "P(> baseline) [95% CI]",
+                                                                    "crash rate [95% CI]"])
+        rows = []
+        for condition, by_variant in stats["aggregate"].items():
+            for variant, entry in by_variant.items():
+                poi = "(baseline)" if entry["is_baseline"] else _fmt_estimate(entry["probability_of_improvement"])
+                cells = [condition, variant, entry["n_seeds"], _fmt_estimate(entry["mean"]),
+                         _fmt_estimate(entry["median"]), _fmt_estimate(entry["iqm"]), poi,
+                         _fmt_estimate(entry["crash_rate"])]
+                rows.append("<tr>" + "".join(f"<td>{_text(c)}</td>" for c in cells) + "</tr>")
+        parts.append(f'<div class="scroll"><table class="summary"><thead><tr>{cross_head}</tr></thead>'
+                     f'<tbody>{"".join(rows)}</tbody></table></div>')
+    return "\n".join(parts) or "<p>No rows: nothing was evaluated.</p>"
+
+
+def _configs_text(configs: Any) -> str:
+    try:
+        return yaml.safe_dump(json_safe(configs), sort_keys=False)
+    except yaml.YAMLError:
+        return json.dumps(json_safe(configs), indent=2)
+
+
+def _embedded_json(data: Any) -> str:
+    """Strict JSON safe inside a <script> element: "<" escaped (no "</script>"), "/" of "://" escaped."""
+    text = json.dumps(json_safe(data), allow_nan=False, separators=(",", ":"))
+    # "://" only ever occurs inside JSON strings, where "\/" is a valid escape of "/".
+    return text.replace("<", "\\u003c").replace("://", ":\\/\\/")
+
+
+CHART_SECTIONS = [
+    ("chart-curves", "Learning curves", "Training-time evaluations: mean over seeds with a 95% pointwise Student-t "
+     "band. Hover a point for exact values; click a legend entry to hide or show a variant everywhere."),
+    ("chart-iqm", "IQM with 95% CIs", "Per condition, IQM of the seeds' mean returns across training scenarios, "
+     "with 95% stratified bootstrap intervals (percentile)."),
+    ("chart-poi", "Probability of improvement over the baseline", "P(variant > baseline): the share of (seed, "
+     "baseline seed) pairs the variant wins, ties half, averaged over training scenarios; 95% bootstrap interval."),
+    ("chart-profiles", "Performance profiles", "Fraction of runs (seeds x scenarios) scoring above each threshold, "
+     "with a 95% pointwise stratified bootstrap band."),
+    ("chart-transfer", "Transfer matrix", "IQM of seed mean returns per variant and evaluation condition, coloured "
+     "from the lowest (red) to the highest (green) value in the matrix."),
+    ("table-robustness", "Robustness", "Per variant, IQM under each robustness condition, its change from clean and "
+     "the crash rate (mean over seeds, 95% t interval)."),
+]
+
+
+def _command_text(command: Any) -> str:
+    """The command line as a shell would take it (the runner passes argv as a list)."""
+    if isinstance(command, list | tuple):
+        return shlex.join(str(part) for part in command)
+    return str(command or "-")
+
+
+def _provenance(meta: Entry) -> str:
+    versions = meta.get("versions") or {}
+    version_rows = "".join(f"<tr><td>{_text(name)}</td><td>{_text(version if version is not None else '-')}</td></tr>"
+                           for name, version in versions.items())
+    return (f'<dl><dt>commit</dt><dd><code>{_text(meta.get("commit") or "-")}</code></dd>'
+            f'<dt>command</dt><dd><code>{_text(_command_text(meta.get("command")))}</code></dd></dl>'
+            f'<h3>library versions</h3><table class="versions"><tbody>{version_rows}</tbody></table>'
+            f'<h3>comparison file</h3><pre id="compare-file">{_text(meta.get("compare_file") or "")}</pre>'
+            f'<h3>resolved experiment configs</h3><pre id="configs">{_text(_configs_text(meta.get("configs") or {}))}'
+            "</pre>")
+
+
+def render_html(stats: Entry, meta: Entry, rows: Sequence[Entry]) -> str:
+    """The whole report page: static tables, chart containers, the embedded data and the drawing script."""
+    data = {"statistics": stats, "colours": variant_colours(stats["variants"]), "name": meta.get("name")}
+    charts = "\n".join(f'<section><h2>{_text(title)}</h2><p class="caption">{_text(caption)}</p>'
+                       f'<div class="chart" id="{chart_id}"></div></section>'
+                       for chart_id, title, caption in CHART_SECTIONS)
+    settings = stats["settings"]
+    notes = "".join(f"<li>{_text(note)}</li>" for note in stats["notes"])
+    name = meta.get("name") or "comparison"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>NeuroDrive comparison: {_text(name)}</title>
+<style>
+{_asset("report.css")}</style>
+</head>
+<body>
+<svg id="svg-namespace" width="0" height="0" aria-hidden="true"></svg>
+<h1>NeuroDrive comparison: {_text(name)}</h1>
+<p>Baseline: <strong>{_text(stats["baseline"])}</strong>. Variants: {_listing(stats["variants"])}.
+Training scenarios: {_listing(stats["scenarios"])}. Conditions: {_listing(stats["conditions"])}.
+{len(rows)} evaluations.</p>
+<section id="method"><h2>How to read it</h2><ul>
+<li>A seed is a run; its score is its mean return under the condition. Each condition is summarised separately.</li>
+<li>Intervals are {settings["confidence"]:.0%}: mean, median and IQM use the percentile stratified bootstrap
+({settings["n_resamples"]} resamples, seed {settings["bootstrap_seed"]}; {_text(settings["stratification"])}).</li>
+<li>Per training scenario, the median is that of the seeds' scores; across scenarios, the median over
+scenarios of each scenario's mean (rliable). The IQM pools seeds x scenarios and averages the middle half.</li>
+<li>{_text(settings["crash_rate_ci"])}.</li>
+<li>Energy per decision: {_text(settings["energy"])}.</li>
+<li>"-": not available (an interval needs at least 2 seeds).</li>
+</ul>{f'<h3>notes</h3><ul class="notes">{notes}</ul>' if notes else ""}</section>
+<section id="summary"><h2>Summary</h2>
+{_summary_tables(stats)}
+</section>
+{charts}
+<section id="provenance"><h2>Provenance</h2>
+{_provenance(meta)}
+</section>
+<script type="application/json" id="report-data">{_embedded_json(data)}</script>
+<script>
+
+{_asset("report.js")}
+</script>
+</body>
+</html>
+"""

@@ -1,0 +1,346 @@
+"""Every statistic the comparison report shows, JSON-ready: per training scenario x condition, across scenarios,
+performance profiles and learning curves (the estimators are :mod:`experiments.analysis.statistics`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from experiments.analysis.statistics import (
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    N_RESAMPLES,
+    Estimate,
+    improvement_estimate,
+    location_estimates,
+    mean_curve_band,
+    mean_estimate,
+    pooled_median_estimate,
+    profile_estimate,
+    wilson_ci,
+)
+from neuro.snn.config import ENERGY_CAVEAT
+
+CLEAN = "clean"
+PROFILE_POINTS = 61
+CRASH_CI_METHOD = ("crash rate: mean over seeds of each seed's crash rate, 95% Student-t interval over seeds "
+                   "(clipped to [0, 1]); crashes/episodes: Wilson 95% interval over all episodes of all seeds pooled")
+
+Entry = dict[str, Any]
+CellKey = tuple[str, str, str]  # (variant, scenario, condition)
+
+
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a finite float, else None (absent, NaN, inf, or not a number at all)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def nan_if_missing(value: Any) -> float:
+    number = finite_or_none(value)
+    return math.nan if number is None else number
+
+
+def ordered_unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _estimate(value: float | None, low: float | None = None, high: float | None = None) -> dict[str, float | None]:
+    """An estimate as JSON-ready numbers; NaN becomes None (no CI, or no value)."""
+    return {"value": finite_or_none(value), "low": finite_or_none(low), "high": finite_or_none(high)}
+
+
+def _json_estimate(estimate: Estimate) -> dict[str, float | None]:
+    return _estimate(estimate.value, estimate.low, estimate.high)
+
+
+def _finite_values(values: Iterable[Any]) -> list[float]:
+    return [number for number in map(finite_or_none, values) if number is not None]
+
+
+def _number_list(values: Iterable[Any]) -> list[float | None]:
+    return [finite_or_none(value) for value in values]
+
+
+# --- condition kinds ------------------------------------------------------------------------------------------
+
+
+def _dotted_paths(overrides: Any, prefix: str = "") -> list[str]:
+    """Every dotted path a (possibly nested) override mapping sets."""
+    if not isinstance(overrides, Mapping) or not overrides:
+        return [prefix] if prefix else []
+    return [path for key, value in overrides.items() for path in _dotted_paths(value, f"{prefix}{key}.")]
+
+
+def condition_kinds(conditions: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Each condition's kind from its overrides (``Comparison.conditions``): none is clean, a new ``env.id`` a
+    transfer, any other env change (wrappers, traffic, env.config) robustness."""
+    kinds = {}
+    for name, overrides in conditions.items():
+        paths = [path.rstrip(".") for path in _dotted_paths(overrides or {})]
+        kinds[str(name)] = ("transfer" if any(p == "env.id" or p.startswith("env.id.") for p in paths)
+                            else "robustness" if paths else CLEAN)
+    return kinds
+
+
+def _resolved_kinds(rows: Sequence[Entry], conditions: Sequence[str], meta: Entry) -> dict[str, str]:
+    """Each condition's kind (clean, transfer, robustness): meta["condition_kinds"] (the comparison's, see
+    :func:`condition_kinds`) wins over the rows' ``condition_kind``; "other" when nothing says (shown as both)."""
+    kinds: dict[str, str] = {condition: CLEAN if condition == CLEAN else "other" for condition in conditions}
+    sources = [{str(row["condition"]): str(row["condition_kind"]) for row in rows if row.get("condition_kind")},
+               dict(meta.get("condition_kinds") or {})]
+    for source in sources:  # later sources win
+        kinds.update({condition: kind for condition, kind in source.items() if condition in kinds})
+    return kinds
+
+
+# --- per cell -------------------------------------------------------------------------------------------------
+
+
+def _index_rows(rows: Sequence[Entry], notes: list[str]) -> dict[CellKey, dict[int, Entry]]:
+    """Rows by (variant, scenario, condition) then seed; rows without a finite score are left out, with a note."""
+    index: dict[CellKey, dict[int, Entry]] = {}
+    for row in rows:
+        key = (str(row["variant"]), str(row["scenario"]), str(row["condition"]))
+        seed = int(row["seed"])
+        if finite_or_none(row.get("mean_return")) is None:
+            notes.append(f"left out {key[0]} / {key[1]} / {key[2]} seed {seed}: mean_return is not a finite number")
+            continue
+        cell = index.setdefault(key, {})
+        if seed in cell:
+            raise ValueError(f"rows: two rows for variant {key[0]!r}, scenario {key[1]!r}, condition {key[2]!r}, "
+                             f"seed {seed}")
+        cell[seed] = row
+    return index
+
+
+def _location(scores: NDArray[np.float64]) -> dict[str, dict[str, float | None]]:
+    """Mean, median and IQM of (seeds x tasks) scores with stratified-bootstrap intervals (None under 2 seeds).
+    The median is rliable's: the median over tasks of each task's mean score (of one task, its mean)."""
+    estimates = location_estimates(scores, n_resamples=N_RESAMPLES, seed=BOOTSTRAP_SEED)
+    return {name: _json_estimate(e) for name, e in estimates.items()}
+
+
+def _scenario_location(scores: NDArray[np.float64]) -> dict[str, dict[str, float | None]]:
+    """:func:`_location` of one scenario's seeds, with the median of the seeds' scores (rliable's median would be
+    their mean here). The same bootstrap seed and shape give the same resamples as the mean and IQM intervals."""
+    location = _location(scores)
+    location["median"] = _json_estimate(pooled_median_estimate(scores, n_resamples=N_RESAMPLES, seed=BOOTSTRAP_SEED))
+    return location
+
+
+def _improvement(scores: NDArray[np.float64], baseline_scores: NDArray[np.float64]) -> dict[str, float | None]:
+    """P(variant > baseline) over aligned tasks, with its bootstrap interval when both sides have 2 seeds."""
+    return _json_estimate(improvement_estimate(scores, baseline_scores, n_resamples=N_RESAMPLES, seed=BOOTSTRAP_SEED))
+
+
+def _seed_mean_ci(values: Sequence[float], low_bound: float = -math.inf,
+                  high_bound: float = math.inf) -> dict[str, float | None]:
+    """Mean over seeds with a Student-t interval (clipped to the quantity's range); no interval under 2 seeds."""
+    return _json_estimate(mean_estimate(values, low_bound, high_bound))
+
+
+def _episode_crashes(row: Entry) -> tuple[int, int]:
+    """(crashes, episodes) of one run; from the per-episode flags, else from its crash rate and episode count."""
+    crashed = row.get("crashed") or []
+    if crashed:
+        return int(sum(bool(flag) for flag in crashed)), len(crashed)
+    episodes = int(row.get("n_episodes") or 0)
+    return int(round(float(row.get("crash_rate") or 0.0) * episodes)), episodes
+
+
+def _energy(runs: Sequence[Entry]) -> Entry | None:
+    """Mean per-decision energy of a spiking variant and of its ANN twin over the seeds that report them."""
+    snn_stats = [run["snn"] for run in runs if isinstance(run.get("snn"), dict)]
+    if not snn_stats:
+        return None
+
+    def mean_of(key: str) -> float | None:
+        values = [float(s[key]) for s in snn_stats if finite_or_none(s.get(key)) is not None]
+        return float(np.mean(values)) if values else None
+
+    snn, ann = mean_of("energy_pj_per_decision"), mean_of("ann_energy_pj_per_decision")
+    ratio = mean_of("energy_ratio")
+    if ratio is None and snn is not None and ann:
+        ratio = snn / ann
+    layers = ordered_unique(key for s in snn_stats for key in s if key.startswith("firing_rate/"))
+    return {"snn_pj": snn, "ann_pj": ann, "ratio": ratio, "seeds": len(snn_stats),
+            "firing_rates": {key.removeprefix("firing_rate/"): mean_of(key) for key in layers}}
+
+
+def _cell_summary(cell: dict[int, Entry], baseline_cell: dict[int, Entry] | None, is_baseline: bool) -> Entry:
+    """Every statistic of one variant at one training scenario under one condition."""
+    seeds = sorted(cell)
+    runs = [cell[seed] for seed in seeds]
+    scores = np.array([[float(run["mean_return"])] for run in runs])
+    crashes, episodes = map(sum, zip(*(_episode_crashes(run) for run in runs), strict=True))
+    entry: Entry = {
+        "seeds": seeds,
+        "n_seeds": len(seeds),
+        **_scenario_location(scores),
+        "crash_rate": _seed_mean_ci(_finite_values(run.get("crash_rate") for run in runs), 0.0, 1.0),
+        "crash_episodes": {"crashes": crashes, "episodes": episodes,
+                           **(wilson_ci(crashes, episodes).to_dict() if episodes else _estimate(None))},
+        "mean_speed": _seed_mean_ci(_finite_values(run.get("mean_speed") for run in runs)),
+        "energy": _energy(runs),
+        "is_baseline": is_baseline,
+        "probability_of_improvement": None,
+    }
+    if baseline_cell and not is_baseline:
+        baseline_scores = np.array([[float(baseline_cell[seed]["mean_return"])] for seed in sorted(baseline_cell)])
+        entry["probability_of_improvement"] = _improvement(scores, baseline_scores)
+    return entry
+
+
+# --- across scenarios -----------------------------------------------------------------------------------------
+
+
+def _score_table(index: dict[CellKey, dict[int, Entry]], variant: str, condition: str, scenarios: Sequence[str],
+                 field: str = "mean_return") -> tuple[list[int], NDArray[np.float64]] | None:
+    """(seeds x scenarios) values of one variant under one condition over the seeds every scenario has (the
+    statistics need equal run counts per task); None when a scenario is missing or no seed is shared."""
+    cells = [index.get((variant, scenario, condition)) for scenario in scenarios]
+    if not scenarios or not all(cells):
+        return None
+    shared = sorted(set.intersection(*(set(cell) for cell in cells if cell)))
+    if not shared:
+        return None
+    values = [[nan_if_missing(cell[seed].get(field)) for cell in cells if cell] for seed in shared]
+    return shared, np.array(values, dtype=float)
+
+
+def _aggregate(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], scenarios: Sequence[str],
+               condition: str, baseline: str, notes: list[str]) -> dict[str, Entry]:
+    """Per variant, the statistics across training scenarios (stratified by scenario) under one condition."""
+    result: dict[str, Entry] = {}
+    for variant in variants:
+        tasks = [s for s in scenarios if index.get((variant, s, condition))]
+        table = _score_table(index, variant, condition, tasks)
+        if table is None:
+            continue
+        seeds, scores = table
+        all_seeds = set().union(*(index[(variant, s, condition)] for s in tasks))
+        if len(all_seeds) > len(seeds):
+            notes.append(f"{condition} / {variant}: across scenarios only seeds {seeds} (those every scenario has) "
+                         f"count; left out {sorted(all_seeds - set(seeds))}")
+        crash_table = _score_table(index, variant, condition, tasks, "crash_rate")
+        crash_by_seed = _finite_values(crash_table[1].mean(axis=1)) if crash_table else []  # NaN: a rate missing
+        entry: Entry = {"seeds": seeds, "n_seeds": len(seeds), "scenarios": tasks, **_location(scores),
+                        "crash_rate": _seed_mean_ci(crash_by_seed, 0.0, 1.0), "is_baseline": variant == baseline,
+                        "probability_of_improvement": None}
+        if variant != baseline:
+            # Both sides on the scenarios both have, so the tasks line up.
+            shared_tasks = [s for s in tasks if index.get((baseline, s, condition))]
+            ours = _score_table(index, variant, condition, shared_tasks)
+            theirs = _score_table(index, baseline, condition, shared_tasks)
+            if ours and theirs:
+                entry["probability_of_improvement"] = _improvement(ours[1], theirs[1])
+                entry["improvement_scenarios"] = shared_tasks
+        result[variant] = entry
+    return result
+
+
+def _profiles(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], scenarios: Sequence[str],
+              condition: str) -> Entry | None:
+    """Performance profiles of every variant under one condition on a shared grid of score thresholds."""
+    tables: dict[str, NDArray[np.float64]] = {}
+    for variant in variants:
+        table = _score_table(index, variant, condition, [s for s in scenarios if index.get((variant, s, condition))])
+        if table is not None:
+            tables[variant] = table[1]
+    if not tables:
+        return None
+    pooled = np.concatenate([scores.ravel() for scores in tables.values()])
+    low, high = float(pooled.min()), float(pooled.max())
+    margin = 0.05 * (high - low) if high > low else max(1.0, abs(low) * 0.1)
+    thresholds = np.linspace(low - margin, high + margin, PROFILE_POINTS)
+    curves: dict[str, Entry] = {}
+    for variant, scores in tables.items():
+        profile = profile_estimate(scores, thresholds, n_resamples=N_RESAMPLES, seed=BOOTSTRAP_SEED)
+        curves[variant] = {"fraction": _number_list(profile.fraction), "low": _number_list(profile.low),
+                           "high": _number_list(profile.high), "n_seeds": int(scores.shape[0])}
+    return {"thresholds": _number_list(thresholds), "variants": curves}
+
+
+def _curves(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], scenarios: Sequence[str],
+            conditions: Sequence[str]) -> dict[str, dict[str, Entry]]:
+    """Per scenario and variant, the mean training-time evaluation curve over seeds with its t band."""
+    result: dict[str, dict[str, Entry]] = {}
+    for scenario in scenarios:
+        for variant in variants:
+            # A run's curve is the same under every condition: take each seed's first one found.
+            curve_by_seed: dict[int, dict[float, float]] = {}
+            for condition in conditions:
+                for seed, row in (index.get((variant, scenario, condition)) or {}).items():
+                    if seed in curve_by_seed or not row.get("curve"):
+                        continue
+                    # A missing or non-finite evaluation is a gap (NaN), which mean_curve_band skips.
+                    curve_by_seed[seed] = {float(step): nan_if_missing(value) for step, value in row["curve"]}
+            if not curve_by_seed:
+                continue
+            steps = sorted(set().union(*curve_by_seed.values()))
+            matrix = [[curve.get(step, math.nan) for step in steps] for curve in curve_by_seed.values()]
+            band = mean_curve_band(matrix)
+            result.setdefault(scenario, {})[variant] = {
+                "steps": steps, "mean": _number_list(band.mean), "low": _number_list(band.low),
+                "high": _number_list(band.high), "seeds": [int(n) for n in band.seeds]}
+    return result
+
+
+def compute_statistics(rows: Sequence[Entry], baseline: str, meta: Entry | None = None) -> Entry:
+    """Every statistic the report shows, JSON-ready (NaN as None). Condition kinds come from
+    ``meta["condition_kinds"]`` (see :func:`condition_kinds`)."""
+    meta = meta or {}
+    notes: list[str] = []
+    variants = ordered_unique(str(row["variant"]) for row in rows)
+    if rows and baseline not in variants:
+        raise ValueError(f"baseline: {baseline!r} is not among the variants {variants}")
+    scenarios = ordered_unique(str(row["scenario"]) for row in rows)
+    conditions = ordered_unique(str(row["condition"]) for row in rows)
+    conditions.sort(key=lambda condition: condition != CLEAN)  # clean first, the rest as they came
+    index = _index_rows(rows, notes)
+    summary: dict[str, dict[str, dict[str, Entry]]] = {}
+    for scenario in scenarios:
+        for condition in conditions:
+            baseline_cell = index.get((baseline, scenario, condition))
+            for variant in variants:
+                cell = index.get((variant, scenario, condition))
+                if cell:
+                    summary.setdefault(scenario, {}).setdefault(condition, {})[variant] = _cell_summary(
+                        cell, baseline_cell, variant == baseline)
+    aggregate = {condition: _aggregate(index, variants, scenarios, condition, baseline, notes)
+                 for condition in conditions}
+    profiles = {condition: profile for condition in conditions
+                if (profile := _profiles(index, variants, scenarios, condition)) is not None}
+    kinds = _resolved_kinds(rows, conditions, meta)
+    transfer = [c for c in conditions if kinds[c] in (CLEAN, "transfer", "other")]
+    robustness = [c for c in conditions if c != CLEAN and kinds[c] in ("robustness", "other")]
+    return {
+        "baseline": baseline,
+        "variants": variants,
+        "scenarios": scenarios,
+        "conditions": conditions,
+        "condition_kinds": kinds,
+        "transfer_conditions": transfer,
+        "robustness_conditions": robustness,
+        "settings": {"confidence": CONFIDENCE, "n_resamples": N_RESAMPLES, "bootstrap_seed": BOOTSTRAP_SEED,
+                     "score": "mean_return of each seed under the condition",
+                     "stratification": "training scenarios are the tasks, seeds the runs",
+                     "crash_rate_ci": CRASH_CI_METHOD,
+                     "learning_curve_band": "pointwise Student-t band over seeds (mean_curve_band)",
+                     "energy": ENERGY_CAVEAT},
+        "summary": summary,
+        "aggregate": aggregate,
+        "profiles": profiles,
+        "curves": _curves(index, variants, scenarios, conditions),
+        "notes": notes,
+    }
