@@ -1,5 +1,5 @@
 """The comparison report: every variant's seeds under every evaluation condition, summarised with the statistics of
-Agarwal et al. (2021) from :mod:`experiments.analysis.statistics`, written as ``results.csv``, ``results.json``,
+Agarwal et al. (2021) from :mod:`experiments.statistics`, written as ``results.csv``, ``results.json``,
 matplotlib plots in ``plots/`` and one self-contained ``report.html`` (inline CSS and JS, the data embedded, no
 external reference, so it opens offline).
 
@@ -29,7 +29,8 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
-from experiments.analysis.statistics import (
+from experiments.files import write_json_atomic
+from experiments.statistics import (
     BOOTSTRAP_SEED,
     CONFIDENCE,
     N_RESAMPLES,
@@ -45,7 +46,6 @@ from experiments.analysis.statistics import (
     stratified_bootstrap_ci,
     wilson_ci,
 )
-from experiments.files import write_json_atomic
 from neuro.snn.config import ENERGY_CAVEAT
 
 CLEAN = "clean"
