@@ -133,9 +133,9 @@ class _Running:
 
     def result(self, timed_out: bool = False) -> JobResult:
         self.reader.close()
-        exitcode = self.process.exitcode if self.process.exitcode is not None else -signal.SIGKILL
+        assert self.process.exitcode is not None, "joined first"
         kind, payload = self.message or ("", None)
-        return JobResult(self.job, exitcode, value=payload if kind == "ok" else None,
+        return JobResult(self.job, self.process.exitcode, value=payload if kind == "ok" else None,
                          error=payload if kind == "error" else None, timed_out=timed_out)
 
 

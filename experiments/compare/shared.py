@@ -45,7 +45,7 @@ from experiments.distributed.queue import NothingWaiting, WorkQueue, job_params
 from experiments.distributed.storage import StorageTarget
 from experiments.distributed.trials import INTERRUPTED_ATTR, WORKER_ATTR
 from experiments.runs.errors import RunInterrupted
-from experiments.workers import Job, run_jobs
+from experiments.workers import Job, JobResult, run_jobs
 
 logger = logging.getLogger("neurodrive.compare")
 
@@ -182,9 +182,9 @@ def run_shared_grid(comparison: Comparison, target: StorageTarget, study_name: s
     host = socket.gethostname()
     if workers == 1:
         run_shared_worker(comparison, target, study_name, command)
-    else:  # each saves a checkpoint and re-queues its cell on Ctrl-C; a failed worker is logged
+    else:  # each saves a checkpoint and re-queues its cell on Ctrl-C; its cells outlive a failed worker
         run_jobs([Job(f"compare-worker-{index}", run_shared_worker, (comparison, target, study_name, list(command)))
-                  for index in range(workers)], workers)
+                  for index in range(workers)], workers, on_exit=_log_failure)
     outcome = SharedOutcome()
     trials = study.get_trials(deepcopy=False)
     for cell in comparison.cells():
@@ -200,6 +200,11 @@ def run_shared_grid(comparison: Comparison, target: StorageTarget, study_name: s
         f"({outcome.by_this_machine} on this machine)")
     refresh_grid_layout(comparison.folder, list(comparison.variants))
     return outcome
+
+
+def _log_failure(result: JobResult) -> None:
+    if not result.ok:
+        logger.error("%s failed (%s)", result.job.name, result.reason())
 
 
 def _cell_states(study: Study, comparison: Comparison) -> dict[Cell, str]:

@@ -35,6 +35,12 @@ def test_each_job_ends_by_the_rule_and_the_others_go_on() -> None:
     assert not any(result.ok for name, result in results.items() if name != "returns")
 
 
+def test_an_answer_larger_than_a_pipe_buffer_comes_back_whole() -> None:
+    big = "x" * 2**22  # 4 MiB: the worker blocks writing it until the parent reads
+    [result] = run_jobs([Job("big", worker_jobs.returns, (big,))], timeout_s=60)
+    assert result.ok and result.value == big
+
+
 def test_a_job_past_its_time_limit_is_killed() -> None:
     start = time.monotonic()
     [result] = run_jobs([Job("slow", worker_jobs.sleeps, (60,))], timeout_s=2)
