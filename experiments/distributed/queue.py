@@ -80,6 +80,7 @@ class WorkQueue:
         :param study_attrs: further user attributes of a new study.
         """
         with self.target.setup_lock():
+            # The direction orders nothing here (every job runs); a comparison's value is its mean return.
             study = optuna.create_study(study_name=self.study_name, storage=self.target.open(self.heartbeat),
                                         direction="maximize", load_if_exists=True)
             saved = study.user_attrs.get(fingerprint_attr)
