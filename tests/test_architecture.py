@@ -1,5 +1,6 @@
 """The package layout as docs/architecture.md states it: no import cycle, each folder imports only
-the ones below it, neuro/ stays plain torch, and light commands start without torch, SB3 or optuna."""
+the ones below it, experiments/' tools import only its core (never one another), neuro/ stays plain
+torch, and light commands start without torch, SB3 or optuna."""
 
 from __future__ import annotations
 
@@ -22,6 +23,48 @@ ALLOWED = {
     "agents": {"agents", "neuro", "envs"},
     "experiments": {"experiments", "agents", "envs", "neuro"},
 }
+
+
+# Inside experiments/: the core every tool stands on, the tools as siblings over it that never import one
+# another, and the CLI on top. A unit is a sub-package or a module; a module belongs to the longest unit
+# that prefixes its name.
+CORE = (
+    "experiments",  # the package itself (every import of a sub-module runs it)
+    "experiments.config",  # the config toolkit and the experiment schema
+    "experiments.runs",  # the one build path, sessions, run folders
+    "experiments.files",
+    "experiments.terminal",
+    "experiments.presets",  # the ready YAML files
+    "experiments.statistics",  # confidence intervals and comparison statistics, for every report
+    "experiments.workers",  # the one worker-process runner
+    "experiments.distributed",  # storage, heartbeats, trials and the queue that sweeps and shared grids share
+    "experiments.dashboards",  # TensorBoard / optuna-dashboard servers and a grid's layout
+)
+TOOLS = ("experiments.analysis", "experiments.bench", "experiments.compare", "experiments.sweeps")
+EXPERIMENTS_ALLOWED = {
+    **{unit: set(CORE) for unit in CORE},
+    **{tool: {*CORE, tool} for tool in TOOLS},
+    "experiments.cli": {*CORE, *TOOLS, "experiments.cli"},
+}
+
+
+def unit_of(module: str) -> str:
+    """The unit of ``EXPERIMENTS_ALLOWED`` a module of experiments/ belongs to."""
+    matches = [unit for unit in EXPERIMENTS_ALLOWED if module == unit or module.startswith(unit + ".")]
+    assert matches, f"{module}: in no unit of EXPERIMENTS_ALLOWED (add it to CORE or TOOLS)"
+    return max(matches, key=len)
+
+
+def unit_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Each import inside experiments/ that ``EXPERIMENTS_ALLOWED`` does not allow."""
+    offending = []
+    for module, targets in graph.items():
+        if module.split(".")[0] != "experiments":
+            continue
+        unit = unit_of(module)
+        offending += [f"{module} -> {target}" for target in sorted(targets)
+                      if target.split(".")[0] == "experiments" and unit_of(target) not in EXPERIMENTS_ALLOWED[unit]]
+    return offending
 
 
 def module_name(path: Path) -> str:
@@ -124,6 +167,24 @@ def test_each_package_imports_only_those_below_it():
         top = module.split(".")[0]
         offending += [f"{module} -> {target}" for target in targets if target.split(".")[0] not in ALLOWED[top]]
     assert offending == []
+
+
+def test_the_unit_checker_finds_known_violations():
+    graph = {
+        "experiments.sweeps.command": {"experiments", "experiments.compare.dashboard", "experiments.config"},
+        "experiments.runs.build": {"experiments.sweeps.study"},  # the core under a tool
+        "experiments.distributed.queue": {"experiments.compare"},
+        "experiments.compare.report": {"experiments.statistics", "experiments.compare.spec"},  # allowed
+        "experiments.cli": {"experiments.bench.command", "experiments.sweeps.command"},  # allowed: on top
+    }
+    assert unit_violations(graph) == ["experiments.sweeps.command -> experiments.compare.dashboard",
+                                      "experiments.runs.build -> experiments.sweeps.study",
+                                      "experiments.distributed.queue -> experiments.compare"]
+
+
+def test_tools_import_only_the_core_and_the_core_no_tool():
+    """compare, sweeps, bench and analysis are siblings over the core (``EXPERIMENTS_ALLOWED``)."""
+    assert unit_violations(import_graph()) == []
 
 
 def test_neuro_does_not_import_sb3():

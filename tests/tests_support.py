@@ -50,7 +50,7 @@ def postgres_url() -> str:
     import pytest
 
     from experiments.config import ConfigError
-    from experiments.sweeps.storage import StorageTarget
+    from experiments.distributed.storage import StorageTarget
 
     url = os.environ.get("NEURODRIVE_TEST_PG_URL")
     if not url:

@@ -1,1 +1,1 @@
-"""Analysis of measured runs: statistics (confidence intervals) and the backend fidelity report."""
+"""Analysis of measured runs: the backend fidelity report (its statistics are `experiments.statistics`'s)."""

@@ -44,9 +44,9 @@ from experiments.analysis.fidelity_options import (
     REFERENCE,
     fidelity_scenarios,
 )
-from experiments.analysis.statistics import CONFIDENCE, Estimate, mean_ci, newcombe_diff_ci, welch_diff_ci, wilson_ci
 from experiments.config.toolkit import ConfigError
 from experiments.files import library_versions, write_json_atomic
+from experiments.statistics import CONFIDENCE, Estimate, mean_ci, newcombe_diff_ci, welch_diff_ci, wilson_ci
 
 METRICS: tuple[str, ...] = ("return", "length", "crash_rate", "speed")
 # Smallest difference that counts, whatever the reference mean (near-zero means would flag noise).

@@ -454,11 +454,8 @@ def memory_run(config_name: str, job: MemoryJob) -> dict[str, Any]:
     return {"env": label, "steps": model.num_timesteps, "peak_rss_mib": own_peak_rss_mib()}
 
 
-def _memory_child(config_name: str, env_label: str, job: MemoryJob, queue: Any) -> None:
-    try:
-        queue.put(("ok", memory_run(config_name, job)))
-    except BaseException as error:  # reported to the parent, which raises it with the row's name
-        queue.put(("error", f"{type(error).__name__}: {error}"))
+def _memory_child(config_name: str, env_label: str, job: MemoryJob) -> dict[str, Any]:
+    return memory_run(config_name, job)  # called as time_in_fresh_process calls its target
 
 
 # --- the section ---------------------------------------------------------------------------------

@@ -11,9 +11,7 @@ Evaluation and checkpoint cadences are not included: they are the same work on e
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import queue as queue_module
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -31,6 +29,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from experiments.bench.common import peak_rss_mib
 from experiments.bench.section import BenchOptions
 from experiments.presets import PRESETS
+from experiments.workers import Job, run_jobs
 
 # The shipped configs timed (files under experiments/presets), with the learner-bound target where
 # the issue sets one (PPO: P2).
@@ -173,49 +172,24 @@ def time_training(config_name: str, env_kind: str, settings: TrainingSettings) -
     }
 
 
-def _child(config_path: str, env_kind: str, settings: TrainingSettings, queue: Any) -> None:
-    try:
-        queue.put(("ok", time_training(config_path, env_kind, settings)))
-    except BaseException as error:  # reported to the parent, which raises it with the row's name
-        queue.put(("error", f"{type(error).__name__}: {error}"))
-
-
 def time_in_fresh_process(config_path: str, env_kind: str, settings: TrainingSettings,
                           timeout_s: float = CHILD_TIMEOUT_S, target: Any = None) -> dict[str, Any]:
-    """Run ``time_training`` in a spawned child; a child that dies without reporting (killed for
-    memory, a crash in native code) or overruns ``timeout_s`` is an error naming the row, not a hang.
+    """Run ``time_training`` in a worker process (``experiments.workers``); a worker that dies without
+    reporting (killed for memory, a crash in native code) or overruns ``timeout_s`` is an error naming
+    the row, not a hang.
 
-    :param target: the child's function (tests pass one that dies); default ``_child``.
+    :param target: the worker's function, called as ``time_training`` is (tests pass one that dies).
     """
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    process = context.Process(target=target or _child, args=(config_path, env_kind, settings, results))
-    process.start()
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            try:
-                status, payload = results.get(timeout=1.0)
-                break
-            except queue_module.Empty:
-                if not process.is_alive():
-                    try:  # it may have reported just before exiting
-                        status, payload = results.get(timeout=1.0)
-                        break
-                    except queue_module.Empty:
-                        raise RuntimeError(
-                            f"training bench {config_path} on {env_kind}: the child process died without a "
-                            f"result (exit code {process.exitcode}; killed for memory?)") from None
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"training bench {config_path} on {env_kind}: no result after "
-                                       f"{timeout_s:.0f} s; the child was stopped") from None
-    finally:
-        if process.is_alive():
-            process.kill()
-        process.join()
-    if status != "ok":
-        raise RuntimeError(f"training bench {config_path} on {env_kind}: {payload}")
-    return payload
+    [result] = run_jobs([Job(f"training bench {config_path} on {env_kind}", target or time_training,
+                             (config_path, env_kind, settings))], timeout_s=timeout_s)
+    if result.timed_out:
+        raise RuntimeError(f"{result.job.name}: no result after {timeout_s:.0f} s; the child was stopped")
+    if result.error is not None:
+        raise RuntimeError(f"{result.job.name}: {result.error}")
+    if not result.ok:
+        raise RuntimeError(f"{result.job.name}: the child process died without a result "
+                           f"(exit code {result.exitcode}; killed for memory?)")
+    return result.value
 
 
 def run_training_section(quick: bool, console: Console, configs: tuple[str, ...] = TRAINING_CONFIGS,

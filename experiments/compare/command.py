@@ -26,7 +26,7 @@ from experiments.terminal import make_console
 
 if TYPE_CHECKING:  # the heavy imports wait until the command runs: the CLI imports this module
     from experiments.compare.spec import Cell, Comparison
-    from experiments.sweeps.storage import StorageTarget
+    from experiments.distributed.storage import StorageTarget
 
 console = make_console()
 
@@ -51,8 +51,8 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
 
 def compare_command(args: argparse.Namespace) -> int:
     from experiments.compare.spec import load_comparison
-    from experiments.sweeps import STORAGE_ENV
-    from experiments.sweeps.storage import StorageTarget, mask_argv
+    from experiments.distributed import STORAGE_ENV
+    from experiments.distributed.storage import StorageTarget, mask_argv
 
     if args.workers < 1:
         raise ConfigError(f"--workers: must be >= 1, got {args.workers}")

@@ -17,27 +17,22 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import shutil
-import sys
 import time
-import warnings
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from experiments.compare.dashboard import refresh_grid_layout
 from experiments.compare.spec import Cell, Comparison
 from experiments.config import ConfigError
+from experiments.dashboards import refresh_grid_layout
 from experiments.files import write_json_atomic
 from experiments.runs.errors import RunInterrupted
 from experiments.runs.folder import RunFolder
-from experiments.workers import stop_workers
+from experiments.workers import Job, JobResult, run_jobs
 
 logger = logging.getLogger("neurodrive.compare")
 
@@ -53,6 +48,14 @@ def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON file's mapping, or ``None`` when it is missing or unreadable (a cell to redo)."""
     try:
         return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_meta(run: RunFolder) -> dict[str, Any] | None:
+    """The run's ``run.json``, or ``None`` when it is missing or unreadable (the run died early)."""
+    try:
+        return run.read_meta()
     except (OSError, ValueError):
         return None
 
@@ -75,7 +78,7 @@ def plan_cell(comparison: Comparison, cell: Cell) -> CellAction:
     run = RunFolder(comparison.cell_dir(cell))
     if not run.path.exists():
         return "train"
-    meta = read_json(run.path / "run.json")
+    meta = read_meta(run)
     if meta is None or not run.config_path.is_file():
         return "retrain"  # the run died before its folder was complete
     if meta.get("status") in ("finished", "stopped"):  # stopped: ended early by an evaluation hook, model saved
@@ -127,7 +130,7 @@ def run_cell(comparison: Comparison, cell: Cell, command: Sequence[str] = ()) ->
         for stale in run_dir.glob(CONDITION_FILE.format("*")):
             stale.unlink()  # they judged the model this training replaces
         if action == "retrain":
-            meta = read_json(run_dir / "run.json") or {}
+            meta = read_meta(RunFolder(run_dir)) or {}
             logger.info("%s: training again from scratch (was %s%s)", cell.label, meta.get("status", "incomplete"),
                         f": {meta['error']}" if meta.get("error") else "")
             shutil.rmtree(run_dir)
@@ -229,53 +232,24 @@ def _run_here(comparison: Comparison, cells: Sequence[Cell], command: Sequence[s
 
 def _run_in_processes(comparison: Comparison, cells: Sequence[Cell], workers: int, command: Sequence[str],
                       outcome: GridOutcome, say: Callable[[str], None]) -> None:
-    """One spawned process per cell, at most ``workers`` at once: a crash, even a hard one, takes
-    down its own cell only, and the exit status says how each ended."""
-    # spawn: a fresh interpreter per cell (forking a process with torch and env threads is unsafe).
-    context = multiprocessing.get_context("spawn")
-    pending = deque(cells)
-    running: dict[Any, Cell] = {}
+    """One worker process per cell, at most ``workers`` at once: a crash, even a hard one, takes down
+    its own cell only, and the exit status says how each ended (``experiments.workers``: a cell
+    interrupted by Ctrl-C stops the grid)."""
+    by_label = {cell.label: cell for cell in cells}
     finished = 0
-    try:
-        while pending or running:
-            while pending and len(running) < workers:
-                cell = pending.popleft()
-                process = context.Process(target=cell_process, args=(comparison, cell, list(command)),
-                                          name=f"compare {cell.label}")
-                process.start()
-                running[process] = cell
-            wait([process.sentinel for process in running])
-            for process in [process for process in running if not process.is_alive()]:
-                process.join()
-                cell = running.pop(process)
-                finished += 1
-                if process.exitcode == 0:
-                    outcome.ran.append(cell)
-                    say(f"[{finished}/{len(cells)}] {cell.label}: done")
-                else:
-                    reason = "interrupted" if process.exitcode == 130 else f"exit status {process.exitcode}"
-                    outcome.failed[cell] = reason
-                    say(f"[{finished}/{len(cells)}] {cell.label}: failed ({reason}; see the log above)")
-                    if process.exitcode == 130:
-                        # A worker stopped by Ctrl-C: the grid stops too, even where this process did not get
-                        # the signal (started with SIGINT ignored, as a background job is).
-                        raise KeyboardInterrupt(f"{cell.label} was interrupted")
-    except KeyboardInterrupt:
-        stop_workers(list(running))
-        raise
 
+    def record(result: JobResult) -> None:
+        nonlocal finished
+        finished += 1
+        cell = by_label[result.job.name]
+        if result.ok:
+            outcome.ran.append(cell)
+            say(f"[{finished}/{len(cells)}] {cell.label}: done")
+        else:
+            outcome.failed[cell] = result.reason()
+            say(f"[{finished}/{len(cells)}] {cell.label}: failed ({outcome.failed[cell]}; see the log above)")
 
-def cell_process(comparison: Comparison, cell: Cell, command: Sequence[str]) -> None:
-    """Entry point of a worker process: one cell; exit status 130 when interrupted, 2 on a config error."""
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    warnings.filterwarnings("ignore", module="highway_env")
-    try:
-        run_cell(comparison, cell, command)
-    except (KeyboardInterrupt, RunInterrupted):
-        raise SystemExit(130) from None
-    except ConfigError as error:
-        print(f"error: {cell.label}: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run_jobs([Job(cell.label, run_cell, (comparison, cell, list(command))) for cell in cells], workers, on_exit=record)
 
 
 def collect_results(comparison: Comparison) -> list[dict[str, Any]]:
@@ -300,7 +274,10 @@ def cell_records(comparison: Comparison, run_dir: Path) -> dict[str, dict[str, A
 
 def training_curve(run_dir: Path) -> list[list[float]]:
     """``[step, mean_return]`` of each training-time evaluation (``eval.json``)."""
-    history = read_json(run_dir / "eval.json") or {}
+    try:
+        history = RunFolder(run_dir).read_evaluations()
+    except (OSError, ValueError):
+        history = {}  # no evaluation yet
     return [[int(record["step"]), float(record["mean_return"])] for record in history.get("evaluations", [])]
 
 

@@ -1,16 +1,14 @@
-"""A comparison grid shared through a database (``--storage URL``): one Optuna trial per cell, pulled
-from one queue by ``neurodrive compare`` started on as many machines as there are.
+"""A comparison grid shared through a database (``--storage URL``): the grid's cells as the jobs of
+an ``experiments.distributed.queue.WorkQueue``, pulled by ``neurodrive compare`` started on as many
+machines as there are.
 
-- The study (``compare-<name>``, or ``--study-name``) is set up under the storage's set-up lock, one
-  starting worker at a time: its fingerprint (a digest of every cell's experiment, and the conditions
-  with their evaluation settings) and one enqueued trial per cell, whose params are ``variant``,
-  ``scenario`` and ``seed``. A later start enqueues again each cell with no trial waiting, running or
-  complete: rerunning the command retries failed cells.
-- Each worker takes waiting trials until none is left waiting or running; while others run the last
-  ones it waits, so it can take over one whose worker dies. A trial whose worker stays silent for
-  ``heartbeat.grace_period`` seconds (killed, machine gone) is failed and re-queued with the same
-  cell by Optuna's heartbeat and ``RetryHeartbeatStaleTrialCallback`` (up to ``heartbeat.max_retry``
-  times), the sweeps' dead-worker retry. Ctrl-C re-queues the interrupted cell.
+- The study (``compare-<name>``, or ``--study-name``) holds the grid's fingerprint (a digest of every
+  cell's experiment, and the conditions with their evaluation settings) and one enqueued trial per
+  cell, whose params are ``variant``, ``scenario`` and ``seed``. A later start enqueues again each cell
+  with no trial waiting, running or complete: rerunning the command retries failed cells.
+- A trial whose worker stays silent for ``heartbeat.grace_period`` seconds (killed, machine gone) is
+  failed and re-queued with the same cell (up to ``heartbeat.max_retry`` times), as the sweeps' are.
+  Ctrl-C re-queues the interrupted cell.
 - A cell is an ordinary run folder under this machine's root, brought up to date by ``run_cell`` as
   without a storage: retried on the machine that began it, it resumes from its checkpoint; elsewhere
   it trains from scratch. Its results (each condition's record and the training curve) go into the
@@ -22,22 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
-import os
 import socket
-import sys
-import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution
-from optuna.exceptions import ExperimentalWarning
-from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
@@ -51,9 +40,12 @@ from experiments.compare.runner import (
 )
 from experiments.compare.spec import Cell, Comparison
 from experiments.config import ConfigError
+from experiments.dashboards import refresh_grid_layout
+from experiments.distributed.queue import NothingWaiting, WorkQueue, job_params
+from experiments.distributed.storage import StorageTarget
+from experiments.distributed.trials import INTERRUPTED_ATTR, WORKER_ATTR
 from experiments.runs.errors import RunInterrupted
-from experiments.sweeps.storage import WORKER_ATTR, StorageTarget, fail_dead_trials, requeue_interrupted
-from experiments.workers import stop_workers
+from experiments.workers import Job, JobResult, run_jobs
 
 logger = logging.getLogger("neurodrive.compare")
 
@@ -63,28 +55,7 @@ RESULTS_ATTR = "results"  # condition -> its compare-<condition>.json record
 CURVE_ATTR = "curve"  # [step, mean_return] of each training-time evaluation
 RUN_DIR_ATTR = "run_dir"  # host:path of the cell's run folder
 ERROR_ATTR = "error"
-INTERRUPTED_ATTR = "interrupted"
 SKIPPED_ATTR = "skipped"  # asked for a cell when other workers had just taken the last one
-LIVE_STATES = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
-
-
-class NoCellWaiting(Exception):
-    """Other workers took the last waiting cells while this one asked for a trial."""
-
-
-class CellQueueSampler(BaseSampler):
-    """Samples nothing: a trial runs the cell it was enqueued with, or none."""
-
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(self, study: Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return {}
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        raise NoCellWaiting(f"trial {trial.number}: no cell left in the queue")
 
 
 def default_study_name(comparison: Comparison) -> str:
@@ -104,33 +75,30 @@ def fingerprint(comparison: Comparison) -> dict[str, Any]:
 
 def trial_cell(trial: FrozenTrial) -> Cell | None:
     """The cell a trial runs (its params, or the params it was enqueued with)."""
-    params = trial.params or trial.system_attrs.get("fixed_params") or {}
+    params = job_params(trial)
     try:
         return Cell(str(params["variant"]), str(params["scenario"]), int(params["seed"]))
     except KeyError:
         return None  # a trial that found no cell waiting
 
 
+def grid_queue(comparison: Comparison, target: StorageTarget, study_name: str) -> WorkQueue:
+    return WorkQueue(target, study_name, comparison.spec.heartbeat, comparison.folder)
+
+
 def prepare_grid_study(comparison: Comparison, target: StorageTarget, study_name: str) -> Study:
     """Create the study or join it, and enqueue each cell that has no trial waiting, running or complete."""
-    with target.setup_lock():
-        storage = target.open(comparison.spec.heartbeat)
-        study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize",
-                                    load_if_exists=True)
-        expected = fingerprint(comparison)
-        saved = study.user_attrs.get(FINGERPRINT_ATTR)
-        if saved is None:
-            study.set_user_attr(FINGERPRINT_ATTR, expected)
-            study.set_user_attr("objective", f"mean_return under {next(iter(comparison.conditions))}")
-        elif saved != expected:
-            raise ConfigError(f"--study-name: study {study_name!r} in {target.describe()} holds another grid "
-                              f"({_grid_changes(saved, expected)}); its cells would not be comparable. Pass another "
-                              "--study-name, or delete that study (optuna delete-study) to start again.")
-        queued = {trial_cell(trial) for trial in study.get_trials(deepcopy=False, states=LIVE_STATES)}
-        for cell in comparison.cells():
-            if cell not in queued:
-                study.enqueue_trial({"variant": cell.variant, "scenario": cell.scenario, "seed": cell.seed})
-    return study
+    expected = fingerprint(comparison)
+
+    def mismatch(saved: dict[str, Any]) -> ConfigError:
+        return ConfigError(f"--study-name: study {study_name!r} in {target.describe()} holds another grid "
+                           f"({_grid_changes(saved, expected)}); its cells would not be comparable. Pass another "
+                           "--study-name, or delete that study (optuna delete-study) to start again.")
+
+    cells = [{"variant": cell.variant, "scenario": cell.scenario, "seed": cell.seed} for cell in comparison.cells()]
+    return grid_queue(comparison, target, study_name).fill(
+        cells, FINGERPRINT_ATTR, expected, mismatch,
+        study_attrs={"objective": f"mean_return under {next(iter(comparison.conditions))}"})
 
 
 def _grid_changes(saved: dict[str, Any], expected: dict[str, Any]) -> str:
@@ -160,7 +128,7 @@ class CellObjective:
             cell = Cell(trial.suggest_categorical("variant", list(comparison.variants)),
                         trial.suggest_categorical("scenario", comparison.scenarios),
                         trial.suggest_categorical("seed", comparison.seeds))
-        except NoCellWaiting as empty:
+        except NothingWaiting as empty:
             trial.set_user_attr(SKIPPED_ATTR, str(empty))
             raise optuna.TrialPruned(str(empty)) from None
         if trial.user_attrs.get(INTERRUPTED_ATTR):
@@ -188,40 +156,7 @@ def run_shared_worker(comparison: Comparison, target: StorageTarget, study_name:
                       command: Sequence[str] = ()) -> None:
     """Take waiting cells until none is waiting or running (waiting on the last ones, to take over a
     dead worker's)."""
-    heartbeat = comparison.spec.heartbeat
-    study = optuna.load_study(study_name=study_name, storage=target.open(heartbeat), sampler=CellQueueSampler())
-    objective = CellObjective(comparison, f"{socket.gethostname()}-{os.getpid()}", command)
-    poll_s = min(heartbeat.interval, 5)
-    while True:
-        for number in fail_dead_trials(study, target, comparison.folder, heartbeat):
-            logger.warning("trial %d: its worker died; marked failed and its cell re-queued", number)
-        trials = study.get_trials(deepcopy=False)
-        if any(trial.state == TrialState.WAITING for trial in trials):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ExperimentalWarning)
-                    study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
-            except KeyboardInterrupt:
-                requeue_interrupted(study, objective.current, INTERRUPTED_ATTR, heartbeat.max_retry)
-                raise
-        elif any(trial.state == TrialState.RUNNING for trial in trials):
-            time.sleep(poll_s)
-        else:
-            return
-
-
-def shared_worker_process(comparison: Comparison, target: StorageTarget, study_name: str,
-                          command: Sequence[str]) -> None:
-    """Entry point of a ``--workers`` child: exit status 130 when interrupted, 2 on a config error."""
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    warnings.filterwarnings("ignore", module="highway_env")
-    try:
-        run_shared_worker(comparison, target, study_name, command)
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    grid_queue(comparison, target, study_name).work(lambda worker_id: CellObjective(comparison, worker_id, command))
 
 
 @dataclass
@@ -236,7 +171,6 @@ class SharedOutcome:
 def run_shared_grid(comparison: Comparison, target: StorageTarget, study_name: str, workers: int = 1,
                     command: Sequence[str] = (), say: Callable[[str], None] = print) -> SharedOutcome:
     """Join (or create) the grid's study and run ``workers`` workers here until the queue is empty."""
-    from experiments.compare.dashboard import refresh_grid_layout
     from experiments.compare.runner import plan_cells
 
     plan_cells(comparison)  # this machine's cell folders must match the file before any work
@@ -248,8 +182,9 @@ def run_shared_grid(comparison: Comparison, target: StorageTarget, study_name: s
     host = socket.gethostname()
     if workers == 1:
         run_shared_worker(comparison, target, study_name, command)
-    else:
-        _run_worker_processes(comparison, target, study_name, workers, command)
+    else:  # each saves a checkpoint and re-queues its cell on Ctrl-C; its cells outlive a failed worker
+        run_jobs([Job(f"compare-worker-{index}", run_shared_worker, (comparison, target, study_name, list(command)))
+                  for index in range(workers)], workers, on_exit=_log_failure)
     outcome = SharedOutcome()
     trials = study.get_trials(deepcopy=False)
     for cell in comparison.cells():
@@ -267,26 +202,9 @@ def run_shared_grid(comparison: Comparison, target: StorageTarget, study_name: s
     return outcome
 
 
-def _run_worker_processes(comparison: Comparison, target: StorageTarget, study_name: str, workers: int,
-                          command: Sequence[str]) -> None:
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter each (forking torch is unsafe)
-    processes = [context.Process(target=shared_worker_process, args=(comparison, target, study_name, list(command)),
-                                 name=f"compare-worker-{index}") for index in range(workers)]
-    for process in processes:
-        process.start()
-    try:
-        running = list(processes)
-        while running:
-            wait([process.sentinel for process in running])
-            for process in [process for process in running if not process.is_alive()]:
-                running.remove(process)
-                if process.exitcode == 130:  # interrupted: stop the others too (this process may ignore SIGINT)
-                    raise KeyboardInterrupt(f"{process.name} was interrupted")
-                if process.exitcode != 0:
-                    logger.error("%s exited with status %s", process.name, process.exitcode)
-    except KeyboardInterrupt:
-        stop_workers(processes)  # each saves a checkpoint and re-queues its cell
-        raise
+def _log_failure(result: JobResult) -> None:
+    if not result.ok:
+        logger.error("%s failed (%s)", result.job.name, result.reason())
 
 
 def _cell_states(study: Study, comparison: Comparison) -> dict[Cell, str]:

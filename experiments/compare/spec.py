@@ -49,7 +49,7 @@ from experiments.config import (
     set_path,
     validate_config,
 )
-from experiments.sweeps.spec import HeartbeatSpec
+from experiments.distributed.heartbeat import HeartbeatSpec
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 SEED_SPACING = 100  # seeds n -> 0, 100, 200, ...: far apart, so no two runs share a derived env seed

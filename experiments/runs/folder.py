@@ -92,14 +92,18 @@ class RunFolder:
         return self.path / "eval.json"
 
     @property
+    def meta_path(self) -> Path:
+        return self.path / "run.json"
+
+    @property
     def checkpoint_dir(self) -> Path:
         return self.path / "checkpoints"
 
     def read_meta(self) -> dict[str, Any]:
-        return json.loads((self.path / "run.json").read_text())
+        return json.loads(self.meta_path.read_text())
 
     def write_meta(self, meta: dict[str, Any]) -> None:
-        write_json_atomic(self.path / "run.json", meta)
+        write_json_atomic(self.meta_path, meta)
 
     def read_evaluations(self) -> dict[str, Any]:
         """``eval.json``: ``evaluations`` (every record), ``final`` and ``best``."""

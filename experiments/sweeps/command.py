@@ -1,7 +1,7 @@
 """``neurodrive sweep`` and ``neurodrive dashboard``: Optuna studies over experiment fields.
 
 ``neurodrive dashboard`` on a comparison folder or a folder of run folders hands over to
-``experiments.compare.dashboard`` (TensorBoard, the report, and optuna-dashboard for a study there).
+``experiments.dashboards`` (TensorBoard, the report, and optuna-dashboard for a study there).
 
 The CLI registers both with ``add_sweep_commands(commands)``; this module imports optuna only
 when a command runs.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import os
 import socket
 import sys
@@ -28,17 +27,16 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from experiments.config.errors import ConfigError
-from experiments.sweeps import JOURNAL_NAME, STORAGE_ENV
+from experiments.distributed import JOURNAL_NAME, STORAGE_ENV
 from experiments.terminal import make_console
-from experiments.workers import stop_workers
 
 if TYPE_CHECKING:  # the heavy imports wait until a command runs: the CLI imports this module
     import optuna
     from optuna.storages import BaseStorage
 
+    from experiments.distributed.storage import StorageTarget
     from experiments.sweeps.report import SweepReport
     from experiments.sweeps.spec import Sweep
-    from experiments.sweeps.storage import StorageTarget
 
 logger = logging.getLogger("neurodrive.sweep")
 console = make_console()
@@ -75,8 +73,8 @@ def add_sweep_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
+    from experiments.distributed.storage import StorageTarget, mask_argv
     from experiments.sweeps.spec import load_sweep
-    from experiments.sweeps.storage import StorageTarget, mask_argv
 
     if args.n_trials is not None and args.n_trials < 1:
         raise ConfigError(f"--n-trials: must be >= 1, got {args.n_trials}")
@@ -112,7 +110,8 @@ def run_sweep(sweep: Sweep, target: StorageTarget, n_trials: int | None = None, 
     """
     import optuna
 
-    from experiments.sweeps.study import budget_used, prepare_study, run_worker, worker_process
+    from experiments.sweeps.study import budget_used, prepare_study, run_worker
+    from experiments.workers import Job, run_jobs
 
     study = prepare_study(sweep, target)
     n_trials = n_trials or sweep.spec.n_trials
@@ -126,20 +125,10 @@ def run_sweep(sweep: Sweep, target: StorageTarget, n_trials: int | None = None, 
     failed = 0
     if workers == 1:
         run_worker(sweep, target, n_trials, 0, command)
-    else:
-        # spawn: a fresh interpreter per worker (forking a process with torch and env threads is unsafe).
-        context = multiprocessing.get_context("spawn")
-        processes = [context.Process(target=worker_process, args=(sweep, target, n_trials, index, command),
-                                     name=f"sweep-worker-{index}") for index in range(workers)]
-        for process in processes:
-            process.start()
-        try:
-            for process in processes:
-                process.join()
-        except KeyboardInterrupt:
-            stop_workers(processes)  # each worker saves, re-queues its trial and exits
-            raise
-        failed = sum(process.exitcode != 0 for process in processes)
+    else:  # on Ctrl-C each worker saves, re-queues its trial and exits
+        jobs = [Job(f"sweep-worker-{index}", run_worker, (sweep, target, n_trials, index, list(command)))
+                for index in range(workers)]
+        failed = sum(not result.ok for result in run_jobs(jobs, workers))
     return optuna.load_study(study_name=sweep.study_name, storage=target.open(sweep.spec.heartbeat)), failed
 
 
@@ -188,7 +177,7 @@ def print_report(report: SweepReport, sweep: Sweep) -> None:
 
 
 def dashboard_command(args: argparse.Namespace) -> int:
-    from experiments.compare.dashboard import runs_folder, serve_runs_folder
+    from experiments.dashboards import runs_folder, serve_runs_folder
 
     runs = runs_folder(args.target or os.environ.get(STORAGE_ENV))
     if args.storage is not None and runs is None:
@@ -197,7 +186,7 @@ def dashboard_command(args: argparse.Namespace) -> int:
     if runs is not None:  # a comparison folder or a folder of run folders: TensorBoard, the report, any study
         study, notes = None, []
         if args.storage is not None:  # a shared grid's study
-            from experiments.sweeps.storage import StorageTarget
+            from experiments.distributed.storage import StorageTarget
 
             target = StorageTarget.resolve(args.storage, runs.path)
             study = (target.open(), target.describe())
@@ -229,7 +218,7 @@ def dashboard_storage(target: str | None) -> tuple[BaseStorage, str]:
     """The storage behind a sweep folder, a folder of sweeps, a journal file or a database URL."""
     import json
 
-    from experiments.sweeps.storage import StorageTarget
+    from experiments.distributed.storage import StorageTarget
 
     target = target or os.environ.get(STORAGE_ENV)
     if not target:

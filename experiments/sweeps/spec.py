@@ -53,6 +53,7 @@ from experiments.config import (
     set_path,
     validate_config,
 )
+from experiments.distributed.heartbeat import HeartbeatSpec
 
 # Defaults where the better direction is unambiguous; mean_length needs an explicit one.
 METRIC_DIRECTIONS: dict[str, str | None] = {
@@ -218,20 +219,6 @@ class SamplerSpec(_Typed):
 
 class PrunerSpec(_Typed):
     type: Literal["median", "halving", "hyperband", "none"] = "median"
-
-
-class HeartbeatSpec(StrictModel):
-    """How a dead worker's trial is found (RDB storages; the journal checks worker liveness)."""
-
-    interval: PositiveInt = 30  # seconds between a running trial's heartbeats
-    grace_period: PositiveInt = 120  # a trial silent this long is failed and retried
-    max_retry: NonNegativeInt = 2
-
-    @model_validator(mode="after")
-    def _grace_exceeds_interval(self) -> HeartbeatSpec:
-        if self.grace_period <= self.interval:
-            raise ValueError(f"grace_period ({self.grace_period}) must exceed interval ({self.interval})")
-        return self
 
 
 class SweepSpec(StrictModel):

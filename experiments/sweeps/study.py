@@ -20,11 +20,8 @@ workers had already met the budget, does not.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import socket
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,16 +33,12 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
 from experiments.config import ConfigError
+from experiments.distributed.storage import StorageTarget
+from experiments.distributed.trials import INTERRUPTED_ATTR, WORKER_ATTR, run_trials, worker_identity
 from experiments.files import write_json_atomic
 from experiments.runs.errors import RunInterrupted
+from experiments.runs.folder import RunFolder
 from experiments.sweeps.spec import Sweep, choice_label
-from experiments.sweeps.storage import (
-    WORKER_ATTR,
-    StorageTarget,
-    WorkerLease,
-    fail_dead_trials,
-    requeue_interrupted,
-)
 
 logger = logging.getLogger("neurodrive.sweep")
 
@@ -53,7 +46,6 @@ RUN_DIRS_ATTR = "run_dirs"
 SEED_VALUES_ATTR = "seed_values"
 SKIPPED_ATTR = "skipped"  # a trial created after other workers had met the budget; never trained
 ERROR_ATTR = "error"  # why a trial crashed, for the dashboard
-INTERRUPTED_ATTR = "interrupted"  # Ctrl-C: failed and re-queued, so a resumed sweep runs it again
 FINGERPRINT_ATTR = "neurodrive:sweep"  # what a resumed study must share with the first run
 
 
@@ -189,7 +181,7 @@ class TrialObjective:
 
 
 def read_final_evaluation(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "eval.json").read_text())["final"]
+    return RunFolder(run_dir).read_evaluations()["final"]
 
 
 def prepare_study(sweep: Sweep, target: StorageTarget) -> optuna.Study:
@@ -239,41 +231,11 @@ def run_worker(sweep: Sweep, target: StorageTarget, n_trials: int, worker_index:
     While others run the last trials this worker waits, so it can take over one whose worker dies.
     """
     storage = target.open(sweep.spec.heartbeat)
-    lease = WorkerLease(sweep.sweep_dir) if target.is_journal else None
-    worker_id = lease.worker_id if lease else f"{socket.gethostname()}-{os.getpid()}"
-    try:
+    with worker_identity(target, sweep.sweep_dir) as worker_id:
         existing = len(optuna.load_study(study_name=sweep.study_name, storage=storage).trials)
         # Mixed into a fixed sampler seed: a resumed or parallel worker must not replay the same draws.
         entropy = (existing, worker_index) if target.is_journal else (existing, worker_index, os.getpid())
         study = optuna.load_study(study_name=sweep.study_name, storage=storage,
                                   sampler=sweep.make_sampler(entropy), pruner=sweep.make_pruner())
-        objective = TrialObjective(sweep, n_trials, worker_id, command)
-        poll_s = min(sweep.spec.heartbeat.interval, 5)
-        while True:
-            for number in fail_dead_trials(study, target, sweep.sweep_dir, sweep.spec.heartbeat):
-                logger.warning("trial %d: its worker died; marked failed and re-queued", number)
-            trials = study.get_trials(deepcopy=False)
-            if budget_used(trials) < n_trials:
-                try:
-                    study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
-                except KeyboardInterrupt:
-                    requeue_interrupted(study, objective.current, INTERRUPTED_ATTR, sweep.spec.heartbeat.max_retry)
-                    raise
-            elif any(trial.state == TrialState.RUNNING for trial in trials):
-                time.sleep(poll_s)
-            else:
-                return
-    finally:
-        if lease is not None:
-            lease.release()
-
-
-def worker_process(sweep: Sweep, target: StorageTarget, n_trials: int, worker_index: int,
-                   command: Sequence[str]) -> None:
-    """Entry point of a ``--workers`` child process."""
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    warnings.filterwarnings("ignore", module="highway_env")
-    try:
-        run_worker(sweep, target, n_trials, worker_index, command)
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
+        run_trials(study, TrialObjective(sweep, n_trials, worker_id, command), target, sweep.sweep_dir,
+                   sweep.spec.heartbeat, wants_trial=lambda trials: budget_used(trials) < n_trials)

@@ -1,5 +1,5 @@
 """The comparison report: every variant's seeds under every evaluation condition, summarised with the statistics of
-Agarwal et al. (2021) from :mod:`experiments.analysis.statistics`, written as ``results.csv``, ``results.json``,
+Agarwal et al. (2021) from :mod:`experiments.statistics`, written as ``results.csv``, ``results.json``,
 matplotlib plots in ``plots/`` and one self-contained ``report.html`` (inline CSS and JS, the data embedded, no
 external reference, so it opens offline).
 

@@ -1,5 +1,5 @@
 """Every statistic the comparison report shows, JSON-ready: per training scenario x condition, across scenarios,
-performance profiles and learning curves (the estimators are :mod:`experiments.analysis.statistics`)."""
+performance profiles and learning curves (the estimators are :mod:`experiments.statistics`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from experiments.analysis.statistics import (
+from experiments.statistics import (
     BOOTSTRAP_SEED,
     CONFIDENCE,
     N_RESAMPLES,

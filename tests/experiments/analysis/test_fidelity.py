@@ -23,7 +23,7 @@ from experiments.analysis.fidelity import (
     is_flagged,
     tolerance,
 )
-from experiments.analysis.statistics import Estimate, mean_ci, newcombe_diff_ci, welch_diff_ci, wilson_ci
+from experiments.statistics import Estimate, mean_ci, newcombe_diff_ci, welch_diff_ci, wilson_ci
 from tests_support import EXPERIMENTS, REPO
 
 

@@ -148,16 +148,16 @@ def test_target_is_met_when_every_judged_row_meets_it_and_unjudged_without_one(
 # Spawned children unpickle these by module name: they must be module-level.
 
 
-def _killed_child(config_path: str, env_kind: str, settings: TrainingSettings, queue: Any) -> None:
+def _killed_child(config_path: str, env_kind: str, settings: TrainingSettings) -> None:
     os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer does: no report
 
 
-def _hanging_child(config_path: str, env_kind: str, settings: TrainingSettings, queue: Any) -> None:
+def _hanging_child(config_path: str, env_kind: str, settings: TrainingSettings) -> None:
     time.sleep(120)
 
 
-def _reporting_child(config_path: str, env_kind: str, settings: TrainingSettings, queue: Any) -> None:
-    queue.put(("ok", {"config": config_path, "env": env_kind, "rollouts": settings.rollouts}))
+def _reporting_child(config_path: str, env_kind: str, settings: TrainingSettings) -> dict[str, Any]:
+    return {"config": config_path, "env": env_kind, "rollouts": settings.rollouts}
 
 
 def error_within(seconds: float, call: Callable[[], Any]) -> BaseException:

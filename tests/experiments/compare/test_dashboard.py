@@ -29,7 +29,8 @@ from typing import Any
 import pytest
 
 from experiments.cli import main
-from experiments.compare.dashboard import (
+from experiments.config import ConfigError
+from experiments.dashboards import (
     GRID_METRICS,
     LAYOUT_DIR,
     RunsFolder,
@@ -37,7 +38,6 @@ from experiments.compare.dashboard import (
     port_is_free,
     runs_folder,
 )
-from experiments.config import ConfigError
 from experiments.sweeps.command import dashboard_command
 from tests_support import EXPERIMENTS, REPO, TINY_GRID, free_port, wait_for
 
@@ -290,7 +290,7 @@ def test_dashboard_serves_the_grid_its_hparams_layout_and_report(grid):
 def test_dashboard_on_a_root_adds_the_study_beside_the_grid(grid):
     import optuna
 
-    from experiments.sweeps.storage import StorageTarget
+    from experiments.distributed.storage import StorageTarget
 
     sweep_dir = grid.root / "sweeps" / "beside"
     sweep_dir.mkdir(parents=True)

@@ -25,7 +25,7 @@ from experiments.compare.runner import collect_results
 from experiments.compare.shared import prepare_grid_study
 from experiments.compare.spec import Cell, load_comparison
 from experiments.config import ConfigError
-from experiments.sweeps.storage import StorageTarget, mask_url
+from experiments.distributed.storage import StorageTarget, mask_url
 from tests_support import (
     EXPERIMENTS,
     TINY_GRID,

@@ -28,11 +28,11 @@ from optuna.trial import TrialState
 
 from agents.registry import get_algorithm
 from experiments.config import ConfigError, load_config
+from experiments.distributed.storage import StorageTarget, mask_argv, mask_url
 from experiments.runs.session import train
 from experiments.sweeps.command import add_sweep_commands, dashboard_command, print_report, run_sweep, sweep_command
 from experiments.sweeps.report import write_report
 from experiments.sweeps.spec import Sweep, load_sweep, sweep_from_raw
-from experiments.sweeps.storage import StorageTarget, mask_argv, mask_url
 from experiments.sweeps.study import BudgetReached, PruningHook, TrialObjective, budget_used, prepare_study
 from tests_support import (
     EXPERIMENTS,
@@ -778,7 +778,7 @@ sys.exit(experiments.cli.main(sys.argv[2:]))
 """
 GATED_PREPARE = GATE + """
 from experiments.sweeps.spec import load_sweep
-from experiments.sweeps.storage import StorageTarget
+from experiments.distributed.storage import StorageTarget
 from experiments.sweeps.study import prepare_study
 sweep = load_sweep(sys.argv[2])
 failures = []

@@ -12,8 +12,9 @@ custom-scalars charts match tags, not runs, so each cell's curves of ``GRID_METR
 under ``<grid name>/<metric>/<variant>/<scenario>/seed<k>``; per metric, one chart holds every
 variant's seeds and one chart per variant holds that variant's seeds.
 
-The CLI reaches this module through ``experiments.sweeps.command.dashboard_command``; tensorboard
-and optuna-dashboard are imported only when a server starts.
+Part of the core below the tools: the ``dashboard`` command (``experiments.sweeps.command``) serves
+folders with it, and ``experiments.compare`` writes a grid's layout with it. tensorboard and
+optuna-dashboard are imported only when a server starts or a layout is written.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from typing import IO, TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from experiments.config.errors import ConfigError
-from experiments.sweeps import JOURNAL_NAME
+from experiments.distributed import JOURNAL_NAME
+from experiments.runs.folder import RunFolder
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -74,7 +76,7 @@ class RunsFolder:
             if JOURNAL_NAME in files or "sweep.json" in files:
                 folder.sweep_dirs.append(current)
                 subdirs.clear()  # its trials' runs belong to the sweep: optuna-dashboard shows them
-            elif "run.json" in files:
+            elif RunFolder(current).meta_path.name in files:
                 folder.run_dirs.append(current)
                 subdirs.clear()  # nothing below a run folder is another run
         top = path / REPORT_PAGE

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from experiments.analysis.statistics import (
+from experiments.statistics import (
     aggregate_estimates,
     aggregate_iqm,
     aggregate_mean,

@@ -1,4 +1,4 @@
-"""Where a study lives, and how a dead worker's trial is found and retried.
+"""Where a study lives: a journal file or a database shared by many machines, and its set-up lock.
 
 Two storages:
 
@@ -8,12 +8,8 @@ Two storages:
   Its password may sit in the URL, in ``NEURODRIVE_STORAGE`` or in libpq's ``PGPASSWORD`` /
   ``~/.pgpass``; it is masked wherever a URL is printed or saved.
 
-A worker killed mid-trial (``kill -9``) leaves a RUNNING trial. On an RDB storage Optuna's heartbeat
-finds it (no heartbeat for ``grace_period`` seconds). Optuna 5's ``JournalStorage`` has no heartbeat,
-so each journal worker holds an ``flock`` on ``workers/<id>.lock`` for its lifetime and stamps its
-trials with that id; the kernel drops the lock when the process dies, however it dies, so a RUNNING
-trial whose worker's lock is free belongs to a dead worker. Either way the trial is marked FAIL and
-re-queued with the same parameters by Optuna's ``RetryHeartbeatStaleTrialCallback``.
+An RDB storage is opened with Optuna's heartbeat (``HeartbeatSpec``), by which a dead worker's trial
+is found (``experiments.distributed.trials``).
 
 Workers started together on an empty PostgreSQL database would all create Optuna's tables (and the
 study) at once, and all but one fail on a unique constraint of PostgreSQL's catalogue. Opening the
@@ -23,32 +19,22 @@ storage and creating the study therefore run under a PostgreSQL advisory lock
 
 from __future__ import annotations
 
-import fcntl
-import logging
 import os
-import socket
 import threading
-import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import IO
 
 import optuna
-from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
-from optuna.trial import TrialState
 
 from experiments.config import ConfigError
-from experiments.sweeps import JOURNAL_NAME, STORAGE_ENV
-from experiments.sweeps.spec import HeartbeatSpec
+from experiments.distributed import JOURNAL_NAME, STORAGE_ENV
+from experiments.distributed.heartbeat import HeartbeatSpec
 
-logger = logging.getLogger("neurodrive.sweep")
-
-WORKER_ATTR = "worker"  # trial user attribute: the id of the worker process running it
 # pg_advisory_lock key (a bigint, "ndsweeps") serialising the set-up of Optuna's tables and studies; advisory
 # locks are per database, so this one key covers every schema and study in it (each holder keeps it briefly).
 SETUP_LOCK_KEY = int.from_bytes(b"ndsweeps", "big")
@@ -195,82 +181,3 @@ def _check_url(url: str) -> str:
         # SQLAlchemy's default PostgreSQL driver is psycopg2; NeuroDrive ships psycopg 3.
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
-
-
-class WorkerLease:
-    """An ``flock`` held on ``<sweep>/workers/<id>.lock`` while this worker process lives."""
-
-    def __init__(self, sweep_dir: Path) -> None:
-        self.folder = sweep_dir / "workers"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.path = self.folder / f"{self.worker_id}.lock"
-        self._handle: IO[str] | None = self.path.open("w")
-        fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def release(self) -> None:
-        if self._handle is not None:
-            self._handle.close()  # closing drops the lock
-            self._handle = None
-            self.path.unlink(missing_ok=True)
-
-    @staticmethod
-    def is_alive(sweep_dir: Path, worker_id: str) -> bool:
-        """Whether the worker still holds its lock (a missing lock file: it is gone)."""
-        path = sweep_dir / "workers" / f"{worker_id}.lock"
-        try:
-            handle = path.open("r")
-        except FileNotFoundError:
-            return False
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-        path.unlink(missing_ok=True)
-        return False
-
-
-def fail_dead_trials(study: optuna.Study, target: StorageTarget, sweep_dir: Path,
-                     heartbeat: HeartbeatSpec) -> list[int]:
-    """Mark the RUNNING trials of dead workers FAIL and re-queue them; returns their numbers."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        if not target.is_journal:
-            running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-            optuna.storages.fail_stale_trials(study)  # the storage's callback re-queues them
-            failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            return sorted(t.number for t in failed if t.number in running)
-        # Optuna offers no public call to fail another worker's trial; fail_stale_trials does the same.
-        retry = RetryHeartbeatStaleTrialCallback(max_retry=heartbeat.max_retry)
-        failed = []
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            worker_id = trial.user_attrs.get(WORKER_ATTR)
-            if worker_id is None:
-                # Created a moment ago, its objective not yet started; or its worker died right then.
-                started = trial.datetime_start or datetime.now()
-                if (datetime.now() - started).total_seconds() < heartbeat.grace_period:
-                    continue
-            elif WorkerLease.is_alive(sweep_dir, worker_id):
-                continue
-            try:
-                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            except UpdateFinishedTrialError:
-                continue  # another worker failed it first, and re-queued it
-            retry(study, study._storage.get_trial(trial._trial_id))
-            failed.append(trial.number)
-        return failed
-
-
-
-def requeue_interrupted(study: optuna.Study, number: int | None, interrupted_attr: str, max_retry: int) -> None:
-    """Queue an interrupted trial's parameters again (its ``interrupted_attr`` user attribute is True),
-    so resuming the study runs it; ``number`` None: nothing was running."""
-    if number is None:
-        return
-    trial = next(trial for trial in study.get_trials(deepcopy=False) if trial.number == number)
-    if trial.state == TrialState.FAIL and trial.user_attrs.get(interrupted_attr) is True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, trial)
