@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envs.factory import BackendChoice, choose_backend, make_vec_env
+from envs.factory import BackendChoice, check_highway_env_config, choose_backend, make_vec_env
 from experiments.config import ConfigError, ExperimentConfig
 from experiments.config.wrappers import robustness_wrappers
 
@@ -51,6 +51,8 @@ def resolve_backend(config: ExperimentConfig, backend: str | None = None) -> tup
     of the config with it written in (what a run folder saves)."""
     with config_errors():
         choice = choose_backend(config.env.id, backend or config.env.backend, config.env.config)
+        if choice.backend == "highway-env":
+            check_highway_env_config(config.env.id, config.env.config)
     resolved = config.model_copy(deep=True)
     resolved.env.backend = choice.backend
     return resolved, choice
