@@ -130,7 +130,8 @@ def format_validation_error(error: ValidationError, source: str | Callable[[str]
     :param prefix: put before each path (a comparison names ``variants.<name>.``); may depend on the path.
     """
     problems: list[tuple[str, str]] = []
-    for item in error.errors():
+    # unknown keys first: a misspelt required key is also reported missing, and the misspelling is the news
+    for item in sorted(error.errors(), key=lambda item: item["type"] != "extra_forbidden"):
         location = ".".join(str(part) for part in item["loc"])
         allowed = allowed_keys(schema, item["loc"][:-1])
         unknown = f"unknown key; allowed: {', '.join(allowed)}"

@@ -65,6 +65,11 @@ def test_saved_config_reloads_equal(tmp_path):
     ("- a\n- b\n", [], r"expected a mapping at the top level"),
     (GOOD + "trainer: {}\n", [], r"trainer: unknown key; allowed: name, env, agent, neuro, training, logging"),
     (GOOD, ["env.lanes=3"], r"env.lanes: unknown key; allowed: id, backend, n_envs, config"),
+    (GOOD, ["env.config.lanes_cont=3"],
+     r"env.config.lanes_cont: highway-fast-v0 has no config key 'lanes_cont'; allowed: .*; did you mean lanes_count\?$"),
+    (GOOD.replace("n_envs: 2}", "n_envs: 2, config: {vehicles_density: 2}}").replace("highway-fast-v0", "merge-v0"), [],
+     r"env.config.vehicles_density: merge-v0 has no config key"),  # highway-fast-v0 has it; merge-v0 does not
+    (GOOD, ["training.total_timestep=5"], r"training.total_timestep: unknown key; .*did you mean total_timesteps\?"),
     (GOOD, ["training.total_timesteps=lots"], r"training.total_timesteps: .*valid integer.*'lots'"),
     (GOOD, ["env.n_envs=0"], r"env.n_envs: Input should be greater than 0"),
     (GOOD, ["env.backend=gpu"], r"env.backend: Input should be 'auto', 'envpool' or 'highway-env'"),
