@@ -33,7 +33,7 @@ def test_shipped_experiments_validate(path):
 def test_shipped_set_has_the_required_experiments():
     pairs = {(c.agent.algo, c.env.id) for c in map(load_config, EXPERIMENT_FILES)}
     assert {("dqn", "highway-fast-v0"), ("ppo", "highway-fast-v0"), ("ppo", "merge-v0")} <= pairs
-    assert any(env_id == "racetrack-v0" for _, env_id in pairs)
+    assert any(env_id.startswith("racetrack-") for _, env_id in pairs)
 
 
 def test_defaults_and_scientific_notation(tmp_path):
