@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -9,6 +10,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -167,9 +169,15 @@ def highway_env_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def check_highway_env_config(env_id: str, config: dict[str, Any] | None) -> None:
     """Build one env of ``env_id`` with ``config`` and close it: a bad value fails here with a
-    ``ValueError`` naming ``env.config``, not later in a worker process (several envs run in subprocesses)."""
+    ``ValueError`` naming ``env.config``, not later in a worker process (several envs run in subprocesses).
+    Once per scenario and config (a comparison checks every cell)."""
     if config:
-        make_highway_env(env_id, config).close()
+        _check_built(env_id, json.dumps(config, sort_keys=True))
+
+
+@cache
+def _check_built(env_id: str, config_json: str) -> None:
+    make_highway_env(env_id, json.loads(config_json)).close()
 
 
 def _ensure_runtime_dir() -> None:

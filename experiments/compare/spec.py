@@ -44,7 +44,6 @@ from experiments.config import (
     ConfigError,
     ExperimentConfig,
     StrictModel,
-    check_env_config_keys,
     format_validation_error,
     read_yaml_mapping,
     set_path,
@@ -377,15 +376,13 @@ def _check_cells(comparison: Comparison) -> None:
             raise ConfigError(f"{source}: scenarios.{index}: {str(error).removeprefix('env.id: ')}") from None
     for cell in comparison.cells():
         where = f"variants.{cell.variant}"
-        config = comparison.cell_config(cell)
-        _check_env_config_keys(config, f"{source}: {where}.", cell)
+        config = comparison.cell_config(cell)  # env.config keys too (check_env_config_keys)
         with _named(f"{source}: {where}.", f" ({cell.label})"):
             resolve_backend(config)
         trained_spaces = _spaces(config, f"{source}: {where}.")
         for condition in comparison.conditions:
             where = f"conditions.{condition}"
             evaluated = comparison.condition_config(config, condition)
-            _check_env_config_keys(evaluated, f"{source}: {where}.", cell)
             with _named(f"{source}: {where}.", f" ({cell.label})"):
                 resolve_backend(evaluated)
             spaces = _spaces(evaluated, f"{source}: {where}.")
@@ -403,13 +400,6 @@ def _named(prefix: str, suffix: str = "") -> Iterator[None]:
         yield
     except ConfigError as error:
         raise ConfigError(f"{prefix}{error}{suffix}") from None
-
-
-def _check_env_config_keys(config: ExperimentConfig, prefix: str, cell: Cell) -> None:
-    try:
-        check_env_config_keys(config.env.id, config.env.config)
-    except ConfigError as error:
-        raise ConfigError(f"{prefix}{error} ({cell.label})") from None
 
 
 def _spaces(config: ExperimentConfig, prefix: str) -> tuple[Any, Any]:

@@ -501,6 +501,7 @@ def _validate_assignment(sweep: Sweep, assignment: dict[str, Any], where: str) -
 
 
 def _check_env_config_key(path: str, env_id: str, where: str) -> None:
+    """A parameter under ``env.config`` must name a key of the scenario (``check_env_config_keys``)."""
     keys = path.split(".")
     if keys[:2] != ["env", "config"] or len(keys) < 3:
         return

@@ -93,6 +93,17 @@ def test_a_value_highway_env_cannot_build_is_a_config_error(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_policy_the_observation_does_not_fit_is_a_config_error(tmp_path):
+    """SB3 asserts it (CnnPolicy on Kinematics vectors): one line naming the agent; the folder says failed."""
+    result = neurodrive("train", str(SMOKE), *with_settings(
+        f"logging.root={tmp_path}", "agent.policy=CnnPolicy", "agent.policy_kwargs={}"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(
+        "error: agent (algo dqn, policy CnnPolicy): You should use NatureCNN only with images")
+    (run_dir,) = (tmp_path / "smoke").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+
+
 @pytest.mark.slow
 def test_image_observations_train(tmp_path):
     """The issue's GrayscaleObservation (lists from YAML where highway-env concatenates tuples), smaller."""

@@ -66,7 +66,8 @@ def test_saved_config_reloads_equal(tmp_path):
     (GOOD + "trainer: {}\n", [], r"trainer: unknown key; allowed: name, env, agent, neuro, training, logging"),
     (GOOD, ["env.lanes=3"], r"env.lanes: unknown key; allowed: id, backend, n_envs, config"),
     (GOOD, ["env.config.lanes_cont=3"],
-     r"env.config.lanes_cont: highway-fast-v0 has no config key 'lanes_cont'; allowed: .*; did you mean lanes_count\?$"),
+     r"env.config.lanes_cont: highway-fast-v0 has no config key 'lanes_cont'; allowed: .*; "
+     r"did you mean lanes_count\?$"),
     (GOOD.replace("n_envs: 2}", "n_envs: 2, config: {vehicles_density: 2}}").replace("highway-fast-v0", "merge-v0"), [],
      r"env.config.vehicles_density: merge-v0 has no config key"),  # highway-fast-v0 has it; merge-v0 does not
     (GOOD, ["training.total_timestep=5"], r"training.total_timestep: unknown key; .*did you mean total_timesteps\?"),
