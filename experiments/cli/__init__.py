@@ -51,14 +51,21 @@ def quiet_libraries() -> None:
     (which highway-env imports) "building the font cache" and temporary-folder lines."""
     warnings.filterwarnings("ignore", module="highway_env")
     logging.getLogger("matplotlib").setLevel(logging.ERROR)
-    if "MPLCONFIGDIR" not in os.environ:
-        # matplotlib falls back on a new temporary folder per process where ~/.config is not writable,
-        # and rebuilds its font cache there every time: one folder per user keeps the cache
-        default = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "matplotlib"
-        if not os.access(default if default.exists() else default.parent, os.W_OK):
-            folder = Path(tempfile.gettempdir()) / f"neurodrive-matplotlib-{os.getuid()}"
-            folder.mkdir(mode=0o700, exist_ok=True)
-            os.environ["MPLCONFIGDIR"] = str(folder)
+    # matplotlib falls back on a new temporary folder per process where its config or cache folder is
+    # not writable, and rebuilds its font cache there every time: one folder per user keeps the cache
+    defaults = [Path(os.environ.get(variable) or Path.home() / hidden) / "matplotlib"
+                for variable, hidden in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache"))]
+    if "MPLCONFIGDIR" not in os.environ and not all(map(_writable, defaults)):
+        folder = Path(tempfile.gettempdir()) / f"neurodrive-matplotlib-{os.getuid()}"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.environ["MPLCONFIGDIR"] = str(folder)
+
+
+def _writable(folder: Path) -> bool:
+    """Whether ``folder`` is writable, or could be created (its nearest existing parent is writable)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
 
 
 def one_line(message: str) -> str:
