@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -9,6 +10,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -23,7 +25,6 @@ from envs.scenarios import (
     envpool_available,
     envpool_kwargs,
     get_scenario,
-    note_superseded,
 )
 from envs.seeding import env_seeds
 
@@ -97,7 +98,9 @@ def make_vec_env(
     if n_envs < 1:
         raise ValueError(f"env.n_envs: must be >= 1, got {n_envs}")
     choice = choose_backend(env_id, backend, config)
-    logger.info("env %s: backend %s (%s)", env_id, choice.backend, choice.reason)
+    # debug: a run names its backend once (experiments.runs.session); per env it would repeat, and say
+    # "requested" for the backend `auto` had already resolved
+    logger.debug("env %s: backend %s (%s)", env_id, choice.backend, choice.reason)
     if choice.backend == "envpool":
         if render_mode is not None:
             raise ValueError("render_mode: rendering needs backend highway-env")
@@ -131,16 +134,50 @@ def make_highway_env(env_id: str, config: dict[str, Any] | None = None,
     gym.register_envs(highway_env)
     kwargs: dict[str, Any] = {}
     if config:
-        kwargs["config"] = config
+        kwargs["config"] = highway_env_config(config)
     if render_mode is not None:  # lane-keeping-v0's constructor takes no render_mode
         kwargs["render_mode"] = render_mode
-        _ensure_runtime_dir()
-    note_superseded(env_id)
+    _ensure_runtime_dir()  # videos and image observations (GrayscaleObservation) render
     own = dict(_PRISTINE_IDM)
     with _own_idm_parameters(own), warnings.catch_warnings():  # construction already resets the env
         warnings.filterwarnings("ignore", message=r".*is out of date\. You should consider upgrading")
-        env = gym.make(env_id, **kwargs)
+        try:
+            env = gym.make(env_id, **kwargs)
+        except Exception as error:
+            if not config:
+                raise
+            # highway-env checks no config value: a bad one fails anywhere inside with any type
+            raise ValueError(f"env.config: highway-env cannot build {env_id} with this config: "
+                             f"{type(error).__name__}: {error}") from None
     return OwnVehicleDefaults(env, own)
+
+
+# highway-env config values it concatenates or compares as tuples; YAML (and a saved config.yaml) give lists.
+_TUPLE_VALUES: dict[str, tuple[str, ...]] = {"observation": ("observation_shape",)}
+
+
+def highway_env_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as highway-env takes it: the values it needs as tuples made tuples (``observation:
+    {type: GrayscaleObservation, observation_shape: [128, 64]}`` failed deep inside with a TypeError)."""
+    converted = dict(config)
+    for section, keys in _TUPLE_VALUES.items():
+        if isinstance(converted.get(section), dict):
+            converted[section] = {key: tuple(value) if key in keys and isinstance(value, list) else value
+                                  for key, value in converted[section].items()}
+    return converted
+
+
+def check_highway_env_config(env_id: str, config: dict[str, Any] | None) -> None:
+    """Build one env of ``env_id`` with ``config`` and close it: a bad value fails here with a
+    ``ValueError`` naming ``env.config``, not later in a worker process (several envs run in subprocesses).
+    Once per scenario and config (a comparison checks every cell)."""
+    if config:
+        _check_built(env_id, json.dumps(config, sort_keys=True))
+
+
+@cache
+def _check_built(env_id: str, config_json: str) -> None:
+    make_highway_env(env_id, json.loads(config_json)).close()
 
 
 def _ensure_runtime_dir() -> None:

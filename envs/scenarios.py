@@ -7,7 +7,7 @@ the EnvPool port of the same id where EnvPool ships one. A port is *verified* wh
 on fixed policies matched highway-env's statistics (``neurodrive fidelity``, ``docs/fidelity.md``).
 ``ENVPOOL_VERIFIED`` is the one place in code that list lives; ``backend="auto"`` reads nothing else.
 An id that highway-env has superseded (``merge-v0`` beside ``merge-v1``) stays usable; the
-platform says so in one line instead of gymnasium's warning per env.
+command a user starts says so in one line (``note_superseded``) instead of gymnasium's warning per env.
 """
 
 from __future__ import annotations
@@ -197,7 +197,10 @@ def _user_scenario(env_id: str) -> Scenario:
 
 @cache
 def note_superseded(env_id: str) -> None:
-    """Say once per process that ``env_id`` has a newer version (gymnasium's own warning is muted)."""
+    """Say once per process that ``env_id`` has a newer version (gymnasium's own warning is muted).
+
+    Called by the command a user starts (``train``, ``compare``), not per env: a comparison's worker
+    processes and ``--report-only`` would repeat it."""
     newer = get_scenario(env_id).newer
     if newer is not None:
         logger.warning("%s is an older version of a highway-env scenario; the latest is %s "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from pathlib import Path
 
 from experiments.config.errors import ConfigError
 from experiments.terminal import make_console
@@ -39,6 +41,7 @@ def add_run_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    from envs.scenarios import note_superseded
     from experiments.config import load_config
     from experiments.runs.errors import RunInterrupted
     from experiments.runs.session import resume, train
@@ -53,13 +56,38 @@ def train_command(args: argparse.Namespace) -> int:
             run_dir = resume(args.resume, command=command)
         else:
             config = load_config(args.config, args.overrides)  # all validation before any work
+            note_superseded(config.env.id)
             run_dir = train(config, command=command)
     except RunInterrupted as stop:
         print(f"interrupted at step {stop.step}; checkpoint saved. Resume with: "
               f"neurodrive train --resume {stop.run_dir}", file=sys.stderr)
         return 130
-    make_console().print(f"run folder: {run_dir}")
+    print("\n".join(run_summary(run_dir)))
     return 0
+
+
+def run_summary(run_dir: Path) -> list[str]:
+    """What a user wants to know when ``train`` ends: where, the final and the best evaluation, and
+    the commands that come next."""
+    from experiments.runs.folder import RunFolder
+    from experiments.runs.history import describe_evaluation
+
+    run = RunFolder(run_dir)
+    meta = run.read_meta()
+    lines = [f"run folder: {run_dir}",
+             f"{meta['status']} after {meta.get('steps', 0):,} steps in {meta.get('wall_time_s', 0):.1f} s"]
+    evaluations = run.read_evaluations() if run.eval_path.is_file() else {}
+    final, best = evaluations.get("final"), evaluations.get("best")
+    if final is not None:
+        lines.append(f"final evaluation (step {final['step']:,}): {describe_evaluation(final)}")
+    if best is not None:
+        lines.append(f"best model: {run.best_model_path} (step {best['step']:,}, return {best['mean_return']:.2f})")
+    quoted = shlex.quote(str(run_dir))
+    lines += ["next:",
+              f"  neurodrive evaluate {quoted} --model best   # fresh episodes, unseen in training",
+              f"  neurodrive record {quoted}",
+              f"  tensorboard --logdir {shlex.quote(str(run_dir / 'tb'))}"]
+    return lines
 
 
 def evaluate_command(args: argparse.Namespace) -> int:

@@ -61,6 +61,12 @@ def compare_command(args: argparse.Namespace) -> int:
         raise ConfigError("--study-name: names the study of a grid shared through --storage; give --storage too "
                           f"(or set ${STORAGE_ENV})")
     comparison = load_comparison(args.compare_file, quick=args.quick)  # every check before any run
+    if not args.report_only:  # said once here, not by each cell's worker process
+        from envs.scenarios import note_superseded
+
+        evaluated = (overrides["env.id"] for overrides in comparison.conditions.values() if "env.id" in overrides)
+        for env_id in sorted({*comparison.scenarios, *evaluated}):
+            note_superseded(env_id)
     target = StorageTarget.resolve(url, comparison.folder) if url else None
     command = ["neurodrive", *mask_argv(sys.argv[1:])]  # saved in every run folder: no password
     try:

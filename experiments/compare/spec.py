@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, ValidationError, field_validator
 
-from envs.scenarios import BACKEND_CHOICES, get_scenario, highway_env_default_config
+from envs.scenarios import BACKEND_CHOICES, get_scenario
 from experiments.config import (
     ConfigError,
     ExperimentConfig,
@@ -269,7 +269,7 @@ def comparison_from_raw(raw: dict[str, Any], source: str, folder: Path, text: st
     try:
         spec = CompareSpec.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, source, CompareSpec, "invalid comparison file")) from None
+        raise ConfigError(format_validation_error(error, source, CompareSpec)) from None
     _check_names(spec, source)
     base = _load_base(spec.experiment, source, folder)
     seeds_spec, scenarios, fixed, evaluation = spec.seeds, spec.scenarios, dict(spec.fixed), spec.evaluation
@@ -316,15 +316,9 @@ def _load_base(experiment: str | dict[str, Any], source: str, folder: Path) -> d
 
 
 def _validated(raw: dict[str, Any], header: str, prefix: str | Callable[[str], str]) -> ExperimentConfig:
-    """``validate_config`` whose error lines name the field from the comparison file's top
+    """``validate_config`` whose error names the field from the comparison file's top
     (``variants.asymmetric.neuro.dopamine.kappa: ...``); ``prefix`` may depend on the field's path."""
-    try:
-        return validate_config(raw, header)
-    except ConfigError as error:
-        first, *fields = str(error).splitlines()
-        lines = [line.strip() for line in fields]
-        named = [f"{prefix if isinstance(prefix, str) else prefix(line.partition(': ')[0])}{line}" for line in lines]
-        raise ConfigError("\n".join([first, *(f"  {line}" for line in named)])) from None
+    return validate_config(raw, header, prefix)
 
 
 def _validated_base(base: dict[str, Any], fixed: dict[str, Any], spec: CompareSpec, quick: bool,
@@ -382,15 +376,13 @@ def _check_cells(comparison: Comparison) -> None:
             raise ConfigError(f"{source}: scenarios.{index}: {str(error).removeprefix('env.id: ')}") from None
     for cell in comparison.cells():
         where = f"variants.{cell.variant}"
-        config = comparison.cell_config(cell)
-        _check_env_config_keys(config, f"{source}: {where}.", cell)
+        config = comparison.cell_config(cell)  # env.config keys too (check_env_config_keys)
         with _named(f"{source}: {where}.", f" ({cell.label})"):
             resolve_backend(config)
         trained_spaces = _spaces(config, f"{source}: {where}.")
         for condition in comparison.conditions:
             where = f"conditions.{condition}"
             evaluated = comparison.condition_config(config, condition)
-            _check_env_config_keys(evaluated, f"{source}: {where}.", cell)
             with _named(f"{source}: {where}.", f" ({cell.label})"):
                 resolve_backend(evaluated)
             spaces = _spaces(evaluated, f"{source}: {where}.")
@@ -408,16 +400,6 @@ def _named(prefix: str, suffix: str = "") -> Iterator[None]:
         yield
     except ConfigError as error:
         raise ConfigError(f"{prefix}{error}{suffix}") from None
-
-
-def _check_env_config_keys(config: ExperimentConfig, prefix: str, cell: Cell) -> None:
-    """``env.config`` is free-form for pydantic, and highway-env ignores keys it does not know: a key
-    the scenario lacks (``vehicles_density`` on merge) would silently change nothing."""
-    known = highway_env_default_config(config.env.id)
-    for key in config.env.config:
-        if key not in known:
-            raise ConfigError(f"{prefix}env.config.{key}: {config.env.id} has no config key {key!r} "
-                              f"({cell.label}); allowed: {', '.join(sorted(known))}")
 
 
 def _spaces(config: ExperimentConfig, prefix: str) -> tuple[Any, Any]:

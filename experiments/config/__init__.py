@@ -11,9 +11,10 @@ from typing import Any
 
 _EXPORTS = {
     **dict.fromkeys(("AgentConfig", "EnvConfig", "ExperimentConfig", "LoggingConfig", "TrainingConfig",
-                     "load_config", "save_config", "validate_config"), "experiments.config.experiment"),
+                     "check_env_config_keys", "load_config", "save_config", "validate_config"),
+                    "experiments.config.experiment"),
     "ConfigError": "experiments.config.errors",
-    **dict.fromkeys(("StrictModel", "apply_override", "format_validation_error", "parse_yaml",
+    **dict.fromkeys(("StrictModel", "apply_override", "did_you_mean", "format_validation_error", "parse_yaml",
                      "read_yaml_mapping", "set_path"), "experiments.config.toolkit"),
 }
 

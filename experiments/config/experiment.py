@@ -6,6 +6,7 @@ scenarios, algorithms or hyperparameters all fail with the field's dotted path a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,11 +20,12 @@ from pydantic import (
     model_validator,
 )
 
-from envs.scenarios import BACKEND_CHOICES, get_scenario
+from envs.scenarios import BACKEND_CHOICES, get_scenario, highway_env_default_config
 from experiments.config.toolkit import (
     ConfigError,
     StrictModel,
     apply_override,
+    did_you_mean,
     format_validation_error,
     read_yaml_mapping,
 )
@@ -46,6 +48,11 @@ class EnvConfig(StrictModel):
         get_scenario(env_id)
         return env_id
 
+    @model_validator(mode="after")
+    def _known_config_keys(self) -> EnvConfig:
+        check_env_config_keys(self.id, self.config)
+        return self
+
     @field_validator("wrappers")
     @classmethod
     def _known_wrappers(cls, wrappers: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -53,6 +60,17 @@ class EnvConfig(StrictModel):
 
         check_wrappers(wrappers)  # errors start with the item's path: env.wrappers.1.probability: ...
         return wrappers
+
+
+def check_env_config_keys(env_id: str, config: Mapping[str, Any]) -> None:
+    """Fail on a key highway-env's ``env_id`` does not have: pydantic sees ``env.config`` as free-form,
+    highway-env ignores keys it does not know, and EnvPool cannot honour them, so under ``backend:
+    auto`` a misspelt key would quietly move the run to highway-env and change nothing else."""
+    known = highway_env_default_config(env_id)
+    for key in config:
+        if key not in known:
+            raise ConfigError(f"env.config.{key}: {env_id} has no config key {key!r}; "
+                              f"allowed: {', '.join(sorted(known))}{did_you_mean(key, known)}")
 
 
 class AgentConfig(StrictModel):
@@ -125,23 +143,35 @@ class ExperimentConfig(StrictModel):
         return self
 
 
-def validate_config(raw: Any, source: str = "config") -> ExperimentConfig:
+def validate_config(raw: Any, source: str | Callable[[str], str] = "config",
+                    prefix: str | Callable[[str], str] = "") -> ExperimentConfig:
+    """The checked experiment of a raw mapping; a ``ConfigError`` names the field (``prefix`` and
+    ``source`` as in ``format_validation_error``)."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+        where = source if isinstance(source, str) else source("")
+        raise ConfigError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as error:
-        message = format_validation_error(error, source, ExperimentConfig, "invalid experiment config")
-        raise ConfigError(message) from None
+        raise ConfigError(format_validation_error(error, source, ExperimentConfig, prefix)) from None
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Read, override and validate an experiment file."""
+    """Read, override and validate an experiment file; an error names the file or ``--set`` as its source."""
     path = Path(path)
     raw = read_yaml_mapping(path)
     for assignment in overrides:
         apply_override(raw, assignment)
-    return validate_config(raw, str(path))
+    set_paths = [assignment.partition("=")[0].strip() for assignment in overrides]
+
+    def source(field: str) -> str:
+        """``--set`` when an override wrote the field (or a field inside or around it), else the file."""
+        if any(field == set_path or field.startswith(f"{set_path}.") or set_path.startswith(f"{field}.")
+               for set_path in set_paths):
+            return "--set"
+        return str(path)
+
+    return validate_config(raw, source)
 
 
 def save_config(config: ExperimentConfig, path: Path) -> None:

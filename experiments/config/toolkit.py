@@ -8,9 +8,11 @@ is allowed. Imports pydantic and PyYAML only, so ``neurodrive --help`` stays fas
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 import types
 import typing
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,17 @@ def parse_yaml(text: str, source: str) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506  (_Loader is a SafeLoader)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{source}: malformed YAML: {error}") from None
+        raise ConfigError(f"{source}: malformed YAML: {_yaml_problem(error)}") from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """The parser's complaint and where, on one line (PyYAML's own text quotes the source over many)."""
+    if not isinstance(error, yaml.MarkedYAMLError):
+        return " ".join(str(error).split())
+    problem = error.problem or error.context or "cannot parse"
+    mark = error.problem_mark or error.context_mark
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
@@ -88,18 +100,50 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         raise ConfigError(message if message.startswith("--set") else f"--set {message}") from None
 
 
-def format_validation_error(error: ValidationError, source: str, schema: type[BaseModel], title: str) -> str:
-    """One line per error: ``<dotted path>: <what is wrong>``; unknown keys list the allowed ones."""
-    lines = [f"{source}: {title}"]
-    for item in error.errors():
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``"; did you mean X?"`` for the choice closest to a misspelt ``name``, else ``""``."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+# "unknown algorithm 'dqm'; allowed: dqn, ppo" and "... has no such argument; allowed: gamma, ...":
+# the names a registry's message lists, to suggest the nearest.
+_ALLOWED = re.compile(r"(?:'(?P<name>[^']+)'.*)?; allowed: (?P<choices>[^;()]+)")
+
+
+def _with_suggestion(path: str, text: str) -> str:
+    match = _ALLOWED.search(text)
+    if match is None or "did you mean" in text:
+        return text
+    name = match["name"] or path.rpartition(".")[2]
+    choices = [choice.strip() for choice in match["choices"].split(",")]
+    return text + did_you_mean(name, choices)
+
+
+def format_validation_error(error: ValidationError, source: str | Callable[[str], str],
+                            schema: type[BaseModel], prefix: str | Callable[[str], str] = "") -> str:
+    """One line: ``<source>: <dotted path>: <what is wrong>`` for the first error (unknown keys list
+    the allowed ones; a near miss gets "did you mean"), then how many more and where.
+
+    :param source: where the values came from; a function of the field's path when several places
+        wrote them (a file and ``--set``).
+    :param prefix: put before each path (a comparison names ``variants.<name>.``); may depend on the path.
+    """
+    problems: list[tuple[str, str]] = []
+    # unknown keys first: a misspelt required key is also reported missing, and the misspelling is the news
+    for item in sorted(error.errors(), key=lambda item: item["type"] != "extra_forbidden"):
         location = ".".join(str(part) for part in item["loc"])
-        unknown = f"unknown key; allowed: {', '.join(allowed_keys(schema, item['loc'][:-1]))}"
+        allowed = allowed_keys(schema, item["loc"][:-1])
+        unknown = f"unknown key; allowed: {', '.join(allowed)}"
         message = validation_message(item, unknown, "required field is missing", quote_checked_input=False)
+        path, text = location or "(top level)", message
         if re.match(r"^[\w.-]+: ", message) and message.startswith(location):
-            lines.append(f"  {message}")  # the message already starts with the field's path
-        else:
-            lines.append(f"  {location or '(top level)'}: {message}")
-    return "\n".join(lines)
+            path, _, text = message.partition(": ")  # the message already starts with the field's (deeper) path
+        problems.append((path, _with_suggestion(path, text)))
+    (path, text), more = problems[0], [other for other, _ in problems[1:]]
+    named = [f"{prefix if isinstance(prefix, str) else prefix(field)}{field}" for field in (path, *more)]
+    line = f"{source if isinstance(source, str) else source(path)}: {named[0]}: {text}"
+    return line + (f" (and {len(more)} more: {', '.join(named[1:])})" if more else "")
 
 
 def allowed_keys(schema: type[BaseModel], location: tuple[Any, ...]) -> list[str]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envs.factory import BackendChoice, choose_backend, make_vec_env
+from envs.factory import BackendChoice, check_highway_env_config, choose_backend, make_vec_env
 from experiments.config import ConfigError, ExperimentConfig
 from experiments.config.wrappers import robustness_wrappers
 
@@ -36,14 +36,23 @@ POSTHOC_EVAL_STREAM = 2  # seed stream of `neurodrive evaluate`, unseen during t
 
 
 @contextmanager
-def config_errors() -> Iterator[None]:
-    """Report a ``ValueError`` raised while building from a config as the ``ConfigError`` it is."""
+def config_errors(where: str | None = None) -> Iterator[None]:
+    """Report a ``ValueError`` raised while building from a config as the ``ConfigError`` it is.
+
+    :param where: the config section being built; its ``AssertionError`` is a config error too (SB3
+        asserts what it checks of a policy, as ``CnnPolicy`` on a vector observation), named by its first line.
+    """
     try:
         yield
     except ConfigError:
         raise
     except ValueError as error:
         raise ConfigError(str(error)) from error
+    except AssertionError as error:
+        if where is None:
+            raise
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "refused by the algorithm"
+        raise ConfigError(f"{where}: {first_line}") from error
 
 
 def resolve_backend(config: ExperimentConfig, backend: str | None = None) -> tuple[ExperimentConfig, BackendChoice]:
@@ -51,6 +60,8 @@ def resolve_backend(config: ExperimentConfig, backend: str | None = None) -> tup
     of the config with it written in (what a run folder saves)."""
     with config_errors():
         choice = choose_backend(config.env.id, backend or config.env.backend, config.env.config)
+        if choice.backend == "highway-env":
+            check_highway_env_config(config.env.id, config.env.config)
     resolved = config.model_copy(deep=True)
     resolved.env.backend = choice.backend
     return resolved, choice
@@ -82,7 +93,7 @@ def build_model(config: ExperimentConfig, env: VecEnv) -> BaseAlgorithm:
     from agents.registry import build
 
     set_torch_numerics(config)
-    with config_errors():
+    with config_errors(where=f"agent (algo {config.agent.algo}, policy {config.agent.policy or 'default'})"):
         return build(
             config.agent.algo, env, config.agent.policy, config.agent.hyperparameters,
             config.agent.policy_kwargs, seed=config.training.seed, device=config.training.device,

@@ -22,6 +22,20 @@ def best_record(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return max(records, key=lambda record: record["mean_return"], default=None)
 
 
+def describe_evaluation(record: dict[str, Any]) -> str:
+    """One evaluation record as a line: return, crash rate, speed (and success where reported)."""
+    speed = record.get("mean_speed")
+    parts = [f"return {record['mean_return']:.2f} +- {record['std_return']:.2f}",
+             f"crash rate {record['crash_rate']:.0%}",
+             "speed -" if speed is None else f"speed {speed:.1f} m/s"]
+    if record.get("success_rate") is not None:
+        parts.append(f"success {record['success_rate']:.0%}")
+    dominant = record.get("dominant_action")
+    if dominant:
+        parts.append(f"action {dominant['action']} in {dominant['fraction']:.0%} of decisions")
+    return f"{', '.join(parts)} ({record['n_episodes']} episodes)"
+
+
 class EvaluationHistory:
     """Every evaluation of a run, in order; after each one, ``eval.json`` is rewritten and, when it
     beats every earlier one, the model is saved as ``best_model.zip`` (SB3's ``EvalCallback`` best
@@ -34,11 +48,14 @@ class EvaluationHistory:
     fresh ones (``neurodrive evaluate --model best``, stream 2).
 
     :param records: the evaluations a resumed run had made by its checkpoint.
+    :param log_each: log each evaluation as a line on ``neurodrive.run`` (runs without a progress bar).
     """
 
-    def __init__(self, eval_path: Path, best_model_path: Path, records: Sequence[dict[str, Any]] = ()) -> None:
+    def __init__(self, eval_path: Path, best_model_path: Path, records: Sequence[dict[str, Any]] = (),
+                 log_each: bool = False) -> None:
         self.eval_path = eval_path
         self.best_model_path = best_model_path
+        self.log_each = log_each
         self._records: list[dict[str, Any]] = [dict(record) for record in records]
 
     @property
@@ -58,11 +75,15 @@ class EvaluationHistory:
         """Append an evaluation; save the model first if it is the new best, then ``eval.json``."""
         previous_best = self.best
         self._records.append(dict(record))
-        if previous_best is None or record["mean_return"] > previous_best["mean_return"]:
+        new_best = previous_best is None or record["mean_return"] > previous_best["mean_return"]
+        if new_best:
             temp = self.best_model_path.with_name(f".{self.best_model_path.name}.tmp")
             model.save(temp)
             os.replace(temp, self.best_model_path)
         self.write()
+        if self.log_each:
+            logger.info("evaluation at step %d: %s%s", record["step"], describe_evaluation(record),
+                        "; new best" if new_best else "")
 
     def write(self) -> None:
         if not self._records:

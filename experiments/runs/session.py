@@ -77,7 +77,7 @@ def train(
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
         run.write_meta({**meta, "status": status, "steps": 0, "error": f"{type(error).__name__}: {error}"})
         raise
-    history = EvaluationHistory(run.eval_path, run.best_model_path)
+    history = EvaluationHistory(run.eval_path, run.best_model_path, log_each=not config.logging.progress_bar)
     session = TrainingSession(run, resolved, meta, built, history)
     return session.run(evaluation_hooks, callbacks)
 
@@ -120,7 +120,8 @@ def resume(
                                                    "at": datetime.now(UTC).isoformat()}]}
     run.write_meta(meta)
     logger.info("resuming %s from step %d", run.path, checkpoint.step)
-    history = EvaluationHistory(run.eval_path, run.best_model_path, state["evaluations"])
+    history = EvaluationHistory(run.eval_path, run.best_model_path, state["evaluations"],
+                                log_each=not config.logging.progress_bar)
     history.restore_best_model(checkpoint.best_model_path)
     session = TrainingSession(run, config, meta, BuiltRun(env, eval_env, model), history,
                               start_step=checkpoint.step, rng_state=checkpoint.load_rng())

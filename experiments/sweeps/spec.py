@@ -43,11 +43,12 @@ from pydantic import (
     model_validator,
 )
 
-from envs.scenarios import get_scenario, highway_env_default_config
+from envs.scenarios import get_scenario
 from experiments.config import (
     ConfigError,
     ExperimentConfig,
     StrictModel,
+    check_env_config_keys,
     format_validation_error,
     read_yaml_mapping,
     set_path,
@@ -376,7 +377,7 @@ def sweep_from_raw(raw: dict[str, Any], source: str, folder: Path, default_name:
     try:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, source, SweepSpec, "invalid sweep file")) from None
+        raise ConfigError(format_validation_error(error, source, SweepSpec)) from None
     base = _load_base(spec.experiment, source, folder)
     for path, value in spec.fixed.items():
         _check_owned(path, f"{source}: fixed")
@@ -487,13 +488,14 @@ def _validate_assignment(sweep: Sweep, assignment: dict[str, Any], where: str) -
 
 
 def _check_env_config_key(path: str, env_id: str, where: str) -> None:
-    """``env.config`` is free-form for pydantic; a misspelt key would be silently ignored."""
+    """A parameter under ``env.config`` must name a key of the scenario (``check_env_config_keys``)."""
     keys = path.split(".")
     if keys[:2] != ["env", "config"] or len(keys) < 3:
         return
-    known = highway_env_default_config(env_id)
-    if keys[2] not in known:
-        raise ConfigError(f"{where}: {env_id} has no config key {keys[2]!r}; allowed: {', '.join(sorted(known))}")
+    try:
+        check_env_config_keys(env_id, {keys[2]: None})
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {str(error).partition(': ')[2]}") from None
 
 
 def _check_objective(sweep: Sweep, base: ExperimentConfig) -> None:
