@@ -111,7 +111,7 @@ def test_seed_streams_keep_per_env_seed_across_pool_sizes():
         env_seeds(-1, 2)
 
 
-@pytest.mark.parametrize("backend", ["envpool", "highway-env"])
+@pytest.mark.parametrize("backend", ["envpool", pytest.param("highway-env", marks=pytest.mark.slow)])
 def test_same_seed_same_trajectory(backend):
     def rollout(seed):
         vec_env = make_vec_env("highway-fast-v0", 2, seed=seed, backend=backend)

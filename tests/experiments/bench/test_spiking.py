@@ -210,6 +210,7 @@ def positive(value: float) -> bool:
     return math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow
 def test_tiny_section_reports_every_pair_with_finite_figures(tiny_section: tuple[dict[str, Any], str]) -> None:
     result, printed = tiny_section
     json.dumps(result)
@@ -251,6 +252,7 @@ def test_tiny_section_reports_every_pair_with_finite_figures(tiny_section: tuple
     assert "MAC-bound limit" not in printed
 
 
+@pytest.mark.slow
 def test_peak_memory_comes_from_a_fresh_process_per_row_not_its_parent() -> None:
     # A parent far bigger than any row: on Linux a child's ru_maxrss would start at the parent's RSS.
     ballast = np.ones(2**30 // 8)  # 1 GiB, touched

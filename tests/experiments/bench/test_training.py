@@ -73,6 +73,7 @@ def test_time_training_runs_the_config_for_the_stated_steps() -> None:
     assert result["steps_per_s"] > 0 and result["peak_rss_mib"] > 50
 
 
+@pytest.mark.slow
 def test_training_section_rows_pair_the_platform_with_its_limit() -> None:
     report = run_training_section(True, Console(quiet=True), configs=("highway_ppo.yaml",))
     platform, limit = report["rows"]

@@ -69,6 +69,7 @@ def test_tensorboard_has_sb3_eval_and_hparams(run_dir):
         assert name in hparams
 
 
+@pytest.mark.slow
 def test_best_model_is_the_model_at_the_best_evaluation(run_dir):
     evaluations = json.loads((run_dir / "eval.json").read_text())
     best = max(evaluations["evaluations"], key=lambda record: record["mean_return"])
@@ -80,7 +81,7 @@ def test_best_model_is_the_model_at_the_best_evaluation(run_dir):
     assert report["model"] == "best" and report["summary"]["n_episodes"] == 2
 
 
-@pytest.mark.parametrize("backend", ["highway-env", "envpool"])
+@pytest.mark.parametrize("backend", [pytest.param("highway-env", marks=pytest.mark.slow), "envpool"])
 def test_evaluate_on_either_backend(run_dir, backend):
     result = neurodrive("evaluate", str(run_dir), "--episodes", "3", "--backend", backend)
     assert result.returncode == 0, result.stderr
@@ -90,6 +91,7 @@ def test_evaluate_on_either_backend(run_dir, backend):
     assert report["summary"]["mean_return"] == pytest.approx(np.mean(report["episodes"]["returns"]))
 
 
+@pytest.mark.slow
 def test_record_writes_a_video_with_real_frames(run_dir):
     import imageio.v2 as imageio
 
@@ -195,6 +197,7 @@ def test_train_with_modulators_logs_every_value_and_signal(tmp_path):
     assert events.Scalars("neuro/learning_rate")[-1].value == pytest.approx(final["learning_rate"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_spiking_run_logs_spikes_and_energy_and_evaluate_prints_them(tmp_path):
     """A spiking DQN: firing rates and energy in TensorBoard and eval.json, then `evaluate` and `record`."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -227,6 +230,7 @@ def test_spiking_run_logs_spikes_and_energy_and_evaluate_prints_them(tmp_path):
     assert list((run_dir / "videos").glob("*.mp4"))
 
 
+@pytest.mark.slow
 def test_bench_smoke(tmp_path):
     """The benchmark runs and writes its figures (speeds are measured there, never asserted here)."""
     out = tmp_path / "bench.json"

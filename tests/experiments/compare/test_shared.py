@@ -75,6 +75,7 @@ def cell_of(trial) -> Cell:
 
 
 
+@pytest.mark.slow
 def test_a_grid_in_a_sqlite_study_reports_what_its_cells_wrote(tmp_path, monkeypatch):
     """One machine, a file database: the study's rows are the run folders' own evaluation files."""
     path = write_grid(tmp_path, TINY_GRID, "solo")
@@ -194,6 +195,7 @@ def test_postgres_grid_a_killed_workers_cell_is_finished_by_another_machine(tmp_
     optuna.delete_study(study_name=study_name, storage=storage)
 
 
+@pytest.mark.slow
 def test_ctrl_c_requeues_the_running_cell_and_a_rerun_resumes_it(tmp_path):
     path = write_grid(tmp_path, """
         baseline: standard

@@ -217,7 +217,7 @@ def test_a_nan_stops_the_run_naming_quantity_and_step(tmp_path, monkeypatch):
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
 
 
-@pytest.mark.parametrize("backend", ["envpool", "highway-env"])
+@pytest.mark.parametrize("backend", ["envpool", pytest.param("highway-env", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("algo", ["dqn", "ppo"])
 def test_same_seed_same_results(tmp_path, backend, algo):
     common = [f"env.backend={backend}", "training.total_timesteps=256", "training.eval_every=128",
