@@ -81,6 +81,11 @@ def sweep_command(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers: must be >= 1, got {args.workers}")
     sweep = load_sweep(args.sweep_file, args.study_name)  # every check before any trial
+    if not args.report:  # said once here, not by each trial's envs
+        from envs.scenarios import note_superseded
+
+        for scenario in sweep.env_ids():
+            note_superseded(scenario)
     target = StorageTarget.resolve(args.storage, sweep.sweep_dir)
     if args.report:
         study = load_existing_study(sweep, target)

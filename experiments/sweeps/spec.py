@@ -284,6 +284,13 @@ class Sweep:
     def sweep_dir(self) -> Path:
         return self.root / self.study_name
 
+    def env_ids(self) -> list[str]:
+        """Every scenario a trial may run: the base experiment's and the choices of an ``env.id`` parameter."""
+        swept = self.spec.parameters.get("env.id")
+        choices = swept.choices if swept is not None and swept.choices else []
+        base = self.base.get("env", {}).get("id")
+        return sorted({str(env_id) for env_id in (base, *choices) if env_id is not None})
+
     @property
     def metrics(self) -> list[str]:
         return [objective.metric for objective in self.spec.objective]

@@ -842,3 +842,33 @@ def test_postgres_workers_launched_together_on_an_empty_database_all_run(tmp_pat
     assert budget_used(trials) == workers
     assert [t.params["agent.hyperparameters.learning_rate"] for t in trials].count(5.0e-4) == 1
     assert len({d for t in trials for d in t.user_attrs["run_dirs"]}) == workers
+
+
+
+def test_a_sweep_says_once_which_of_its_scenarios_are_superseded_and_its_report_says_nothing(
+        tmp_path, monkeypatch, caplog):
+    import experiments.sweeps.command as command
+    from envs.scenarios import note_superseded
+
+    path = write_sweep(tmp_path, """
+        parameters:
+          env.id: {categorical: [roundabout-v0, highway-fast-v0]}
+        n_trials: 1
+        """)
+    assert load_sweep(path).env_ids() == ["highway-fast-v0", "roundabout-v0"]  # smoke.yaml's and the choices
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # stands in for the trials: only what is said before them matters
+
+    monkeypatch.setattr(command, "run_sweep", interrupted)
+    parser = argparse.ArgumentParser()
+    add_sweep_commands(parser.add_subparsers(dest="command"))
+    notes = []
+    for extra in ([], ["--report"]):
+        note_superseded.cache_clear()
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="neurodrive.envs"), contextlib.suppress(Exception):
+            sweep_command(parser.parse_args(["sweep", str(path), *extra]))
+        notes.append([r.getMessage() for r in caplog.records if "is an older version" in r.getMessage()])
+    assert len(notes[0]) == 1 and notes[0][0].startswith("roundabout-v0 is an older version")
+    assert notes[1] == []  # --report builds no env and runs no trial
