@@ -28,7 +28,8 @@ from neuro.snn.config import (
     SnnConfig,
     encoder_spec,
 )
-from neuro.snn.encoders import ENCODERS
+from neuro.networks import NETWORKS, NetworkPart
+from neuro.snn.encoders import ENCODERS, PoissonEncoder
 from neuro.snn.neurons import LIF
 
 __all__ = ["ENERGY_CAVEAT", "SnnConfig", "SpikeCounts", "SpikingMLP", "counting", "initialise"]
@@ -115,7 +116,8 @@ class SpikeCounts:
         return stats
 
 
-class SpikingMLP(nn.Module):
+@NETWORKS.register("spiking")
+class SpikingMLP(NetworkPart):
     """Encoder -> LIF layers (``hidden``) -> a non-spiking linear readout (or the firing rates).
 
     Rule: ``y = W_out sum_t w_t S_L[t] + b``, ``w_t = d^(T-1-t) / sum_k d^k`` (d = ``readout_decay``): with d = 1
@@ -128,12 +130,18 @@ class SpikingMLP(nn.Module):
     :param out_features: size of the readout; ``None`` returns the last layer's time-weighted rates
         (a policy's latent, read by SB3's own linear heads; set ``readout_fan_out`` for the accounting).
     :param config: the ``SnnConfig`` (or its fields).
+    :param settings: ``SnnConfig``'s fields as keywords instead (the network part's spec:
+        ``{type: spiking, timesteps: 5, ...}``).
     """
 
+    settings_model = SnnConfig
+
     def __init__(self, in_features: int, hidden: Sequence[int], out_features: int | None,
-                 config: SnnConfig | dict[str, Any] | None = None) -> None:
+                 config: SnnConfig | dict[str, Any] | None = None, **settings: Any) -> None:
         super().__init__()
-        config = config if isinstance(config, SnnConfig) else SnnConfig(**(config or {}))
+        if config is not None and settings:
+            raise ValueError("SpikingMLP: give config or its fields as keywords, not both")
+        config = config if isinstance(config, SnnConfig) else SnnConfig(**(config or settings))
         if not hidden:
             raise ValueError("policy_kwargs.net_arch: a spiking network needs at least one hidden layer")
         self.config = config
@@ -180,6 +188,22 @@ class SpikingMLP(nn.Module):
             first *= self.timesteps
         hidden = self.timesteps * sum(layer.in_features * layer.out_features for layer in self.layers[1:])
         return self.encoder.encoding_macs() + first + hidden + self.hidden[-1] * self.readout_fan_out
+
+    # The network policies' hooks (``neuro.networks.NetworkPart``) -----------------------------------
+
+    @contextmanager
+    def deciding(self, deterministic: bool = False) -> Iterator[None]:
+        """Count the spikes of the decisions; for a deterministic one, freeze a random encoder's noise
+        (``Encoder.frozen``) so the action depends on the observation alone."""
+        with counting(self), self.encoder.frozen(deterministic):
+            yield
+
+    def separate_target(self) -> None:
+        """SB3 copies the online network's state into its target, the encoder's generator with it: give
+        the target a stream of its own, so the two do not draw the same noise."""
+        if isinstance(self.encoder, PoissonEncoder):
+            self.encoder.seed += 1
+            self.encoder.generator.manual_seed(self.encoder.seed)
 
     # Accounting -----------------------------------------------------------------------------------
 
