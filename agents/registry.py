@@ -163,8 +163,9 @@ def resolve_policy(cls: type[BaseAlgorithm], policy: str | None,
     if "network" in (policy_kwargs or {}) and (policy is None or policy in _MLP_ALIASES):
         network_cls = network_policy_for(cls)
         if network_cls is None:
-            raise ValueError(f"agent.policy_kwargs.network: {algorithm_name(cls)} has no network policy; algorithms "
-                             f"that do: {', '.join(name for name, algo in ALGORITHMS.items() if network_policy_for(algo))}")
+            takers = [name for name, algo in ALGORITHMS.items() if network_policy_for(algo)]
+            raise ValueError(f"agent.policy_kwargs.network: {algorithm_name(cls)} has no network policy; "
+                             f"algorithms that do: {', '.join(takers)}")
         return network_cls
     if policy is None or not is_dotted_path(policy):
         if policy is not None and policy not in getattr(cls, "policy_aliases", {}):

@@ -42,9 +42,9 @@ from torch import nn
 
 from agents.dopamine_dqn import ChannelDQNPolicy, ChannelQNetwork
 from agents.dopamine_ppo import ChannelActorCriticPolicy
-from neuro.networks import NETWORKS, NetworkPart
+from neuro.networks import NETWORKS, NetworkPart, initialise
 from neuro.snn.config import SnnConfig
-from neuro.snn.network import SpikeCounts, initialise
+from neuro.snn.network import SpikeCounts
 
 
 class NetworkPolicy:
@@ -195,7 +195,7 @@ class SpikingPolicy(NetworkPolicy):
 
     def __init__(self, *args: Any, snn: SnnConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
         self.snn = snn if isinstance(snn, SnnConfig) else SnnConfig(**(snn or {}))
-        spec = {"type": "spiking", **self.snn.model_dump()}
+        spec = {"type": "spiking", **self.snn.model_dump(exclude={"critic"})}
         if self.snn.critic == "spiking":
             kwargs["value_network"] = spec
         super().__init__(*args, network=spec, **kwargs)

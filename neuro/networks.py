@@ -5,13 +5,13 @@ it maps ``(batch, in_features)`` to ``(batch, out_features)``, or, with ``out_fe
 latent of ``hidden[-1]`` that SB3's own heads read (PPO's and SAC's actors). ``hidden`` is SB3's
 ``net_arch``. An experiment names one in ``agent.policy_kwargs.network: {type: name, **params}``
 (``type`` a name in ``NETWORKS`` or ``package.module:Class``); the network policies of
-``agents.spiking_policies`` ask this registry for it. Members: ``spiking`` (``neuro.snn.network``)
-and ``mlp`` (below).
+``agents.spiking_policies`` ask this registry for it. Members: ``mlp`` (below) and ``spiking``
+(``neuro.snn.network``); ``neuro.parts`` imports each member's module, which registers it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, Literal
 
@@ -91,8 +91,6 @@ class MLP(NetworkPart):
     def __init__(self, in_features: int, hidden: Sequence[int], out_features: int | None,
                  activation: Literal["relu", "tanh"] = "relu", init: Literal["torch", "orthogonal"] = "torch") -> None:
         super().__init__()
-        from neuro.snn.network import initialise  # one initialisation for twins and spiking layers
-
         sizes = [in_features, *hidden]
         layers: list[nn.Module] = []
         for n_in, n_out in zip(sizes, sizes[1:], strict=False):
@@ -107,4 +105,13 @@ class MLP(NetworkPart):
         return self.net(features)
 
 
-from neuro.snn import network as _spiking  # noqa: E402, F401  (registers "spiking"; it imports NetworkPart)
+def initialise(layers: Iterable[nn.Linear], init: str) -> None:
+    """``orthogonal``: orthogonal weights with gain sqrt(2) and zero biases (Saxe et al. 2014; torch's
+    default leaves deep spiking layers silent at threshold 0.5); ``torch``: ``nn.Linear``'s own default,
+    as built. The spiking layers and an ANN twin's hidden layers take the same call."""
+    if init not in ("orthogonal", "torch"):
+        raise ValueError(f"init: 'orthogonal' or 'torch', got {init!r}")
+    if init == "orthogonal":
+        for layer in layers:
+            nn.init.orthogonal_(layer.weight, gain=2**0.5)
+            nn.init.zeros_(layer.bias)

@@ -13,6 +13,7 @@ from neuro.dopamine import DOPAMINE_MODULES
 from neuro.modulation import DISCOUNT_MODULATORS, EXPLORATION_MODULATORS, LEARNING_RATE_MODULATORS
 from neuro.networks import NETWORKS
 from neuro.registry import Registry, SpecError
+from neuro.snn import network as _spiking_network  # noqa: F401  (registers the network part "spiking")
 
 NEURO_PARTS: dict[str, Registry[Any]] = {
     "dopamine": DOPAMINE_MODULES,  # TD error -> dopamine signal (neuro.dopamine)

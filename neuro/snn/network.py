@@ -1,4 +1,5 @@
-"""A spiking multilayer network that SB3 can use in place of an MLP, and its spike accounting.
+"""A spiking multilayer network that SB3 can use in place of an MLP (the ``spiking`` network part,
+``neuro.networks``), and its spike accounting.
 
 ``SpikingMLP`` runs all T time steps inside ``forward()`` from a zero state, so to SB3 it is an
 ordinary stateless ``(batch, in) -> (batch, out)`` module. It works layer by layer: each layer's
@@ -10,15 +11,16 @@ the readout is linear, so it reads the time-weighted spike counts with one produ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from neuro.networks import NETWORKS, NetworkPart, initialise
 from neuro.snn.config import (
     ENERGY_CAVEAT,
     MAC_ENERGY_PJ,
@@ -28,7 +30,6 @@ from neuro.snn.config import (
     SnnConfig,
     encoder_spec,
 )
-from neuro.networks import NETWORKS, NetworkPart
 from neuro.snn.encoders import ENCODERS, PoissonEncoder
 from neuro.snn.neurons import LIF
 
@@ -116,6 +117,13 @@ class SpikeCounts:
         return stats
 
 
+class SpikingSettings(SnnConfig):
+    """``SnnConfig`` as one network's settings (``policy_kwargs.network: {type: spiking, ...}``): whether
+    PPO's critic spikes is the policy's choice there (``policy_kwargs.value_network``), not the network's."""
+
+    critic: Literal["ann"] = "ann"
+
+
 @NETWORKS.register("spiking")
 class SpikingMLP(NetworkPart):
     """Encoder -> LIF layers (``hidden``) -> a non-spiking linear readout (or the firing rates).
@@ -134,14 +142,17 @@ class SpikingMLP(NetworkPart):
         ``{type: spiking, timesteps: 5, ...}``).
     """
 
-    settings_model = SnnConfig
+    settings_model = SpikingSettings
 
     def __init__(self, in_features: int, hidden: Sequence[int], out_features: int | None,
                  config: SnnConfig | dict[str, Any] | None = None, **settings: Any) -> None:
         super().__init__()
         if config is not None and settings:
             raise ValueError("SpikingMLP: give config or its fields as keywords, not both")
-        config = config if isinstance(config, SnnConfig) else SnnConfig(**(config or settings))
+        if config is None:
+            config = SnnConfig(**SpikingSettings(**settings).model_dump())
+        elif not isinstance(config, SnnConfig):
+            config = SnnConfig(**config)
         if not hidden:
             raise ValueError("policy_kwargs.net_arch: a spiking network needs at least one hidden layer")
         self.config = config
@@ -237,18 +248,6 @@ class SpikingMLP(NetworkPart):
             spikes = torch.tensor(counts.spikes)
             self._spike_sum = spikes if self._spike_sum is None else self._spike_sum + spikes
             self._decisions += counts.decisions
-
-
-def initialise(layers: Iterable[nn.Linear], init: str) -> None:
-    """``orthogonal``: orthogonal weights with gain sqrt(2) and zero biases (Saxe et al. 2014; torch's
-    default leaves deep spiking layers silent at threshold 0.5); ``torch``: ``nn.Linear``'s own default,
-    as built. The spiking layers and an ANN twin's hidden layers take the same call."""
-    if init not in ("orthogonal", "torch"):
-        raise ValueError(f"init: 'orthogonal' or 'torch', got {init!r}")
-    if init == "orthogonal":
-        for layer in layers:
-            nn.init.orthogonal_(layer.weight, gain=2**0.5)
-            nn.init.zeros_(layer.bias)
 
 
 @contextmanager

@@ -35,6 +35,8 @@ def test_the_spiking_settings_are_checked_before_anything_is_built():
     with pytest.raises(SpecError, match=r"^agent.policy_kwargs.network.encoder: type: unknown encoder type 'morse'; "
                                         r"allowed: direct, poisson, population"):
         NETWORKS.check({"type": "spiking", "encoder": "morse"}, given=SIZES)
+    with pytest.raises(SpecError, match=r"^agent.policy_kwargs.network.critic: Input should be 'ann'"):
+        NETWORKS.check({"type": "spiking", "critic": "spiking"}, given=SIZES)  # the policy's value_network
     with pytest.raises(SpecError, match=r"^agent.policy_kwargs.network.activation: Input should be 'relu' or 'tanh'"):
         NETWORKS.check({"type": "mlp", "activation": "gelu"}, given=SIZES)
 
