@@ -2,12 +2,16 @@
 trains as ``agent.policy: spiking`` does, the ``mlp`` part trains as SB3's own MLP, saved models round-trip,
 and the refusals name the field and what is allowed."""
 
+import csv
+
 import numpy as np
 import pytest
 import torch
 from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.logger import configure
 
-from agents.registry import build, check_policy, get_algorithm
+from agents.callbacks import SpikeLogCallback
+from agents.registry import build, check_policy, get_algorithm, resolve_policy
 from agents.spiking_policies import NetworkActorCriticPolicy, NetworkDQNPolicy, separate_spike_counts
 from envs import make_vec_env
 from experiments.config import ConfigError, validate_config
@@ -89,6 +93,24 @@ def test_a_network_policy_round_trips_with_its_spec(tmp_path):
     np.testing.assert_array_equal(loaded.predict(observations, deterministic=True)[0], actions)
     # The target's Poisson encoder draws a stream of its own, as under agent.policy: spiking.
     assert loaded.policy.q_net_target.q_net.encoder.seed == loaded.policy.q_net.q_net.encoder.seed + 1
+
+
+@pytest.mark.parametrize(("network", "logged"), [({"type": "spiking", "timesteps": 2}, True), ({"type": "mlp"}, False)])
+def test_the_spike_log_follows_the_part_not_the_policy_shape(tmp_path, network, logged):
+    model = build("ppo", highway(), None, HYPERPARAMETERS["ppo"], {"net_arch": [16], "network": network}, seed=0,
+                  device="cpu")
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(64, callback=SpikeLogCallback())
+    with open(tmp_path / "progress.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    values = [float(row["snn/sops_per_decision"]) for row in rows if row.get("snn/sops_per_decision")]
+    assert bool(values) is logged and all(value > 0 for value in values)
+
+
+def test_an_mlp_alias_with_a_network_part_is_the_network_policy():
+    for alias in ("MlpPolicy", "MultiInputPolicy", None):
+        assert resolve_policy(get_algorithm("dqn"), alias, {"network": {"type": "mlp"}}) is NetworkDQNPolicy
+    assert resolve_policy(get_algorithm("dqn"), "MlpPolicy") == "MlpPolicy"
 
 
 def test_refusals_name_the_field_and_the_allowed_values():
