@@ -10,7 +10,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import HParam
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.spiking_policies import SpikingPolicy, separate_spike_counts
+from agents.spiking_policies import NetworkPolicy, separate_spike_counts
 from envs.evaluation import evaluate_driving
 
 EVAL_METRICS = ("eval/mean_return", "eval/crash_rate", "eval/mean_speed", "eval/mean_length")
@@ -129,10 +129,10 @@ class SpikeLogCallback(BaseCallback):
     log writes; the decisions of rollouts only, not of gradient updates. Does nothing for other policies."""
 
     def _on_rollout_end(self) -> None:
-        if not isinstance(self.model.policy, SpikingPolicy):
+        if not isinstance(self.model.policy, NetworkPolicy):
             return
         counts = self.model.policy.take_spike_counts()
-        if counts.decisions:
+        if counts is not None and counts.decisions:
             for key, value in counts.stats().items():
                 if key != "decisions":
                     self.logger.record_mean(f"snn/{key}", value)

@@ -23,10 +23,10 @@ from agents.dopamine_dqn import DopamineDQN
 from agents.dopamine_ppo import DopaminePPO
 from agents.neuro_agent import check_modulators
 from agents.neuro_algorithms import NeuroA2C, NeuroQRDQN, NeuroRecurrentPPO, NeuroSAC, NeuroTD3, NeuroTQC
-from agents.spiking_policies import SpikingPolicy, spiking_policy_for
+from agents.spiking_policies import NetworkPolicy, SpikingPolicy, network_policy_for, spiking_policy_for
 from neuro.modulation import MODULATOR_REGISTRIES
-from neuro.parts import part_registry
-from neuro.registry import constructor_signature, is_dotted_path, load_object
+from neuro.parts import POLICY_PARTS, part_registry
+from neuro.registry import SpecError, constructor_signature, is_dotted_path, load_object
 
 # DQN and PPO take a TD-error module (``neuro.dopamine``); every algorithm takes the modulators of
 # the meta-parameters it has (``agents.neuro_algorithms``). With the default parts each is stock SB3.
@@ -42,6 +42,8 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
 }
 
 SPIKING = "spiking"  # agent.policy: the algorithm's spiking policy (agents.spiking_policies)
+# Aliases a network part replaces the MLP of: the algorithm's network policy is used in their place.
+_MLP_ALIASES = ("MlpPolicy", "MultiInputPolicy")
 
 # Arguments the run loop sets itself; a config must not pass them as hyperparameters.
 _RESERVED = (
@@ -147,15 +149,24 @@ def constructor_default(cls: type[BaseAlgorithm], name: str) -> Any:
     return None
 
 
-def resolve_policy(cls: type[BaseAlgorithm], policy: str | None) -> str | type[BasePolicy] | None:
+def resolve_policy(cls: type[BaseAlgorithm], policy: str | None,
+                   policy_kwargs: dict[str, Any] | None = None) -> str | type[BasePolicy] | None:
     """A policy alias of the algorithm (``MlpPolicy``), ``spiking`` (its spiking policy), a dotted
-    path to a policy class, or None."""
+    path to a policy class, or None; with a network part in ``policy_kwargs`` (``network``), None or an
+    MLP alias is the algorithm's network policy."""
     if policy == SPIKING:
         spiking_cls = spiking_policy_for(cls)
         if spiking_cls is None:
             raise ValueError(f"agent.policy: {algorithm_name(cls)} has no spiking policy; algorithms that do: "
                              f"{', '.join(name for name, algo in ALGORITHMS.items() if spiking_policy_for(algo))}")
         return spiking_cls
+    if "network" in (policy_kwargs or {}) and (policy is None or policy in _MLP_ALIASES):
+        network_cls = network_policy_for(cls)
+        if network_cls is None:
+            takers = [name for name, algo in ALGORITHMS.items() if network_policy_for(algo)]
+            raise ValueError(f"agent.policy_kwargs.network: {algorithm_name(cls)} has no network policy; "
+                             f"algorithms that do: {', '.join(takers)}")
+        return network_cls
     if policy is None or not is_dotted_path(policy):
         if policy is not None and policy not in getattr(cls, "policy_aliases", {}):
             aliases = ", ".join(getattr(cls, "policy_aliases", {}))
@@ -168,13 +179,16 @@ def resolve_policy(cls: type[BaseAlgorithm], policy: str | None) -> str | type[B
     return policy_cls
 
 
-def check_policy(cls: type[BaseAlgorithm], policy: str | None, snn: dict[str, Any] | None = None) -> None:
-    """The policy resolves, and ``snn`` (``agent.snn``) goes with a spiking policy that can use it."""
+def check_policy(cls: type[BaseAlgorithm], policy: str | None, snn: dict[str, Any] | None = None,
+                 policy_kwargs: dict[str, Any] | None = None) -> None:
+    """The policy resolves, ``snn`` (``agent.snn``) goes with a spiking policy that can use it, and the
+    network parts in ``policy_kwargs`` with a network policy, their specs valid (nothing built)."""
     try:
-        policy_cls = resolve_policy(cls, policy)
+        policy_cls = resolve_policy(cls, policy, policy_kwargs)
     except ValueError as error:
         message = str(error)
         raise ValueError(message if message.startswith("agent.policy") else f"agent.policy: {message}") from None
+    check_network_parts(cls, policy_cls, policy_kwargs or {})
     if snn is None:
         return
     if not is_spiking_policy(policy_cls):
@@ -185,8 +199,36 @@ def check_policy(cls: type[BaseAlgorithm], policy: str | None, snn: dict[str, An
                          "an ANN (allowed here: ann)")
 
 
+def check_network_parts(cls: type[BaseAlgorithm], policy_cls: str | type[BasePolicy] | None,
+                        policy_kwargs: dict[str, Any]) -> None:
+    """The network parts in ``policy_kwargs`` (``neuro.parts.POLICY_PARTS``) are valid and read by the policy."""
+    if is_network_policy(policy_cls) and not is_spiking_policy(policy_cls) and "network" not in policy_kwargs:
+        raise ValueError(f"agent.policy_kwargs.network: required by a network policy; allowed types: "
+                         f"{', '.join(POLICY_PARTS['network'].entries)} or a dotted path package.module:Class")
+    for key in (key for key in POLICY_PARTS if key in policy_kwargs):
+        where = f"agent.policy_kwargs.{key}"
+        if is_spiking_policy(policy_cls):
+            raise ValueError(f"{where}: agent.policy: {SPIKING} builds its network from agent.snn; give one "
+                             f"of them (policy_kwargs.network: {{type: spiking, ...}} without agent.policy)")
+        if not is_network_policy(policy_cls):
+            raise ValueError(f"{where}: only a network policy reads it (with policy_kwargs.network, agent.policy "
+                             "unset, an MLP alias or a NetworkPolicy subclass)")
+        if key == "value_network" and not issubclass(cls, OnPolicyAlgorithm):
+            raise ValueError(f"{where}: only PPO/A2C's critic takes a network part; {algorithm_name(cls)}'s "
+                             "critics stay SB3's MLPs")
+        registry = POLICY_PARTS[key]
+        try:
+            registry.check(policy_kwargs[key], given={"in_features": 1, "hidden": [1], "out_features": None})
+        except SpecError as error:  # one registry for both keys: the error names the key it came from
+            raise ValueError(str(error).replace(registry.where, where, 1)) from None
+
+
 def is_spiking_policy(policy: str | type[BasePolicy] | None) -> bool:
     return inspect.isclass(policy) and issubclass(policy, SpikingPolicy)
+
+
+def is_network_policy(policy: str | type[BasePolicy] | None) -> bool:
+    return inspect.isclass(policy) and issubclass(policy, NetworkPolicy)
 
 
 def default_policy(cls: type[BaseAlgorithm], env: VecEnv) -> str:
@@ -198,15 +240,16 @@ def default_policy(cls: type[BaseAlgorithm], env: VecEnv) -> str:
     return "MultiInputPolicy" if isinstance(env.observation_space, spaces.Dict) else "MlpPolicy"
 
 
-def spiking_policy_kwargs(policy_kwargs: dict[str, Any] | None, snn: dict[str, Any] | None,
-                          env: VecEnv) -> dict[str, Any]:
-    """A spiking policy's kwargs: ``snn``, and the Dict-observation extractor the MultiInput aliases
-    would have chosen."""
+def network_policy_kwargs(policy_kwargs: dict[str, Any] | None, snn: dict[str, Any] | None,
+                          env: VecEnv, spiking: bool) -> dict[str, Any]:
+    """A network policy's kwargs: ``snn`` for a spiking policy, and the Dict-observation extractor the
+    MultiInput aliases would have chosen."""
     from gymnasium import spaces
     from stable_baselines3.common.torch_layers import CombinedExtractor
 
     policy_kwargs = dict(policy_kwargs or {})
-    policy_kwargs["snn"] = dict(snn or {})
+    if spiking:
+        policy_kwargs["snn"] = dict(snn or {})
     if isinstance(env.observation_space, spaces.Dict):
         policy_kwargs.setdefault("features_extractor_class", CombinedExtractor)
     return policy_kwargs
@@ -239,19 +282,20 @@ def build(
 
     :param neuro: the neuro parts by kind (``{"dopamine": {"type": "asymmetric", "kappa": 0.3}}``,
         specs or built parts), for algorithms that take them.
-    :param snn: a spiking policy's settings (``neuro.snn.SnnConfig`` fields; ``policy="spiking"``).
+    :param snn: a spiking policy's settings (``neuro.snn.SnnConfig`` fields; ``policy="spiking"``), the
+        first shape of ``policy_kwargs={"network": {"type": "spiking", **snn}}``.
     """
     cls = get_algorithm(algo)
     hyperparameters = dict(hyperparameters or {})
     check_hyperparameters(cls, hyperparameters)
     check_neuro(cls, neuro, hyperparameters)
-    check_policy(cls, policy, snn)
+    check_policy(cls, policy, snn, policy_kwargs)
     if neuro:
         hyperparameters["neuro"] = dict(neuro)
-    policy_cls = resolve_policy(cls, policy)
+    policy_cls = resolve_policy(cls, policy, policy_kwargs)
     policy_kwargs = resolve_policy_kwargs(policy_kwargs)
-    if is_spiking_policy(policy_cls):
-        policy_kwargs = spiking_policy_kwargs(policy_kwargs, snn, env)
+    if is_network_policy(policy_cls):
+        policy_kwargs = network_policy_kwargs(policy_kwargs, snn, env, is_spiking_policy(policy_cls))
     return cls(
         policy_cls or default_policy(cls, env),
         env,

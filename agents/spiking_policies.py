@@ -1,25 +1,30 @@
-"""Spiking policies: SB3's policies with their MLPs swapped for ``neuro.snn.SpikingMLP``.
+"""Network policies: SB3's policies with one MLP swapped for a network part (``neuro.networks``).
 
-``agent.policy: spiking`` picks the one for the algorithm (``spiking_policy_for``); ``agent.snn``
-configures it. Each policy builds exactly what SB3's would, then replaces one network:
+``agent.policy_kwargs.network: {type: ..., **params}`` names the part (``NETWORKS``: ``spiking``, ``mlp``
+or a dotted path) and the algorithm's network policy (``network_policy_for``) asks the registry for it,
+built for the sizes SB3 would give its MLP. Each policy builds exactly what SB3's would, then replaces
+one network:
 
-- DQN (and the dopamine DQN's multi-channel Q-network): the Q-network, Q-values read from a
-  non-spiking output membrane (DSQN, Chen et al. 2022);
+- DQN (and the dopamine DQN's multi-channel Q-network): the Q-network (spiking: Q-values read from a
+  non-spiking output membrane, DSQN, Chen et al. 2022);
 - QR-DQN: the quantile network, likewise;
-- PPO/A2C: the actor's hidden layers (``snn.critic: spiking`` swaps the critic's too); SB3's linear
-  action head reads the last layer's firing rates;
-- SAC/TD3: the actor (PopSAN, Tang et al. 2020), its linear heads reading the last layer's rates;
-  the critics stay ANNs, as in PopSAN.
+- PPO/A2C: the actor's hidden layers (``value_network`` swaps the critic's too); SB3's linear
+  action head reads the part's latent;
+- SAC/TD3: the actor (spiking: PopSAN, Tang et al. 2020), its linear heads reading the latent; the
+  critics stay SB3's MLPs, as in PopSAN.
 
-Target networks are copies of the same class, so they spike too. The spikes of the decision-making
-network are counted while the policy decides (``predict``, and PPO's rollout ``forward``), never
-during gradient updates; ``take_spike_counts`` hands them over (``agents.callbacks.SpikeLogCallback``
+Target networks are copies of the same class. The part sees the policy's decisions (``predict``, and
+PPO's rollout ``forward``), never its gradient updates, through ``NetworkPart.deciding``: a spiking
+network counts its spikes there; ``take_spike_counts`` hands them over (``agents.callbacks.SpikeLogCallback``
 logs them, evaluation reports them).
+
+``agent.policy: spiking`` with ``agent.snn`` (the first shape, kept) is the ``Spiking*Policy`` subclass:
+the same policy with ``network: {type: spiking, **snn}``, saved with ``snn`` as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,92 +42,97 @@ from torch import nn
 
 from agents.dopamine_dqn import ChannelDQNPolicy, ChannelQNetwork
 from agents.dopamine_ppo import ChannelActorCriticPolicy
+from neuro.networks import NETWORKS, NetworkPart, initialise
 from neuro.snn.config import SnnConfig
-from neuro.snn.encoders import PoissonEncoder
-from neuro.snn.network import SpikeCounts, SpikingMLP, counting, initialise
+from neuro.snn.network import SpikeCounts
 
 
-class SpikingPolicy:
-    """Mixin of the spiking policies: takes ``snn`` (an ``SnnConfig`` or its fields), counts the
-    decision network's spikes while deciding, and saves ``snn`` with the model."""
+class NetworkPolicy:
+    """Mixin of the network policies: takes ``network`` (a ``NETWORKS`` spec), builds it where SB3
+    builds the MLP it replaces (``make_network``), lets it see the decisions, and saves the spec."""
 
-    def __init__(self, *args: Any, snn: SnnConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self.snn = snn if isinstance(snn, SnnConfig) else SnnConfig(**(snn or {}))
+    def __init__(self, *args: Any, network: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.network = dict(network or {})
         super().__init__(*args, **kwargs)
 
-    def spiking_mlp(self, in_features: int, hidden: list[int], out_features: int | None) -> SpikingMLP:
-        return SpikingMLP(in_features, hidden, out_features, self.snn).to(self.device)  # type: ignore[attr-defined]
+    def make_network(self, in_features: int, hidden: Sequence[int], out_features: int | None,
+                     spec: dict[str, Any] | None = None) -> NetworkPart:
+        """The part of ``spec`` (default ``network``) for SB3's sizes: ``out_features=None`` for a latent."""
+        network = NETWORKS.make(spec or self.network, in_features=in_features, hidden=list(hidden),
+                                out_features=out_features)
+        return network.to(self.device)  # type: ignore[attr-defined]
 
-    def decision_network(self) -> SpikingMLP:
-        """The spiking network whose spikes make each decision (the actor, or the Q-network)."""
+    def decision_network(self) -> NetworkPart:
+        """The network part that makes each decision (the actor, or the Q-network)."""
         raise NotImplementedError
 
-    def take_spike_counts(self) -> SpikeCounts:
-        """Spike counts of the decisions since the last call; starts over."""
+    def take_spike_counts(self) -> SpikeCounts | None:
+        """Spike counts of the decisions since the last call (None for a part that does not count); starts over."""
         return self.decision_network().take_counts()
 
     @contextmanager
     def counting_decisions(self, deterministic: bool = False) -> Iterator[None]:
-        """Count the decision network's spikes; for a deterministic decision, freeze a random encoder's
-        noise (``Encoder.frozen``) so the action depends on the observation alone."""
-        network = self.decision_network()
-        with counting(network), network.encoder.frozen(deterministic):
+        """The decision network's ``deciding`` hook: a spiking network counts its spikes and, for a
+        deterministic decision, freezes a random encoder's noise."""
+        with self.decision_network().deciding(deterministic):
             yield
 
     def _predict(self, observation: Any, deterministic: bool = False) -> th.Tensor:
         with self.counting_decisions(deterministic):
             return super()._predict(observation, deterministic)  # type: ignore[misc]
 
-    def _separate_target_noise(self, online: nn.Module, target: nn.Module) -> None:
-        """SB3 copies the online network's state into its target, the encoder's generator with it: give
-        the target a stream of its own, so the two do not draw the same noise."""
+    def _separate_target(self, target: nn.Module) -> None:
+        """Tell the target's parts they are a copy (SB3 has just loaded the online state into them)."""
         for network in target.modules():
-            if isinstance(network, SpikingMLP) and isinstance(network.encoder, PoissonEncoder):
-                network.encoder.seed += 1
-                network.encoder.generator.manual_seed(network.encoder.seed)
+            if isinstance(network, NetworkPart):
+                network.separate_target()
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "snn": self.snn.model_dump()}  # type: ignore[misc]
+        return {**super()._get_constructor_parameters(), "network": self.network}  # type: ignore[misc]
 
 
-class SpikingDQNPolicy(SpikingPolicy, ChannelDQNPolicy):
-    """DQN policy with a spiking Q-network (DSQN); with ``n_channels`` > 1, the dopamine DQN's
-    multi-channel Q-network, every channel read from the same spiking layers."""
+class NetworkDQNPolicy(NetworkPolicy, ChannelDQNPolicy):
+    """DQN policy with a network part as its Q-network; with ``n_channels`` > 1, the dopamine DQN's
+    multi-channel Q-network, every channel read from the same part."""
 
     def make_q_net(self) -> ChannelQNetwork:
         q_net = super().make_q_net()
         out_features = int(self.action_space.n) * q_net.n_channels
-        q_net.q_net = self.spiking_mlp(q_net.features_dim, list(self.net_arch), out_features)
+        q_net.q_net = self.make_network(q_net.features_dim, list(self.net_arch), out_features)
         return q_net
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
-        self._separate_target_noise(self.q_net, self.q_net_target)
+        self._separate_target(self.q_net_target)
 
-    def decision_network(self) -> SpikingMLP:
+    def decision_network(self) -> NetworkPart:
         return self.q_net.q_net
 
 
-class SpikingQRDQNPolicy(SpikingPolicy, QRDQNPolicy):
-    """QR-DQN policy with a spiking quantile network."""
+class NetworkQRDQNPolicy(NetworkPolicy, QRDQNPolicy):
+    """QR-DQN policy with a network part as its quantile network."""
 
     def make_quantile_net(self) -> QuantileNetwork:
         quantile_net = super().make_quantile_net()
         out_features = int(self.action_space.n) * quantile_net.n_quantiles
-        quantile_net.quantile_net = self.spiking_mlp(quantile_net.features_dim, list(self.net_arch), out_features)
+        quantile_net.quantile_net = self.make_network(quantile_net.features_dim, list(self.net_arch), out_features)
         return quantile_net
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
-        self._separate_target_noise(self.quantile_net, self.quantile_net_target)
+        self._separate_target(self.quantile_net_target)
 
-    def decision_network(self) -> SpikingMLP:
+    def decision_network(self) -> NetworkPart:
         return self.quantile_net.quantile_net
 
 
-class SpikingActorCriticPolicy(SpikingPolicy, ChannelActorCriticPolicy):
-    """PPO/A2C policy with a spiking actor (its latent is the last layer's firing rates) and an ANN
-    critic, or a spiking one with ``snn.critic: spiking``."""
+class NetworkActorCriticPolicy(NetworkPolicy, ChannelActorCriticPolicy):
+    """PPO/A2C policy with a network part as the actor's hidden layers (SB3's action head reads its
+    latent) and SB3's critic, or the part of ``value_network`` as the critic's hidden layers."""
+
+    def __init__(self, *args: Any, value_network: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.value_network = dict(value_network) if value_network else None
+        super().__init__(*args, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
         super()._build_mlp_extractor()
@@ -130,49 +140,91 @@ class SpikingActorCriticPolicy(SpikingPolicy, ChannelActorCriticPolicy):
         arch = self.net_arch
         pi_arch = list(arch.get("pi", []) if isinstance(arch, dict) else arch)
         vf_arch = list(arch.get("vf", []) if isinstance(arch, dict) else arch)
-        extractor.policy_net = self.spiking_mlp(self.features_dim, pi_arch, None)
-        if self.snn.critic == "spiking":
-            extractor.value_net = self.spiking_mlp(self.features_dim, vf_arch, None)
+        extractor.policy_net = self.make_network(self.features_dim, pi_arch, None)
+        if self.value_network is not None:
+            extractor.value_net = self.make_network(self.features_dim, vf_arch, None, self.value_network)
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
         self.decision_network().readout_fan_out = _out_features(self.action_net)
-        if self.snn.critic == "spiking":
+        if isinstance(self.mlp_extractor.value_net, NetworkPart):
             self.mlp_extractor.value_net.readout_fan_out = _out_features(self.value_net)
 
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         with self.counting_decisions(deterministic):  # PPO's rollouts decide through forward(), not predict()
             return super().forward(obs, deterministic)
 
-    def decision_network(self) -> SpikingMLP:
+    def decision_network(self) -> NetworkPart:
         return self.mlp_extractor.policy_net
 
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "value_network": self.value_network}
 
-class SpikingSACPolicy(SpikingPolicy, SACPolicy):
-    """SAC policy with a spiking actor (PopSAN); its mean and log-std heads read the firing rates."""
+
+class NetworkSACPolicy(NetworkPolicy, SACPolicy):
+    """SAC policy with a network part as the actor; its mean and log-std heads read the latent."""
 
     def make_actor(self, features_extractor: Any = None) -> SACActor:
         actor = super().make_actor(features_extractor)
-        actor.latent_pi = self.spiking_mlp(actor.features_dim, list(self.actor_kwargs["net_arch"]), None)
+        actor.latent_pi = self.make_network(actor.features_dim, list(self.actor_kwargs["net_arch"]), None)
         actor.latent_pi.readout_fan_out = _out_features(actor.mu) + _out_features(actor.log_std)
         return actor
 
-    def decision_network(self) -> SpikingMLP:
+    def decision_network(self) -> NetworkPart:
         return self.actor.latent_pi
 
 
-class SpikingTD3Policy(SpikingPolicy, TD3Policy):
-    """TD3 policy with a spiking actor (PopSAN): spiking layers, a linear readout of their rates, tanh."""
+class NetworkTD3Policy(NetworkPolicy, TD3Policy):
+    """TD3 policy with a network part as the actor: the part (with its own linear readout), then tanh."""
 
     def make_actor(self, features_extractor: Any = None) -> TD3Actor:
         actor = super().make_actor(features_extractor)
         action_dim = int(self.action_space.shape[0])
         actor.mu = nn.Sequential(
-            self.spiking_mlp(actor.features_dim, list(self.actor_kwargs["net_arch"]), action_dim), nn.Tanh())
+            self.make_network(actor.features_dim, list(self.actor_kwargs["net_arch"]), action_dim), nn.Tanh())
         return actor
 
-    def decision_network(self) -> SpikingMLP:
+    def decision_network(self) -> NetworkPart:
         return self.actor.mu[0]
+
+
+class SpikingPolicy(NetworkPolicy):
+    """Mixin of ``agent.policy: spiking``: takes ``snn`` (an ``SnnConfig`` or its fields) for
+    ``network: {type: spiking, **snn}`` (``snn.critic: spiking``: the critic too), and saves ``snn``
+    as models saved before network parts were (they load unchanged)."""
+
+    def __init__(self, *args: Any, snn: SnnConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.snn = snn if isinstance(snn, SnnConfig) else SnnConfig(**(snn or {}))
+        spec = {"type": "spiking", **self.snn.model_dump(exclude={"critic"})}
+        if self.snn.critic == "spiking":
+            kwargs["value_network"] = spec
+        super().__init__(*args, network=spec, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        parameters = super()._get_constructor_parameters()
+        for derived in ("network", "value_network"):
+            parameters.pop(derived, None)
+        return {**parameters, "snn": self.snn.model_dump()}
+
+
+class SpikingDQNPolicy(SpikingPolicy, NetworkDQNPolicy):
+    """DQN policy with a spiking Q-network (DSQN)."""
+
+
+class SpikingQRDQNPolicy(SpikingPolicy, NetworkQRDQNPolicy):
+    """QR-DQN policy with a spiking quantile network."""
+
+
+class SpikingActorCriticPolicy(SpikingPolicy, NetworkActorCriticPolicy):
+    """PPO/A2C policy with a spiking actor and an ANN critic, or a spiking one with ``snn.critic: spiking``."""
+
+
+class SpikingSACPolicy(SpikingPolicy, NetworkSACPolicy):
+    """SAC policy with a spiking actor (PopSAN)."""
+
+
+class SpikingTD3Policy(SpikingPolicy, NetworkTD3Policy):
+    """TD3 policy with a spiking actor (PopSAN): spiking layers, a linear readout of their rates, tanh."""
 
 
 class TwinPolicy:
@@ -224,9 +276,10 @@ class TwinSACPolicy(TwinPolicy, SACPolicy):
 @contextmanager
 def separate_spike_counts(policy: BasePolicy) -> Iterator[dict[str, float]]:
     """Count the decisions made inside the block apart: the yielded dict holds their ``SpikeCounts.stats()``
-    on exit (empty for a policy that does not spike), and the counts from before are kept for the training log."""
+    on exit (empty for a policy whose network does not count), and the counts from before are kept for
+    the training log."""
     stats: dict[str, float] = {}
-    if not isinstance(policy, SpikingPolicy):
+    if not isinstance(policy, NetworkPolicy):
         yield stats
         return
     network = policy.decision_network()
@@ -234,10 +287,11 @@ def separate_spike_counts(policy: BasePolicy) -> Iterator[dict[str, float]]:
     try:
         yield stats
         measured = network.take_counts()
-        if measured.decisions:
+        if measured is not None and measured.decisions:
             stats.update(measured.stats())
     finally:
-        network.add_counts(before)
+        if before is not None:
+            network.add_counts(before)
 
 
 def _out_features(head: nn.Module) -> int:
@@ -245,26 +299,35 @@ def _out_features(head: nn.Module) -> int:
     return linears[-1].out_features if linears else 0
 
 
-# Most specific first: QRDQN is no DQN subclass, but a user's DQN subclass is.
-_SPIKING_POLICIES: tuple[tuple[type[BaseAlgorithm], type[BasePolicy] | None], ...] = (
-    (QRDQN, SpikingQRDQNPolicy),
-    (DQN, SpikingDQNPolicy),
-    (RecurrentPPO, None),
-    (PPO, SpikingActorCriticPolicy),
-    (A2C, SpikingActorCriticPolicy),
-    (TQC, None),
-    (SAC, SpikingSACPolicy),
-    (TD3, SpikingTD3Policy),
+# Each algorithm's network policy and the spiking one of ``agent.policy: spiking``; most specific first:
+# QRDQN is no DQN subclass, but a user's DQN subclass is. None: the algorithm has none (recurrent, TQC).
+_NETWORK_POLICIES: tuple[tuple[type[BaseAlgorithm], type[NetworkPolicy] | None, type[SpikingPolicy] | None], ...] = (
+    (QRDQN, NetworkQRDQNPolicy, SpikingQRDQNPolicy),
+    (DQN, NetworkDQNPolicy, SpikingDQNPolicy),
+    (RecurrentPPO, None, None),
+    (PPO, NetworkActorCriticPolicy, SpikingActorCriticPolicy),
+    (A2C, NetworkActorCriticPolicy, SpikingActorCriticPolicy),
+    (TQC, None, None),
+    (SAC, NetworkSACPolicy, SpikingSACPolicy),
+    (TD3, NetworkTD3Policy, SpikingTD3Policy),
 )
 
 
-def spiking_policy_for(algo_cls: type[BaseAlgorithm]) -> type[BasePolicy] | None:
-    """The spiking policy class for an algorithm, or None where there is none."""
-    for family, policy_cls in _SPIKING_POLICIES:
+def network_policy_for(algo_cls: type[BaseAlgorithm]) -> type[BasePolicy] | None:
+    """The policy class that takes ``policy_kwargs.network`` for an algorithm, or None where there is none."""
+    for family, policy_cls, _ in _NETWORK_POLICIES:
         if issubclass(algo_cls, family):
-            return policy_cls
+            return policy_cls  # type: ignore[return-value]
+    return None
+
+
+def spiking_policy_for(algo_cls: type[BaseAlgorithm]) -> type[BasePolicy] | None:
+    """The spiking policy class for an algorithm (``agent.policy: spiking``), or None where there is none."""
+    for family, _, policy_cls in _NETWORK_POLICIES:
+        if issubclass(algo_cls, family):
+            return policy_cls  # type: ignore[return-value]
     return None
 
 
 def spiking_families() -> list[str]:
-    return [family.__name__ for family, policy_cls in _SPIKING_POLICIES if policy_cls is not None]
+    return [family.__name__ for family, _, policy_cls in _NETWORK_POLICIES if policy_cls is not None]

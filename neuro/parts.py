@@ -11,7 +11,9 @@ from typing import Any
 
 from neuro.dopamine import DOPAMINE_MODULES
 from neuro.modulation import DISCOUNT_MODULATORS, EXPLORATION_MODULATORS, LEARNING_RATE_MODULATORS
+from neuro.networks import NETWORKS
 from neuro.registry import Registry, SpecError
+from neuro.snn import network as _spiking_network  # noqa: F401  (registers the network part "spiking")
 
 NEURO_PARTS: dict[str, Registry[Any]] = {
     "dopamine": DOPAMINE_MODULES,  # TD error -> dopamine signal (neuro.dopamine)
@@ -20,6 +22,13 @@ NEURO_PARTS: dict[str, Registry[Any]] = {
     "discount": DISCOUNT_MODULATORS,  # serotonin: gamma
 }
 # Kinds whose registry has no default are optional: an agent without one runs as its algorithm does.
+
+# Network parts live inside the policy, by their key under ``agent.policy_kwargs``: each is built by the
+# algorithm's network policy for the sizes SB3 gives the MLP it replaces (``neuro.networks``).
+POLICY_PARTS: dict[str, Registry[Any]] = {
+    "network": NETWORKS,  # the decision network: Q-network, quantile network or actor
+    "value_network": NETWORKS,  # PPO/A2C's critic (SB3's MLP when absent)
+}
 
 
 def part_registry(kind: str) -> Registry[Any]:

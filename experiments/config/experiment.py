@@ -88,7 +88,7 @@ class AgentConfig(StrictModel):
 
         algo_cls = get_algorithm(self.algo)
         check_hyperparameters(algo_cls, self.hyperparameters)
-        check_policy(algo_cls, self.policy, self.snn_settings())
+        check_policy(algo_cls, self.policy, self.snn_settings(), self.policy_kwargs)
         return self
 
     def snn_settings(self) -> dict[str, Any] | None:

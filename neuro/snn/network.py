@@ -1,4 +1,5 @@
-"""A spiking multilayer network that SB3 can use in place of an MLP, and its spike accounting.
+"""A spiking multilayer network that SB3 can use in place of an MLP (the ``spiking`` network part,
+``neuro.networks``), and its spike accounting.
 
 ``SpikingMLP`` runs all T time steps inside ``forward()`` from a zero state, so to SB3 it is an
 ordinary stateless ``(batch, in) -> (batch, out)`` module. It works layer by layer: each layer's
@@ -10,15 +11,16 @@ the readout is linear, so it reads the time-weighted spike counts with one produ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from neuro.networks import NETWORKS, NetworkPart, initialise
 from neuro.snn.config import (
     ENERGY_CAVEAT,
     MAC_ENERGY_PJ,
@@ -28,7 +30,7 @@ from neuro.snn.config import (
     SnnConfig,
     encoder_spec,
 )
-from neuro.snn.encoders import ENCODERS
+from neuro.snn.encoders import ENCODERS, PoissonEncoder
 from neuro.snn.neurons import LIF
 
 __all__ = ["ENERGY_CAVEAT", "SnnConfig", "SpikeCounts", "SpikingMLP", "counting", "initialise"]
@@ -115,7 +117,15 @@ class SpikeCounts:
         return stats
 
 
-class SpikingMLP(nn.Module):
+class SpikingSettings(SnnConfig):
+    """``SnnConfig`` as one network's settings (``policy_kwargs.network: {type: spiking, ...}``): whether
+    PPO's critic spikes is the policy's choice there (``policy_kwargs.value_network``), not the network's."""
+
+    critic: Literal["ann"] = "ann"
+
+
+@NETWORKS.register("spiking")
+class SpikingMLP(NetworkPart):
     """Encoder -> LIF layers (``hidden``) -> a non-spiking linear readout (or the firing rates).
 
     Rule: ``y = W_out sum_t w_t S_L[t] + b``, ``w_t = d^(T-1-t) / sum_k d^k`` (d = ``readout_decay``): with d = 1
@@ -128,12 +138,21 @@ class SpikingMLP(nn.Module):
     :param out_features: size of the readout; ``None`` returns the last layer's time-weighted rates
         (a policy's latent, read by SB3's own linear heads; set ``readout_fan_out`` for the accounting).
     :param config: the ``SnnConfig`` (or its fields).
+    :param settings: ``SnnConfig``'s fields as keywords instead (the network part's spec:
+        ``{type: spiking, timesteps: 5, ...}``).
     """
 
+    settings_model = SpikingSettings
+
     def __init__(self, in_features: int, hidden: Sequence[int], out_features: int | None,
-                 config: SnnConfig | dict[str, Any] | None = None) -> None:
+                 config: SnnConfig | dict[str, Any] | None = None, **settings: Any) -> None:
         super().__init__()
-        config = config if isinstance(config, SnnConfig) else SnnConfig(**(config or {}))
+        if config is not None and settings:
+            raise ValueError("SpikingMLP: give config or its fields as keywords, not both")
+        if config is None:
+            config = SnnConfig(**SpikingSettings(**settings).model_dump())
+        elif not isinstance(config, SnnConfig):
+            config = SnnConfig(**config)
         if not hidden:
             raise ValueError("policy_kwargs.net_arch: a spiking network needs at least one hidden layer")
         self.config = config
@@ -181,6 +200,22 @@ class SpikingMLP(nn.Module):
         hidden = self.timesteps * sum(layer.in_features * layer.out_features for layer in self.layers[1:])
         return self.encoder.encoding_macs() + first + hidden + self.hidden[-1] * self.readout_fan_out
 
+    # The network policies' hooks (``neuro.networks.NetworkPart``) -----------------------------------
+
+    @contextmanager
+    def deciding(self, deterministic: bool = False) -> Iterator[None]:
+        """Count the spikes of the decisions; for a deterministic one, freeze a random encoder's noise
+        (``Encoder.frozen``) so the action depends on the observation alone."""
+        with counting(self), self.encoder.frozen(deterministic):
+            yield
+
+    def separate_target(self) -> None:
+        """SB3 copies the online network's state into its target, the encoder's generator with it: give
+        the target a stream of its own, so the two do not draw the same noise."""
+        if isinstance(self.encoder, PoissonEncoder):
+            self.encoder.seed += 1
+            self.encoder.generator.manual_seed(self.encoder.seed)
+
     # Accounting -----------------------------------------------------------------------------------
 
     def _new_counts(self) -> SpikeCounts:
@@ -213,18 +248,6 @@ class SpikingMLP(nn.Module):
             spikes = torch.tensor(counts.spikes)
             self._spike_sum = spikes if self._spike_sum is None else self._spike_sum + spikes
             self._decisions += counts.decisions
-
-
-def initialise(layers: Iterable[nn.Linear], init: str) -> None:
-    """``orthogonal``: orthogonal weights with gain sqrt(2) and zero biases (Saxe et al. 2014; torch's
-    default leaves deep spiking layers silent at threshold 0.5); ``torch``: ``nn.Linear``'s own default,
-    as built. The spiking layers and an ANN twin's hidden layers take the same call."""
-    if init not in ("orthogonal", "torch"):
-        raise ValueError(f"init: 'orthogonal' or 'torch', got {init!r}")
-    if init == "orthogonal":
-        for layer in layers:
-            nn.init.orthogonal_(layer.weight, gain=2**0.5)
-            nn.init.zeros_(layer.bias)
 
 
 @contextmanager
