@@ -180,13 +180,14 @@ class NeuroAgent(_Algorithm):
         """How many steps each stored transition spans (n-step returns); 1 on-policy."""
         return 1
 
-    def _setup_model(self) -> None:
+    def _prepare_parts(self) -> None:
+        """First in the families' ``_setup_model``: upgrade saved parts, refuse modulators the
+        algorithm cannot honour, hand the modulators the seed."""
         self._adopt_saved_parts()
         check_modulators(type(self), {kind: type(part) for kind, part in self.modulators.items()},
                          self._saved_n_steps())
         for modulator in self.modulators.values():
             modulator.set_seed(self.seed)
-        super()._setup_model()
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -279,9 +280,14 @@ class OffPolicyNeuroAgent(NeuroAgent, _OffPolicy):
 
     exploration: ClassVar[MetaParameter] = EPSILON
     replay_buffer: ReplayBuffer
+    exploration_rate: float  # DQN's and QR-DQN's epsilon
 
     def _saved_n_steps(self) -> int:
         return max(self.n_steps, self.replay_buffer_kwargs.get("n_steps", 1))
+
+    def _setup_model(self) -> None:
+        self._prepare_parts()
+        super()._setup_model()
 
     def _on_step(self) -> None:
         super()._on_step()  # SB3 recomputes epsilon from its schedule here, after every env step
@@ -308,6 +314,10 @@ class OnPolicyNeuroAgent(NeuroAgent, _OnPolicy):
     GAE."""
 
     exploration: ClassVar[MetaParameter] = ENT_COEF
+
+    def _setup_model(self) -> None:
+        self._prepare_parts()
+        super()._setup_model()
 
     def train(self) -> None:
         if ENT_COEF.kind in self.neuro:  # SB3's train() reads ent_coef

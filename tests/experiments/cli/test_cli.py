@@ -192,7 +192,8 @@ def test_train_with_modulators_logs_every_value_and_signal(tmp_path):
     final = json.loads((run_dir / "eval.json").read_text())["final"]["neuro"]
     assert set(final) >= {"learning_rate", "ent_coef", "gamma", "associability", "reward_rate"}
     assert 0.2 * 5e-4 <= final["learning_rate"] <= 5 * 5e-4 and 0.6 <= final["gamma"] <= 0.95
-    assert events.Scalars("neuro/learning_rate/learning_rate")[-1].value == pytest.approx(final["learning_rate"], rel=1e-6)
+    written = events.Scalars("neuro/learning_rate/learning_rate")[-1].value
+    assert written == pytest.approx(final["learning_rate"], rel=1e-6)
 
 
 def test_spiking_run_logs_spikes_and_energy_and_evaluate_prints_them(tmp_path):
