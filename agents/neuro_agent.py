@@ -225,8 +225,8 @@ class NeuroAgent(_Algorithm):
     # -- the hooks where SB3 reads each meta-parameter ------------------------------------------
 
     def _modulate(self, parameter: MetaParameter, base: float) -> float:
-        """The value of ``parameter``'s modulator for the algorithm's ``base``, logged; a value that
-        is not ``valid`` is reported, counted in the modulator's ``ignored_signals`` and replaced by
+        """The value of ``parameter``'s modulator for the algorithm's ``base``; a value that is not
+        ``valid`` is reported, counted in the modulator's ``ignored_signals`` and replaced by
         ``base``, never written."""
         modulator = self.neuro[parameter.kind]
         value = float(modulator.value(base, self._current_progress_remaining))
@@ -238,6 +238,7 @@ class NeuroAgent(_Algorithm):
         return value
 
     def _record(self, parameter: MetaParameter, value: float) -> None:
+        """The value written, as ``neuro/<kind>/<name>``."""
         self.logger.record(f"neuro/{parameter.kind}/{parameter.name}", value)
 
     def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
