@@ -134,6 +134,8 @@ def validated(init: Callable[..., None]) -> Callable[..., None]:
     def checked(self: Any, *args: Any, **kwargs: Any) -> None:
         # The class whose __init__ this is (type(self) may be a subclass calling it through super()).
         owner = next(klass for klass in type(self).__mro__ if vars(klass).get("__init__") is checked)
+        if len(args) > len(parameters):
+            raise TypeError(f"{init.__qualname__} takes {len(parameters)} arguments, got {len(args)}")
         given = dict(zip((p.name for p in parameters), args, strict=False)) | kwargs
         try:
             values = validated_parameters(owner, given)
