@@ -20,10 +20,11 @@ from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN, 
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from agents.neuro_agent import NeuroAgent
+from agents.neuro_agent import OffPolicyNeuroAgent
 from agents.neuro_logging import NeuroLog
-from neuro.dopamine import DopamineModule
+from neuro.dopamine import DOPAMINE_MODULES, DopamineModule
 from neuro.guards import check_finite
+from neuro.migrations import acting_weights_of_channel
 
 
 class ChannelQNetwork(QNetwork):
@@ -68,12 +69,11 @@ class ChannelQNetwork(QNetwork):
 def resolve_acting_weights(n_channels: int, acting_weights: list[float] | None,
                            acting_channel: int | None) -> tuple[float, ...]:
     """The weights as given; a model saved before acting statistics named one ``acting_channel``."""
-    if acting_weights is not None:
-        if len(acting_weights) != n_channels:
-            raise ValueError(f"acting_weights: {len(acting_weights)} weights for {n_channels} channels")
-        return tuple(float(w) for w in acting_weights)
-    channel = 0 if acting_channel is None else acting_channel
-    return tuple(1.0 if i == channel else 0.0 for i in range(n_channels))
+    if acting_weights is None:
+        return acting_weights_of_channel(n_channels, acting_channel)
+    if len(acting_weights) != n_channels:
+        raise ValueError(f"acting_weights: {len(acting_weights)} weights for {n_channels} channels")
+    return tuple(float(w) for w in acting_weights)
 
 
 class ChannelDQNPolicy(DQNPolicy):
@@ -116,7 +116,7 @@ def channel_targets(q_net_target: ChannelQNetwork, dopamine: DopamineModule, nex
     return rewards + (1 - dones) * discounts * next_q_values - dopamine.baseline(dones, gamma)
 
 
-class DopamineDQN(NeuroAgent, DQN):
+class DopamineDQN(OffPolicyNeuroAgent, DQN):
     """DQN with pluggable neuro parts (``neuro``); all other arguments are SB3's.
 
     :param neuro: the parts by kind, each a built part or its spec ``{type: ..., **params}``:
@@ -138,8 +138,8 @@ class DopamineDQN(NeuroAgent, DQN):
         self.dopamine.check_agent(self.gamma, self.replay_buffer_kwargs.get("n_steps", self.n_steps))
         if self.dopamine.n_channels > 1:
             if not issubclass(self.policy_class, ChannelDQNPolicy):
-                raise ValueError(f"neuro.dopamine: {self.dopamine.name} needs a ChannelDQNPolicy, "
-                                 f"got {self.policy_class.__name__}")
+                raise ValueError(f"neuro.dopamine: {DOPAMINE_MODULES.name_of(type(self.dopamine))} needs a "
+                                 f"ChannelDQNPolicy, got {self.policy_class.__name__}")
             self.policy_kwargs = {**self.policy_kwargs, "n_channels": self.dopamine.n_channels,
                                   "acting_weights": list(self.dopamine.acting_weights)}
         super()._setup_model()
@@ -151,7 +151,7 @@ class DopamineDQN(NeuroAgent, DQN):
         self._update_learning_rate(self.policy.optimizer)
         losses = []
         for _ in range(gradient_steps):
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
             with th.no_grad():
@@ -184,7 +184,7 @@ class DopamineDQN(NeuroAgent, DQN):
         self.logger.record("train/loss", np.mean(losses))
 
     def dump_logs(self) -> None:
-        self._neuro_log.record(self.logger, self.neuro)
+        self._neuro_log.record(self.logger)
         super().dump_logs()
 
     def _excluded_save_params(self) -> list[str]:

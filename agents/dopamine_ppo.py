@@ -42,9 +42,9 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from torch import nn
 
 from agents.dopamine_dqn import resolve_acting_weights
-from agents.neuro_agent import NeuroAgent
+from agents.neuro_agent import OnPolicyNeuroAgent
 from agents.neuro_logging import NeuroLog
-from neuro.dopamine import DopamineModule
+from neuro.dopamine import DOPAMINE_MODULES, DopamineModule
 from neuro.guards import check_finite
 
 
@@ -80,7 +80,7 @@ class DopamineRolloutBuffer(RolloutBuffer):
         self.truncation_values: dict[tuple[int, int], np.ndarray] = {}  # (step, env) -> channel values
 
     def compute_returns_and_advantage(self, last_values: th.Tensor, dones: np.ndarray) -> None:
-        last_values = last_values.clone().cpu().numpy().flatten()  # type: ignore[assignment]
+        last = last_values.clone().cpu().numpy().flatten()
         # The same float32 operations as SB3's loop, done for all steps at once.
         next_non_terminal = np.concatenate(
             [1.0 - self.episode_starts[1:], (1.0 - dones.astype(np.float32))[None]]
@@ -95,7 +95,7 @@ class DopamineRolloutBuffer(RolloutBuffer):
             dopamine.observe_rewards(th.from_numpy(raw_rewards))
 
         if self.channel_values is None:
-            next_values = np.concatenate([self.values[1:], last_values[None]])
+            next_values = np.concatenate([self.values[1:], last[None]])
             td_error = self.rewards + self.gamma * next_values * next_non_terminal - self.values
             if isinstance(baseline, np.ndarray):
                 td_error = td_error - baseline
@@ -220,7 +220,7 @@ class ChannelMultiInputActorCriticPolicy(ChannelActorCriticPolicy):
         super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
 
 
-class DopaminePPO(NeuroAgent, PPO):
+class DopaminePPO(OnPolicyNeuroAgent, PPO):
     """PPO with pluggable neuro parts (``neuro``); all other arguments are SB3's.
 
     :param neuro: the parts by kind, each a built part or its spec ``{type: ..., **params}``:
@@ -237,20 +237,20 @@ class DopaminePPO(NeuroAgent, PPO):
         "MultiInputPolicy": ChannelMultiInputActorCriticPolicy,
     }
 
-
     def _setup_model(self) -> None:
         self._adopt_saved_parts()
         self.dopamine.check_agent(self.gamma, 1)
+        name = DOPAMINE_MODULES.name_of(type(self.dopamine))
         if self.rollout_buffer_class is None:
             dict_obs = isinstance(self.observation_space, spaces.Dict)
             self.rollout_buffer_class = DopamineDictRolloutBuffer if dict_obs else DopamineRolloutBuffer
         if self.dopamine.n_channels > 1:
             if not issubclass(self.policy_class, ChannelActorCriticPolicy):
-                raise ValueError(f"neuro.dopamine: {self.dopamine.name} needs a ChannelActorCriticPolicy, "
+                raise ValueError(f"neuro.dopamine: {name} needs a ChannelActorCriticPolicy, "
                                  f"got {self.policy_class.__name__}")
             if self.clip_range_vf is not None:
                 raise ValueError("agent.hyperparameters.clip_range_vf: not supported with a multi-channel "
-                                 f"{self.dopamine.name} module")
+                                 f"{name} module")
             self.policy_kwargs = {**self.policy_kwargs, "n_channels": self.dopamine.n_channels,
                                   "acting_weights": list(self.dopamine.acting_weights)}
         super()._setup_model()
@@ -292,7 +292,7 @@ class DopaminePPO(NeuroAgent, PPO):
             check_finite("dopamine_signal", rollout_buffer.dopamine_signal, self.num_timesteps)
             log = NeuroLog()
             log.add(th.from_numpy(rollout_buffer.td_error), th.from_numpy(rollout_buffer.dopamine_signal))
-            log.record(self.logger, self.neuro)
+            log.record(self.logger)
             self.observe_td_errors(rollout_buffer.dopamine_signal)
         return collected
 

@@ -16,45 +16,45 @@ from typing import ClassVar
 from sb3_contrib import QRDQN, TQC, RecurrentPPO
 from stable_baselines3 import A2C, SAC, TD3
 
-from agents.neuro_agent import NeuroAgent
+from agents.neuro_agent import OffPolicyNeuroAgent, OnPolicyNeuroAgent
 
 ALL_MODULATORS = ("learning_rate", "exploration", "discount")
 NO_EXPLORATION = ("learning_rate", "discount")
 
 
-class NeuroA2C(NeuroAgent, A2C):
+class NeuroA2C(OnPolicyNeuroAgent, A2C):
     """A2C with neuromodulators (``neuro``); all other arguments are SB3's."""
 
     neuro_parts: ClassVar[tuple[str, ...]] = ALL_MODULATORS
     exposes_td_errors: ClassVar[bool] = True
 
 
-class NeuroRecurrentPPO(NeuroAgent, RecurrentPPO):
+class NeuroRecurrentPPO(OnPolicyNeuroAgent, RecurrentPPO):
     """RecurrentPPO with neuromodulators (``neuro``); all other arguments are sb3-contrib's."""
 
     neuro_parts: ClassVar[tuple[str, ...]] = ALL_MODULATORS
     exposes_td_errors: ClassVar[bool] = True
 
 
-class NeuroQRDQN(NeuroAgent, QRDQN):
+class NeuroQRDQN(OffPolicyNeuroAgent, QRDQN):
     """QR-DQN with neuromodulators (``neuro``); all other arguments are sb3-contrib's."""
 
     neuro_parts: ClassVar[tuple[str, ...]] = ALL_MODULATORS
 
 
-class NeuroSAC(NeuroAgent, SAC):
+class NeuroSAC(OffPolicyNeuroAgent, SAC):
     """SAC with learning-rate and discount modulators (``neuro``); all other arguments are SB3's."""
 
     neuro_parts: ClassVar[tuple[str, ...]] = NO_EXPLORATION
 
 
-class NeuroTD3(NeuroAgent, TD3):
+class NeuroTD3(OffPolicyNeuroAgent, TD3):
     """TD3 with learning-rate and discount modulators (``neuro``); all other arguments are SB3's."""
 
     neuro_parts: ClassVar[tuple[str, ...]] = NO_EXPLORATION
 
 
-class NeuroTQC(NeuroAgent, TQC):
+class NeuroTQC(OffPolicyNeuroAgent, TQC):
     """TQC with learning-rate and discount modulators (``neuro``); all other arguments are sb3-contrib's."""
 
     neuro_parts: ClassVar[tuple[str, ...]] = NO_EXPLORATION

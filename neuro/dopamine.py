@@ -5,7 +5,8 @@ maps the TD error ``td_error`` (delta = r + gamma V(s') - V(s)) to the signal th
 the update ``V(s) += alpha * signal``. Plain torch, no SB3: the agents wire these into DQN's
 per-sample loss and PPO's GAE.
 
-Interface (a user's own module implements the same and loads by dotted path):
+Interface (``DopamineModule.interface``: what the agents call; a user's own module implements the
+same and loads by dotted path):
 
 - ``transform(td_error) -> signal``: the learning rule on an error (same shape, no side effects);
 - ``dopamine_signal(td_error)``: the signal a recording of dopamine neurons would show (logged);
@@ -19,7 +20,8 @@ Interface (a user's own module implements the same and loads by dotted path):
 - ``check_agent(gamma, n_steps)``: refuse an agent setting the module is wrong for;
 - ``n_channels`` and ``acting_weights``: value channels the network needs, and the weights over
   them that give the value actions use (the mean, a quantile or expectile, or a CVaR);
-- ``observe_values(values)``, ``stats()``, ``state_dict()`` / ``load_state_dict()``.
+- ``observe_values(values)`` (the values of each update) and ``stats()`` (logged as
+  ``neuro/dopamine/<key>``).
 
 Under bootstrapping (multi-step tasks) a sign-dependent rule does not yield a statistic of the
 return: ``V(s) = E_tau[r + gamma V(s')]`` nests the one-step statistic at every step (Mihatsch &
@@ -28,22 +30,23 @@ learn statistics of the return itself because their targets are samples of the n
 distribution (Dabney et al. 2020; Rowland et al. 2019).
 
 ``DOPAMINE_MODULES`` maps ``neuro.dopamine.type`` to these classes; constructor annotations carry
-each parameter's bounds, checked by the registry before anything is built (and by ``validate_call``
-when a module is constructed directly in Python).
+each parameter's bounds, checked by the registry before anything is built (and by ``@validated``,
+the same parameter model, when a module is constructed directly in Python). A module pickled by an
+older version is upgraded in ``neuro.migrations``.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import AfterValidator, validate_call
+from pydantic import AfterValidator
 from torch import Tensor
 
 from neuro.expectile_imputation import impute_samples
-from neuro.registry import HalfOpenInterval, OpenInterval, Positive, Registry
+from neuro.migrations import upgrade
+from neuro.registry import HalfOpenInterval, OpenInterval, Positive, Registry, validated
 
 LossShape = Literal["huber", "squared"]
 HUBER_THRESHOLD = 1.0  # SB3's DQN loss: smooth_l1_loss with beta = 1
@@ -76,7 +79,11 @@ class DopamineModule:
     gradient whose value is a loss too.
     """
 
-    name: ClassVar[str] = "base"
+    # What the agents call: a class loaded by dotted path must have these (the registry checks).
+    interface: ClassVar[tuple[str, ...]] = (
+        "transform", "dopamine_signal", "dqn_loss", "target_samples", "baseline", "observe_rewards",
+        "check_agent", "observe_values", "stats", "n_channels", "acting_weights",
+    )
     n_channels: int = 1
     acting_weights: tuple[float, ...] = (1.0,)
     loss: str = "huber"
@@ -119,21 +126,12 @@ class DopamineModule:
     def stats(self) -> dict[str, float]:
         return {}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        return None
-
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({params})"
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """A module pickled before loss shapes existed learned with the squared loss (``standard``
-        with SB3's Huber loss)."""
-        self.__dict__.update(state)
-        self.__dict__.setdefault("loss", "huber" if self.name == "standard" else "squared")
+        upgrade(self, state)  # a module saved by an older version (neuro.migrations)
 
 
 DOPAMINE_MODULES: Registry[DopamineModule] = Registry("dopamine", DopamineModule, default="standard")
@@ -189,9 +187,8 @@ class StandardTD(SignGainTD):
     :param loss: ``huber`` (SB3's DQN loss) or ``squared`` (the mean).
     """
 
-    name = "standard"
 
-    @validate_call
+    @validated
     def __init__(self, loss: LossShape = "huber") -> None:
         self.loss = loss
 
@@ -213,18 +210,13 @@ class AsymmetricTD(SignGainTD):
     :param loss: ``huber`` or ``squared``.
     """
 
-    name = "asymmetric"
 
-    @validate_call
+    @validated
     def __init__(self, kappa: Annotated[float, OpenInterval(-1.0, 1.0)] = 0.0, loss: LossShape = "huber") -> None:
         self.kappa = float(kappa)
         self.loss = loss
         self.gain_positive = 1.0 - self.kappa
         self.gain_negative = 1.0 + self.kappa
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self.gain_positive, self.gain_negative = 1.0 - self.kappa, 1.0 + self.kappa
 
 
 @DOPAMINE_MODULES.register("opponent")
@@ -241,9 +233,8 @@ class OpponentTD(SignGainTD):
     :param loss: ``huber`` or ``squared``.
     """
 
-    name = "opponent"
 
-    @validate_call
+    @validated
     def __init__(self, gain_positive: Annotated[float, Positive()] = 1.0,
                  gain_negative: Annotated[float, Positive()] = 1.0, loss: LossShape = "huber") -> None:
         self.gain_positive = float(gain_positive)
@@ -287,9 +278,8 @@ class SaturatingTD(StandardTD):
     :param loss: ``huber`` or ``squared``.
     """
 
-    name = "saturating"
 
-    @validate_call
+    @validated
     def __init__(self, compression: Annotated[float, HalfOpenInterval(0.0, 1.0)] = 0.2,
                  ceiling: Annotated[float, Positive()] = 1.0, loss: LossShape = "huber") -> None:
         self.compression = float(compression)
@@ -298,13 +288,6 @@ class SaturatingTD(StandardTD):
 
     def dopamine_signal(self, td_error: Tensor) -> Tensor:
         return saturate(td_error, self.compression, self.ceiling)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """A ``saturating`` module saved before this reading learned on the compressed signal: it
-        comes back as the ``biased_saturating`` rule it ran."""
-        if "loss" not in state:
-            self.__class__ = BiasedSaturatingTD
-        DopamineModule.__setstate__(self, state)  # not super(): the class may have just changed
 
 
 @DOPAMINE_MODULES.register("biased_saturating")
@@ -322,7 +305,6 @@ class BiasedSaturatingTD(SaturatingTD):
     :param loss: ``huber`` (the ceiling is then at most 1) or ``squared``.
     """
 
-    name = "biased_saturating"
 
     def transform(self, td_error: Tensor) -> Tensor:
         return saturate(td_error, self.compression, self.ceiling)
@@ -357,9 +339,8 @@ class AverageRewardTD(StandardTD):
     :param loss: ``huber`` or ``squared``.
     """
 
-    name = "average_reward"
 
-    @validate_call
+    @validated
     def __init__(self, eta: Annotated[float, OpenInterval(0.0, 1.0)] = 0.01, initial_rate: float = 0.0,
                  loss: LossShape = "huber") -> None:
         self.eta = float(eta)
@@ -390,12 +371,6 @@ class AverageRewardTD(StandardTD):
 
     def stats(self) -> dict[str, float]:
         return {"reward_rate": self.reward_rate}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"reward_rate": self.reward_rate}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.reward_rate = float(state["reward_rate"])
 
 
 def _valid_taus(taus: list[float] | None) -> list[float] | None:
@@ -529,15 +504,13 @@ class DistributionalTD(DopamineModule):
     :param loss: ``squared`` (expectile code) or ``absolute`` (quantile code); left out, the code's.
     """
 
-    name = "distributional"
 
-    @validate_call
+    @validated
     def __init__(self, n_channels: Annotated[int, AfterValidator(_positive_count)] = 11,
                  taus: Annotated[list[float] | None, AfterValidator(_valid_taus)] = None,
                  code: Literal["expectile", "quantile"] = "expectile",
                  acting: Annotated[str, AfterValidator(_valid_acting)] = "mean",
                  loss: Annotated[str | None, AfterValidator(_exact_loss)] = None) -> None:
-        self.check_combination(n_channels=n_channels, taus=taus, code=code, acting=acting, loss=loss)
         if taus is None:
             taus = [(i + 0.5) / n_channels for i in range(n_channels)]
         self.taus = list(taus)
@@ -552,25 +525,8 @@ class DistributionalTD(DopamineModule):
         self._gain_negative = 2.0 * (1.0 - tau)
         self._last_values: Tensor | None = None
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """A module saved before acting statistics acted on its tau = 0.5 channel; one saved with the
-        per-pair Huber loss (the old default) continues with its code's exact loss, and a quantile
-        code's CVaR acts on the exact CVaR of its atoms."""
-        if "acting_weights" not in state:
-            state = {**state, "acting": "mean" if state["code"] == "expectile" else "tau=0.5",
-                     "loss": "squared" if state["code"] == "expectile" else "absolute"}
-            state["_tau"] = torch.tensor(state["taus"], dtype=torch.float64)
-            state.pop("acting_channel", None)
-        if state.get("loss") == "huber":
-            warnings.warn(f"neuro.dopamine.loss: a distributional module saved with the per-pair Huber loss "
-                          f"now learns with {EXACT_LOSS[state['code']]}, its code's exact loss", stacklevel=2)
-        state = {**state, "loss": EXACT_LOSS[state["code"]],
-                 "acting_weights": acting_weights(state["taus"], state["code"], state["acting"])}
-        super().__setstate__(state)
-
     @staticmethod
-    def check_combination(n_channels: int = 11, taus: list[float] | None = None, code: str = "expectile",
-                          acting: str = "mean", loss: str | None = None) -> None:
+    def check_combination(n_channels: int, taus: list[float] | None, code: str, acting: str, loss: str | None) -> None:
         """The checks that span parameters (raise ``ValueError`` naming the field)."""
         if loss is not None and loss != EXACT_LOSS[code]:
             raise ValueError(f"loss: {loss} makes {'expectiles' if loss == 'squared' else 'quantiles'}; the "

@@ -5,7 +5,8 @@ modulator maps signals the agent hands over to one meta-parameter's value. Plain
 SB3: the agents (``agents.neuro_agent``) write the value where SB3 reads it (the optimizer's
 ``param_groups``, DQN's epsilon, PPO/A2C's ``ent_coef``, ``gamma`` with the rollout buffer).
 
-Interface (a user's own modulator implements the same and loads by dotted path):
+Interface (``Modulator.interface``: what the agents call; a user's own modulator implements the
+same and loads by dotted path; parameters as for every part, ``neuro.registry``):
 
 - ``value(base, progress_remaining) -> float``: the meta-parameter now, from the algorithm's own
   value ``base`` (SB3's schedule at this point of training); finite and within the bounds always;
@@ -14,7 +15,7 @@ Interface (a user's own modulator implements the same and loads by dotted path):
 - ``observe_reward(reward)``: the mean one-step reward of one env step (over the envs);
 - ``reads_td_errors`` / ``reads_rewards``: which of the two it needs (an agent that cannot hand over
   TD errors refuses a modulator that reads them);
-- ``stats()`` (logged as ``neuro/<key>``), ``ignored_signals``, ``set_seed(seed)``.
+- ``stats()`` (logged as ``neuro/<kind>/<key>``), ``ignored_signals``, ``set_seed(seed)``.
 
 Signals that are not finite or exceed ``SIGNAL_LIMIT`` in magnitude are counted in
 ``ignored_signals`` (logged) and change nothing: a numerical failure upstream never reaches the
@@ -34,9 +35,9 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import validate_call
 
-from neuro.registry import HalfOpenInterval, Positive, Registry
+from neuro.migrations import upgrade
+from neuro.registry import HalfOpenInterval, Positive, Registry, validated
 
 SIGNAL_LIMIT = 1e9  # a TD error or reward beyond this is a numerical failure, not a surprise
 
@@ -73,7 +74,11 @@ def clip(value: float, low: float, high: float) -> float:
 class Modulator:
     """Base class: the algorithm's own value, unchanged (``constant`` without a value)."""
 
-    name: ClassVar[str] = "base"
+    # What the agents call: a class loaded by dotted path must have these (the registry checks).
+    interface: ClassVar[tuple[str, ...]] = (
+        "value", "observe_td_errors", "observe_reward", "reads_td_errors", "reads_rewards", "stats",
+        "ignored_signals", "set_seed",
+    )
     reads_td_errors: ClassVar[bool] = False
     reads_rewards: ClassVar[bool] = False
     ignored_signals: int = 0
@@ -110,6 +115,9 @@ class Modulator:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({params})"
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        upgrade(self, state)  # a modulator saved by an older version (neuro.migrations)
+
 
 LEARNING_RATE_MODULATORS: Registry[Modulator] = Registry("learning_rate", Modulator)
 EXPLORATION_MODULATORS: Registry[Modulator] = Registry("exploration", Modulator)
@@ -135,9 +143,8 @@ class ConstantLearningRate(Modulator):
     :param value: the learning rate, > 0; ``None`` keeps the algorithm's own (its schedule too).
     """
 
-    name = "constant"
 
-    @validate_call
+    @validated
     def __init__(self, value: Annotated[float, Positive()] | None = None) -> None:
         self.learning_rate = value
 
@@ -158,13 +165,11 @@ class ScheduledLearningRate(Modulator):
     :param factor: ``step``'s factor, > 0.
     """
 
-    name = "schedule"
 
-    @validate_call
+    @validated
     def __init__(self, shape: Literal["linear", "cosine", "step"], start: Annotated[float, Positive()] | None = None,
                  end: Annotated[float, Positive()] | None = None, milestones: list[float] | None = None,
                  factor: Factor = 0.1) -> None:
-        self.check_combination(shape, start, end, milestones, factor)
         self.shape = shape
         self.start = start
         self.end = end
@@ -172,8 +177,7 @@ class ScheduledLearningRate(Modulator):
         self.factor = factor
 
     @staticmethod
-    def check_combination(shape: str, start: float | None = None, end: float | None = None,
-                          milestones: list[float] | None = None, factor: float = 0.1) -> None:
+    def check_combination(shape: str, end: float | None, milestones: list[float] | None) -> None:
         if shape in ("linear", "cosine") and end is None:
             raise ValueError(f"end: required for shape {shape!r}")
         if shape == "step":
@@ -229,18 +233,16 @@ class SurpriseLearningRate(Modulator):
     :param hi: largest factor on ``base``, >= 1.
     """
 
-    name = "surprise"
     reads_td_errors = True
 
-    @validate_call
+    @validated
     def __init__(self, eta: Rate = 0.05, alpha_ref: Annotated[float, Positive()] | None = None,
                  lo: Factor = 0.2, hi: Factor = 5.0) -> None:
-        check_bounds(lo, hi)
         self.eta, self.alpha_ref, self.lo, self.hi = eta, alpha_ref, lo, hi
         self._associability = Associability(eta, alpha_ref)
 
     @staticmethod
-    def check_combination(lo: float = 0.2, hi: float = 5.0, **params: Any) -> None:
+    def check_combination(lo: float, hi: float) -> None:
         check_bounds(lo, hi)
 
     def _td_errors(self, summary: TDErrorSummary) -> None:
@@ -298,16 +300,14 @@ class VolatilityLearningRate(Modulator):
     :param hi: largest factor on ``base``, >= 1.
     """
 
-    name = "volatility"
     reads_td_errors = True
 
-    @validate_call
+    @validated
     def __init__(self, process_noise: Annotated[float, Positive()] | None = None,
                  observation_noise: Annotated[float, Positive()] | None = None,
                  memory: Annotated[int, HalfOpenInterval(0, 1e12)] = 1000, adaptation: Factor = 0.01,
                  gain_ref: Annotated[float, HalfOpenInterval(0.0, 1.0)] | None = None,
                  lo: Factor = 0.2, hi: Factor = 5.0) -> None:
-        check_bounds(lo, hi)
         self.process_noise, self.observation_noise = process_noise, observation_noise
         self.memory, self.adaptation = memory, adaptation
         self.gain_ref, self.lo, self.hi = gain_ref, lo, hi
@@ -322,14 +322,8 @@ class VolatilityLearningRate(Modulator):
         self._pending_error = 0.0  # the last TD error, which the learner's next step moves v by
         self._applied_rate = 0.0  # the rate last returned: the learner's step per unit TD error
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """A modulator saved before the own filter (issue 21) starts it here, level with the learner."""
-        self.__dict__.update(state)
-        for key in ("_lag", "_pending_error", "_applied_rate"):
-            self.__dict__.setdefault(key, 0.0)
-
     @staticmethod
-    def check_combination(lo: float = 0.2, hi: float = 5.0, **params: Any) -> None:
+    def check_combination(lo: float, hi: float) -> None:
         check_bounds(lo, hi)
 
     def noise(self) -> tuple[float, float] | None:
@@ -403,14 +397,10 @@ class SurpriseExploration(SurpriseLearningRate):
     :param hi: largest factor on ``base``, >= 1 (epsilon is also capped at 1).
     """
 
-    @validate_call
+    @validated
     def __init__(self, eta: Rate = 0.05, alpha_ref: Annotated[float, Positive()] | None = None,
                  lo: Factor = 0.5, hi: Factor = 4.0) -> None:
         super().__init__(eta, alpha_ref, lo, hi)
-
-    @staticmethod
-    def check_combination(lo: float = 0.5, hi: float = 4.0, **params: Any) -> None:
-        check_bounds(lo, hi)
 
     def stats(self) -> dict[str, float]:
         alpha = self._associability.alpha
@@ -439,13 +429,11 @@ class RewardTrendExploration(Modulator):
     :param hi: largest factor on ``base``, >= 1 (epsilon is also capped at 1).
     """
 
-    name = "reward_trend"
     reads_rewards = True
 
-    @validate_call
+    @validated
     def __init__(self, fast: Rate = 0.01, slow: Rate = 0.001, gain: Factor = 2.0, lo: Factor = 0.5,
                  hi: Factor = 4.0) -> None:
-        self.check_combination(fast, slow, gain, lo, hi)
         self.fast, self.slow, self.gain, self.lo, self.hi = fast, slow, gain, lo, hi
         self._short: float | None = None
         self._long: float | None = None
@@ -453,8 +441,7 @@ class RewardTrendExploration(Modulator):
         self._count = 0
 
     @staticmethod
-    def check_combination(fast: float = 0.01, slow: float = 0.001, gain: float = 2.0, lo: float = 0.5,
-                          hi: float = 4.0) -> None:
+    def check_combination(fast: float, slow: float, lo: float, hi: float) -> None:
         if not slow < fast:
             raise ValueError(f"slow: must be below fast ({fast}), got {slow}")
         check_bounds(lo, hi)
@@ -506,19 +493,16 @@ class RewardRateDiscount(Modulator):
     :param hi: largest gamma, in [lo, 1).
     """
 
-    name = "reward_rate"
     reads_rewards = True
 
-    @validate_call
+    @validated
     def __init__(self, rate: Rate = 0.001, reference: float = 0.0, gain: float = 1.0, lo: float = 0.8,
                  hi: float = 0.995) -> None:
-        check_discount_bounds(lo, hi)
         self.rate, self.reference, self.gain, self.lo, self.hi = rate, reference, gain, lo, hi
         self._reward_rate: float | None = None
 
     @staticmethod
-    def check_combination(rate: float = 0.001, reference: float = 0.0, gain: float = 1.0, lo: float = 0.8,
-                          hi: float = 0.995) -> None:
+    def check_combination(lo: float, hi: float) -> None:
         check_discount_bounds(lo, hi)
 
     def _reward(self, reward: float) -> None:
@@ -546,18 +530,16 @@ class TDVarianceDiscount(Modulator):
     :param hi: largest gamma, in [lo, 1).
     """
 
-    name = "td_variance"
     reads_td_errors = True
 
-    @validate_call
+    @validated
     def __init__(self, rate: Rate = 0.01, gain: Factor = 0.5, lo: float = 0.8, hi: float = 0.995) -> None:
-        check_discount_bounds(lo, hi)
         self.rate, self.gain, self.lo, self.hi = rate, gain, lo, hi
         self._variance: float | None = None
         self._reference: float | None = None
 
     @staticmethod
-    def check_combination(rate: float = 0.01, gain: float = 0.5, lo: float = 0.8, hi: float = 0.995) -> None:
+    def check_combination(lo: float, hi: float) -> None:
         check_discount_bounds(lo, hi)
 
     def _td_errors(self, summary: TDErrorSummary) -> None:
@@ -676,17 +658,15 @@ class _MultiplicativeMeta(MetaLearning):
     :param seed: the perturbations' seed; ``None``: the agent's.
     """
 
-    @validate_call
+    @validated
     def __init__(self, mu: Factor = 0.1, noise: Factor = 0.5, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
                  hold: Annotated[int, HalfOpenInterval(0, 1e12)] = 100, lo: Factor = 0.1, hi: Factor = 10.0,
                  seed: int | None = None) -> None:
-        self.check_combination(mu, noise, tau_mid, tau_long, hold, lo, hi, seed)
         super().__init__(mu, noise, tau_mid, tau_long, hold, seed)
         self.lo, self.hi = lo, hi
 
     @staticmethod
-    def check_combination(mu: float = 0.1, noise: float = 0.5, tau_mid: float = 100.0, tau_long: float = 1000.0,
-                          hold: int = 100, lo: float = 0.1, hi: float = 10.0, seed: int | None = None) -> None:
+    def check_combination(tau_mid: float, tau_long: float, lo: float, hi: float) -> None:
         check_bounds(lo, hi)
         MetaLearning.check_taus(tau_mid, tau_long)
 
@@ -708,7 +688,6 @@ class MetaLearningRate(_MultiplicativeMeta):
     mu (r_mid - r_long) sigma; the rate within [lo, hi] times the algorithm's. Parameters: see
     ``_MultiplicativeMeta``."""
 
-    name = "meta"
     parameter = "learning_rate"
 
 
@@ -718,7 +697,6 @@ class MetaExploration(_MultiplicativeMeta):
     perturbed by sigma in log scale, its base moved by mu (r_mid - r_long) sigma, within [lo, hi]
     times the algorithm's (epsilon also capped at 1). Parameters: see ``_MultiplicativeMeta``."""
 
-    name = "meta"
     parameter = "exploration"
 
 
@@ -737,20 +715,17 @@ class MetaDiscount(MetaLearning):
     :param seed: the perturbations' seed; ``None``: the agent's.
     """
 
-    name = "meta"
     parameter = "gamma"
 
-    @validate_call
+    @validated
     def __init__(self, mu: Factor = 0.1, noise: Factor = 0.3, tau_mid: Factor = 100.0, tau_long: Factor = 1000.0,
                  hold: Annotated[int, HalfOpenInterval(0, 1e12)] = 100, lo: float = 0.8, hi: float = 0.995,
                  seed: int | None = None) -> None:
-        self.check_combination(mu, noise, tau_mid, tau_long, hold, lo, hi, seed)
         super().__init__(mu, noise, tau_mid, tau_long, hold, seed)
         self.lo, self.hi = lo, hi
 
     @staticmethod
-    def check_combination(mu: float = 0.1, noise: float = 0.3, tau_mid: float = 100.0, tau_long: float = 1000.0,
-                          hold: int = 100, lo: float = 0.8, hi: float = 0.995, seed: int | None = None) -> None:
+    def check_combination(tau_mid: float, tau_long: float, lo: float, hi: float) -> None:
         check_discount_bounds(lo, hi)
         MetaLearning.check_taus(tau_mid, tau_long)
 

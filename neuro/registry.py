@@ -6,10 +6,16 @@ against the class's constructor signature, annotations included (``Annotated[flo
 without building anything, so a config file is fully checked before any run starts; a class may
 add a static ``check_combination(**params)`` for checks that span parameters (its ``ValueError``
 starts with the field). Every error starts with the part's config path (``neuro.dopamine.kappa: ...``).
+
+That model is a part's one parameter model: ``@validated`` on a part's ``__init__`` runs the same
+model when the part is built in Python, and ``check_combination`` always receives the validated
+parameters with their defaults filled in (only those its signature names), so it never repeats a
+default. A part's name is its registry key (``Registry.name_of``), not an attribute of the class.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import typing
@@ -87,9 +93,62 @@ def parameter_model(cls: type) -> type[BaseModel]:
 
 
 def interface_members(base: type) -> list[str]:
-    """The public methods and attributes a part of kind ``base`` must have (what the agents use)."""
+    """The methods and attributes a part of kind ``base`` must have: the base's ``interface`` (what
+    the agents call), or else every public member it has."""
+    declared = getattr(base, "interface", None)
+    if declared is not None:
+        return sorted(declared)
     return sorted(name for name, value in inspect.getmembers(base)
                   if not name.startswith("_") and not inspect.isclass(value))
+
+
+def combination_arguments(check: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The validated parameters a ``check_combination`` names (all of them if it takes ``**kwargs``)."""
+    signature = inspect.signature(check).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
+        return dict(params)
+    return {name: value for name, value in params.items() if name in signature}
+
+
+def validated_parameters(cls: type, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` checked by ``cls``'s parameter model and its ``check_combination``: every parameter,
+    defaults filled in and validators applied. Raises pydantic's ``ValidationError``, or a
+    ``ValueError`` that starts with the field for a combination."""
+    model = parameter_model(cls).model_validate(dict(params))
+    values = {**dict(model), **(model.model_extra or {})}
+    check_combination = getattr(cls, "check_combination", None)
+    if check_combination is not None:  # a part's checks that span its parameters
+        check_combination(**combination_arguments(check_combination, values))
+    return values
+
+
+def validated(init: Callable[..., None]) -> Callable[..., None]:
+    """Decorator for a part's ``__init__``: the arguments pass the part's parameter model and
+    ``check_combination`` (the registry's checks) and reach ``__init__`` validated, so a part built in
+    Python is checked exactly as one built from a spec. The error names the class and the field."""
+    parameters = list(inspect.signature(init).parameters.values())[1:]
+    if any(p.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL) for p in parameters):
+        raise TypeError(f"@validated {init.__qualname__}: the parameter model needs named parameters only")
+
+    @functools.wraps(init)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> None:
+        # The class whose __init__ this is (type(self) may be a subclass calling it through super()).
+        owner = next(klass for klass in type(self).__mro__ if vars(klass).get("__init__") is checked)
+        if len(args) > len(parameters):
+            raise TypeError(f"{init.__qualname__} takes {len(parameters)} arguments, got {len(args)}")
+        given = dict(zip((p.name for p in parameters), args, strict=False)) | kwargs
+        try:
+            values = validated_parameters(owner, given)
+        except ValidationError as error:
+            raise ValueError("; ".join(
+                f"{owner.__name__}.{'.'.join(str(part) for part in item['loc'])}: " + validation_message(
+                    item, "no such parameter", "required parameter is missing", quote_checked_input=True)
+                for item in error.errors())) from None
+        except ValueError as error:
+            raise ValueError(f"{owner.__name__}.{error}") from None
+        init(self, **values)
+
+    return checked
 
 
 def validation_message(item: Mapping[str, Any], unknown_key: str, missing: str, quote_checked_input: bool) -> str:
@@ -126,6 +185,13 @@ class Registry(Generic[T]):
         self.where = where or f"neuro.{kind}"
         self.entries: dict[str, type[T]] = {}
 
+    def name_of(self, cls: type) -> str:
+        """The ``type:`` name of a class: its registry key, or its dotted path."""
+        for name, registered in self.entries.items():
+            if registered is cls:
+                return name
+        return f"{cls.__module__}:{cls.__qualname__}"
+
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         """Class decorator: ``type: name`` resolves to the decorated class."""
 
@@ -154,7 +220,8 @@ class Registry(Generic[T]):
         return cls
 
     def split(self, spec: dict[str, Any] | None, given: dict[str, Any] | None = None) -> tuple[type[T], dict[str, Any]]:
-        """Resolve a spec's class and check its parameters; builds nothing.
+        """Resolve a spec's class and check its parameters; builds nothing. Returns the class and the
+        spec's parameters as validated (every one of the spec's, none of ``given``).
 
         :param given: constructor arguments the caller supplies (an encoder's ``in_features``), checked
             with the spec's but not part of it.
@@ -167,16 +234,12 @@ class Registry(Generic[T]):
             raise SpecError(f"{self.where}.type: required; allowed: {', '.join(self.entries)}")
         cls = self.resolve(str(type_name))
         try:
-            validated = parameter_model(cls).model_validate({**params, **(given or {})})
+            values = validated_parameters(cls, {**params, **(given or {})})
         except ValidationError as error:
             raise SpecError(self._format(cls, type_name, error, hidden=tuple(given or ()))) from None
-        check_combination = getattr(cls, "check_combination", None)
-        if check_combination is not None:  # a part's checks that span its parameters
-            try:
-                check_combination(**dict(validated))
-            except ValueError as error:
-                raise SpecError(f"{self.where}.{error}") from None
-        return cls, params
+        except ValueError as error:  # check_combination's, which starts with the field
+            raise SpecError(f"{self.where}.{error}") from None
+        return cls, {name: values[name] for name in params}
 
     def check(self, spec: dict[str, Any] | None, given: dict[str, Any] | None = None) -> None:
         """Fail with a ``SpecError`` naming the field, without building the part."""

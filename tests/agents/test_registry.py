@@ -7,10 +7,11 @@ import pytest
 import torch
 from sb3_contrib import QRDQN, TQC, RecurrentPPO
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 from agents.dopamine_dqn import DopamineDQN
 from agents.dopamine_ppo import DopaminePPO
-from agents.neuro_agent import NeuroAgent
+from agents.neuro_agent import NeuroAgent, OffPolicyNeuroAgent, OnPolicyNeuroAgent
 from agents.registry import (
     ALGORITHMS,
     build,
@@ -29,7 +30,10 @@ def test_names_map_to_sb3_classes():
     # tests/agents/test_modulated_agents.py).
     for name, cls in ALGORITHMS.items():
         assert issubclass(cls, stock[name]) and issubclass(cls, NeuroAgent), name
-        assert cls.__mro__[2] is stock[name] or name in ("dqn", "ppo"), name
+        # The mixin stands right before the SB3 class, in the family of its algorithm.
+        assert cls.__mro__[cls.__mro__.index(NeuroAgent) + 1] is stock[name] or name in ("dqn", "ppo"), name
+        family = OnPolicyNeuroAgent if issubclass(stock[name], OnPolicyAlgorithm) else OffPolicyNeuroAgent
+        assert issubclass(cls, family), name
     assert ALGORITHMS["dqn"] is DopamineDQN and ALGORITHMS["ppo"] is DopaminePPO
     assert get_algorithm("PPO") is DopaminePPO
 

@@ -326,7 +326,8 @@ def test_cvar_levels_inside_one_atom_differ():
     ({"type": "distributional", "code": "median"},
      r"neuro.dopamine.code: Input should be 'expectile' or 'quantile' \(got 'median'\)"),
     ({"type": "dopa"},
-     r"neuro.dopamine.type: unknown dopamine type 'dopa'; allowed: standard, asymmetric, opponent, saturating"),
+     r"neuro.dopamine.type: unknown dopamine type 'dopa'; allowed: " + ", ".join(DOPAMINE_MODULES.entries)
+     + " or a dotted path"),
     ({"type": "asymmetric", "kapa": 0.1},
      r"neuro.dopamine.kapa: asymmetric takes no such parameter; allowed: kappa, loss"),
 ])

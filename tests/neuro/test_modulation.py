@@ -459,8 +459,8 @@ def test_adversarial_signals_are_counted_and_change_nothing(registry, spec):
     ({"type": "schedule", "shape": "step", "milestones": [1.5]}, r"neuro.learning_rate.milestones: each must be in"),
     ({"type": "schedule", "shape": "exp", "end": 1.0}, r"neuro.learning_rate.shape: Input should be 'linear'"),
     ({"type": "meta", "tau_mid": 2000.0}, r"neuro.learning_rate.tau_mid: 1 <= tau_mid < tau_long"),
-    ({"type": "surprize"}, r"neuro.learning_rate.type: unknown learning_rate type 'surprize'; allowed: constant, "
-                           r"schedule, surprise, volatility, meta"),
+    ({"type": "surprize"}, r"neuro.learning_rate.type: unknown learning_rate type 'surprize'; allowed: "
+                           + ", ".join(LEARNING_RATE_MODULATORS.entries) + " or a dotted path"),
 ])
 def test_bad_learning_rate_specs_name_the_field(spec, message):
     with pytest.raises(SpecError, match=message):
@@ -472,7 +472,8 @@ def test_bad_learning_rate_specs_name_the_field(spec, message):
     (DISCOUNT_MODULATORS, {"type": "meta", "lo": 0.99, "hi": 0.9}, r"neuro.discount.lo: 0 < lo <= hi < 1"),
     (EXPLORATION_MODULATORS, {"type": "reward_trend", "slow": 0.1}, r"neuro.exploration.slow: must be below fast"),
     (EXPLORATION_MODULATORS, {"type": "volatility"}, r"neuro.exploration.type: unknown exploration type "
-                                                     r"'volatility'; allowed: surprise, reward_trend, meta"),
+                                                     r"'volatility'; allowed: "
+                                                     + ", ".join(EXPLORATION_MODULATORS.entries) + " or a dotted path"),
 ])
 def test_bad_exploration_and_discount_specs_name_the_field(registry, spec, message):
     with pytest.raises(SpecError, match=message):

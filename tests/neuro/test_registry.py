@@ -155,9 +155,90 @@ def test_an_agent_gets_every_kind_it_takes_with_defaults():
         make_neuro({"dopamine": None}, ())
 
 
-def test_the_dopamine_interface_declares_what_the_agents_call():
-    """A user's multi-channel module that subclasses the base gets every method the agents call."""
-    from neuro.dopamine import DopamineModule
+def agent_calls(variable: str) -> set[str]:
+    """The members the agents' code reads from a variable or attribute named ``variable``."""
+    import ast
+    from pathlib import Path
 
-    for method in ("transform", "dqn_loss", "observe_values", "stats", "state_dict", "load_state_dict"):
-        assert callable(getattr(DopamineModule, method))
+    calls = set()
+    for path in (Path(__file__).parents[2] / "agents").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute):
+                owner = node.value
+                name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", None)
+                if name == variable:
+                    calls.add(node.attr)
+    return calls
+
+
+def test_the_interfaces_list_what_the_agents_call():
+    """A class loaded by dotted path must provide what the agents read from it, and no more: the
+    agents' own code (``dopamine.x``, ``modulator.x``, ``reader.x``), besides ``stats`` (read by the
+    logger of every part). The base classes implement all of it."""
+    from neuro.dopamine import DopamineModule
+    from neuro.modulation import Modulator
+    from neuro.registry import interface_members
+
+    assert set(interface_members(DopamineModule)) - {"stats"} == agent_calls("dopamine")
+    assert set(interface_members(Modulator)) - {"stats"} == (
+        agent_calls("modulator") | agent_calls("reader")) - {"stats"}
+    for base in (DopamineModule, Modulator):
+        assert all(hasattr(base, member) for member in interface_members(base))
+
+
+class Ranged(Part):
+    """A part whose combination check names only some of its parameters."""
+
+    def __init__(self, low: float = 0.0, high: float = 1.0,
+                 scale: Annotated[float, OpenInterval(0.0, 10.0)] = 1.0) -> None:
+        self.low, self.high, self.scale = low, high, scale
+
+    @staticmethod
+    def check_combination(low: float, high: float) -> None:
+        if not low < high:
+            raise ValueError(f"low: must be below high ({high}), got {low}")
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"type": "ranged", "scale": 2.0, "low": 3.0}, r"^neuro.toy.low: must be below high \(1.0\), got 3.0$"),
+    ({"type": "ranged", "high": -1.0}, r"^neuro.toy.low: must be below high \(-1.0\), got 0.0$"),  # a default
+    ({"type": "ranged", "scale": 20.0}, r"^neuro.toy.scale: must be in \(0, 10\) \(got 20.0\)$"),
+])
+def test_combinations_are_checked_on_the_validated_parameters_with_defaults(registry, spec, message):
+    """The check sees every parameter with its default and only those it names: a check that leaves
+    one out is no TypeError."""
+    registry.register("ranged")(Ranged)
+    with pytest.raises(SpecError, match=message):
+        registry.check(spec)
+    with pytest.raises(SpecError, match=message):
+        registry.make(spec)
+    assert registry.make({"type": "ranged", "low": 0.5, "scale": 2}).scale == 2.0
+
+
+@pytest.mark.parametrize(("kind", "spec", "message"), [
+    ("learning_rate", {"type": "schedule", "shape": "step", "factor": 0.5},
+     r"^neuro.learning_rate.milestones: required for shape 'step'"),
+    ("discount", {"type": "td_variance", "rate": 0.1, "lo": 0.99, "hi": 0.9},
+     r"^neuro.discount.lo: 0 < lo <= hi < 1 must hold, got lo=0.99, hi=0.9$"),
+    ("exploration", {"type": "reward_trend", "gain": 1.0, "slow": 0.5},
+     r"^neuro.exploration.slow: must be below fast \(0.01\), got 0.5$"),
+    ("dopamine", {"type": "distributional", "code": "quantile", "loss": "squared", "n_channels": 5},
+     r"^neuro.dopamine.loss: squared makes expectiles; the quantile code takes absolute"),
+    ("dopamine", {"type": "distributional", "code": "median"},
+     r"^neuro.dopamine.code: Input should be 'expectile' or 'quantile' \(got 'median'\)$"),
+    ("learning_rate", {"type": "surprise", "eta": 2.0}, r"^neuro.learning_rate.eta: must be in \(0, 1\] \(got 2.0\)$"),
+])
+def test_a_bad_combination_or_value_of_a_shipped_part_is_a_config_error(kind, spec, message):
+    """Checked, built by an agent, or built in Python: one parameter model, one kind of error."""
+    from agents.registry import ALGORITHMS, check_neuro
+
+    with pytest.raises(SpecError, match=message):
+        part_registry(kind).check(spec)
+    with pytest.raises(SpecError, match=message):
+        check_neuro(ALGORITHMS["dqn"], {kind: spec})
+    with pytest.raises(SpecError, match=message):
+        make_neuro({kind: spec}, (kind,))
+    cls = part_registry(kind).resolve(spec["type"])
+    field = message.split(":")[0].rsplit(".", 1)[1]
+    with pytest.raises(ValueError, match=rf"^{cls.__name__}\.{field}: "):
+        cls(**{key: value for key, value in spec.items() if key != "type"})

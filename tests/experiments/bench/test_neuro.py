@@ -29,7 +29,7 @@ from experiments.bench.neuro import (
     run_neuro_section,
 )
 from neuro.dopamine import StandardTD
-from neuro.modulation import MODULATOR_REGISTRIES
+from neuro.modulation import MODULATOR_REGISTRIES, MetaDiscount
 
 
 def test_the_reference_is_stock_sb3_on_the_same_config_as_the_modules():
@@ -75,11 +75,12 @@ def quick_section():
     def fake_timed_learn(model: Any, steps: int) -> float:
         modulators = getattr(model, "modulators", {})
         label = "stock SB3" if not hasattr(model, "neuro") else (
-            ", ".join(f"{kind}: {part.name}" for kind, part in modulators.items()) or "standard")
+            ", ".join(f"{kind}: {MODULATOR_REGISTRIES[kind].name_of(type(part))}"
+                      for kind, part in modulators.items()) or "standard")
         timed[(model.__class__.__name__, label)] = model
         if not modulators:
             return 100.0
-        return 90.0 if "discount" in modulators and modulators["discount"].name == "meta" else 97.0
+        return 90.0 if "discount" in modulators and type(modulators["discount"]) is MetaDiscount else 97.0
 
     real_bench = neuro.bench_neuro_algo
 

@@ -186,15 +186,16 @@ def test_train_with_modulators_logs_every_value_and_signal(tmp_path):
     events = EventAccumulator(str(run_dir / "tb"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"neuro/learning_rate", "neuro/associability", "neuro/ent_coef", "neuro/exploration_associability",
-            "neuro/gamma", "neuro/reward_rate"} <= tags
-    assert len(events.Scalars("neuro/learning_rate")) >= 2  # one point per logged update
+    assert {"neuro/learning_rate/learning_rate", "neuro/learning_rate/associability", "neuro/exploration/ent_coef",
+            "neuro/exploration/exploration_associability", "neuro/discount/gamma", "neuro/discount/reward_rate"} <= tags
+    assert len(events.Scalars("neuro/learning_rate/learning_rate")) >= 2  # one point per logged update
     hparams = b"".join(events.PluginTagToContent("hparams").values())
     assert b"neuro.learning_rate.type" in hparams and b"neuro.discount.type" in hparams
     final = json.loads((run_dir / "eval.json").read_text())["final"]["neuro"]
     assert set(final) >= {"learning_rate", "ent_coef", "gamma", "associability", "reward_rate"}
     assert 0.2 * 5e-4 <= final["learning_rate"] <= 5 * 5e-4 and 0.6 <= final["gamma"] <= 0.95
-    assert events.Scalars("neuro/learning_rate")[-1].value == pytest.approx(final["learning_rate"], rel=1e-6)
+    written = events.Scalars("neuro/learning_rate/learning_rate")[-1].value
+    assert written == pytest.approx(final["learning_rate"], rel=1e-6)
 
 
 @pytest.mark.slow

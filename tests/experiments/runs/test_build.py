@@ -8,6 +8,7 @@ from stable_baselines3 import DQN
 
 from experiments.config import ConfigError, load_config
 from experiments.runs.build import build_run, resolve_backend
+from neuro.dopamine import DOPAMINE_MODULES
 from tests_support import EXPERIMENTS
 
 
@@ -25,7 +26,7 @@ def test_the_built_model_is_stock_sb3_with_the_configs_arguments():
         for ours, theirs in zip(built.model.policy.state_dict().values(), stock.policy.state_dict().values(),
                                 strict=True):
             assert torch.equal(ours, theirs)
-        assert built.model.dopamine.name == "standard"
+        assert DOPAMINE_MODULES.name_of(type(built.model.dopamine)) == "standard"
     finally:
         built.close()
 

@@ -113,7 +113,8 @@ def test_an_interrupted_modulated_run_resumes_to_the_uninterrupted_result(tmp_pa
     ours, theirs = EventAccumulator(str(run_dir / "tb")), EventAccumulator(str(modulated_reference / "tb"))
     ours.Reload()
     theirs.Reload()
-    for tag in ("neuro/learning_rate", "neuro/kalman_gain", "neuro/epsilon", "neuro/gamma"):
+    for tag in ("neuro/learning_rate/learning_rate", "neuro/learning_rate/kalman_gain", "neuro/exploration/epsilon",
+                "neuro/discount/gamma"):
         assert [(e.step, e.value) for e in ours.Scalars(tag)] == [(e.step, e.value) for e in theirs.Scalars(tag)]
 
 
