@@ -25,6 +25,8 @@ from agents.neuro_logging import NeuroLog
 from neuro.dopamine import DopamineModule
 from neuro.guards import check_finite
 
+__all__ = ["ChannelCnnPolicy", "ChannelDQNPolicy", "ChannelMultiInputPolicy", "ChannelQNetwork", "DopamineDQN"]
+
 
 class ChannelQNetwork(QNetwork):
     """SB3's QNetwork with ``n_channels`` value channels per action (one channel: SB3's exactly).

@@ -47,6 +47,9 @@ from agents.neuro_logging import NeuroLog
 from neuro.dopamine import DopamineModule
 from neuro.guards import check_finite
 
+__all__ = ["ChannelActorCriticPolicy", "ChannelMultiInputActorCriticPolicy", "DopamineDictRolloutBuffer",
+           "DopaminePPO", "DopamineRolloutBuffer"]
+
 
 def discounted_sums(signal: np.ndarray, next_non_terminal: np.ndarray, decay: float) -> np.ndarray:
     """GAE's backward recursion: ``out_t = signal_t + decay * next_non_terminal_t * out_{t+1}``."""

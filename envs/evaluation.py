@@ -12,6 +12,8 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
+__all__ = ["DrivingMetrics", "evaluate_driving"]
+
 logger = logging.getLogger("neurodrive.eval")
 
 DOMINANT_SHARE = 0.95  # an action taking more than this share of decisions is flagged and warned about

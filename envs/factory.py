@@ -27,6 +27,8 @@ from envs.scenarios import (
 )
 from envs.seeding import env_seeds
 
+__all__ = ["BackendChoice", "choose_backend", "make_highway_env", "make_vec_env"]
+
 Backend = Literal["auto", "envpool", "highway-env"]
 VecEnvTransform = Callable[[VecEnv], VecEnv]  # a VecEnv wrapper class or any function of a VecEnv
 

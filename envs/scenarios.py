@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+__all__ = ["BACKEND_CHOICES", "BackendConfigError", "ENVPOOL_VERIFIED", "Scenario", "get_scenario",
+           "scenarios"]
+
 logger = logging.getLogger("neurodrive.envs")
 
 

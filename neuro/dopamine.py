@@ -45,6 +45,9 @@ from torch import Tensor
 from neuro.expectile_imputation import impute_samples
 from neuro.registry import HalfOpenInterval, OpenInterval, Positive, Registry
 
+__all__ = ["AsymmetricTD", "AverageRewardTD", "BiasedSaturatingTD", "DOPAMINE_MODULES", "DistributionalTD",
+           "DopamineModule", "OpponentTD", "SaturatingTD", "StandardTD"]
+
 LossShape = Literal["huber", "squared"]
 HUBER_THRESHOLD = 1.0  # SB3's DQN loss: smooth_l1_loss with beta = 1
 

@@ -38,6 +38,9 @@ from pydantic import validate_call
 
 from neuro.registry import HalfOpenInterval, Positive, Registry
 
+__all__ = ["DISCOUNT_MODULATORS", "EXPLORATION_MODULATORS", "LEARNING_RATE_MODULATORS", "MODULATOR_REGISTRIES",
+           "Modulator", "TDErrorSummary"]
+
 SIGNAL_LIMIT = 1e9  # a TD error or reward beyond this is a numerical failure, not a surprise
 
 

@@ -13,6 +13,8 @@ from neuro.dopamine import DOPAMINE_MODULES
 from neuro.modulation import DISCOUNT_MODULATORS, EXPLORATION_MODULATORS, LEARNING_RATE_MODULATORS
 from neuro.registry import Registry, SpecError
 
+__all__ = ["NEURO_PARTS", "make_neuro", "part_registry"]
+
 NEURO_PARTS: dict[str, Registry[Any]] = {
     "dopamine": DOPAMINE_MODULES,  # TD error -> dopamine signal (neuro.dopamine)
     "learning_rate": LEARNING_RATE_MODULATORS,  # acetylcholine (neuro.modulation)

@@ -19,6 +19,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, create_model
 
+__all__ = ["HalfOpenInterval", "OpenInterval", "Positive", "Registry", "SpecError", "load_object"]
+
 T = TypeVar("T")
 
 

@@ -37,6 +37,8 @@ from experiments.runs.errors import RunInterrupted
 from experiments.runs.folder import LIBRARIES, RunFolder, create_run_dir, platform_commit
 from experiments.runs.history import EvaluationHistory
 
+__all__ = ["TrainingSession", "resume", "train"]
+
 logger = logging.getLogger("neurodrive.run")
 
 EvaluationHook = Callable[[dict[str, Any]], bool | None]
