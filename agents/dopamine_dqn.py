@@ -128,6 +128,9 @@ class DopamineDQN(NeuroAgent, DQN):
 
     neuro_parts: ClassVar[tuple[str, ...]] = ("dopamine", "learning_rate", "exploration", "discount")
     exposes_td_errors: ClassVar[bool] = True
+    q_net: ChannelQNetwork  # built by ChannelDQNPolicy
+    q_net_target: ChannelQNetwork
+
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": ChannelDQNPolicy,

@@ -95,12 +95,18 @@ class NeuroAgent:
 
     neuro_parts: ClassVar[tuple[str, ...]] = ()
     exposes_td_errors: ClassVar[bool] = False  # hands each update's TD errors to observe_td_errors
+    # Attributes of the SB3 algorithm this mixin comes before, which the hooks below read and write.
+    gamma: float
+    ent_coef: Any
+    gae_lambda: float
+    rollout_buffer: Any
 
     def __init__(self, *args: Any, neuro: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self.neuro = make_neuro(neuro, self.neuro_parts)
         super().__init__(*args, **kwargs)
         # The algorithm's own values, which modulated ones scale; SB3's load restores the saved ones.
-        self._base_gamma: float = self.gamma  # type: ignore[attr-defined]
+        self._base_gamma: float = self.gamma
+
         self._base_ent_coef: Any = getattr(self, "ent_coef", None)
 
     @property

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import torch as th
 from sb3_contrib import QRDQN, TQC, RecurrentPPO
@@ -91,8 +91,9 @@ class SpikingDQNPolicy(SpikingPolicy, ChannelDQNPolicy):
 
     def make_q_net(self) -> ChannelQNetwork:
         q_net = super().make_q_net()
-        out_features = int(self.action_space.n) * q_net.n_channels
-        q_net.q_net = self.spiking_mlp(q_net.features_dim, list(self.net_arch), out_features)
+        out_features = int(self.action_space.n) * q_net.n_channels  # type: ignore[attr-defined]  # Discrete
+        q_net.q_net = self.spiking_mlp(  # type: ignore[assignment]  # SB3 types the swapped network nn.Sequential
+            q_net.features_dim, list(self.net_arch), out_features)
         return q_net
 
     def _build(self, lr_schedule: Any) -> None:
@@ -100,7 +101,7 @@ class SpikingDQNPolicy(SpikingPolicy, ChannelDQNPolicy):
         self._separate_target_noise(self.q_net, self.q_net_target)
 
     def decision_network(self) -> SpikingMLP:
-        return self.q_net.q_net
+        return cast(SpikingMLP, self.q_net.q_net)
 
 
 class SpikingQRDQNPolicy(SpikingPolicy, QRDQNPolicy):
@@ -108,8 +109,9 @@ class SpikingQRDQNPolicy(SpikingPolicy, QRDQNPolicy):
 
     def make_quantile_net(self) -> QuantileNetwork:
         quantile_net = super().make_quantile_net()
-        out_features = int(self.action_space.n) * quantile_net.n_quantiles
-        quantile_net.quantile_net = self.spiking_mlp(quantile_net.features_dim, list(self.net_arch), out_features)
+        out_features = int(self.action_space.n) * quantile_net.n_quantiles  # type: ignore[attr-defined]  # Discrete
+        quantile_net.quantile_net = self.spiking_mlp(  # type: ignore[assignment]  # as above
+            quantile_net.features_dim, list(self.net_arch), out_features)
         return quantile_net
 
     def _build(self, lr_schedule: Any) -> None:
@@ -117,7 +119,7 @@ class SpikingQRDQNPolicy(SpikingPolicy, QRDQNPolicy):
         self._separate_target_noise(self.quantile_net, self.quantile_net_target)
 
     def decision_network(self) -> SpikingMLP:
-        return self.quantile_net.quantile_net
+        return cast(SpikingMLP, self.quantile_net.quantile_net)
 
 
 class SpikingActorCriticPolicy(SpikingPolicy, ChannelActorCriticPolicy):
@@ -130,22 +132,22 @@ class SpikingActorCriticPolicy(SpikingPolicy, ChannelActorCriticPolicy):
         arch = self.net_arch
         pi_arch = list(arch.get("pi", []) if isinstance(arch, dict) else arch)
         vf_arch = list(arch.get("vf", []) if isinstance(arch, dict) else arch)
-        extractor.policy_net = self.spiking_mlp(self.features_dim, pi_arch, None)
+        extractor.policy_net = self.spiking_mlp(self.features_dim, pi_arch, None)  # type: ignore[assignment]
         if self.snn.critic == "spiking":
-            extractor.value_net = self.spiking_mlp(self.features_dim, vf_arch, None)
+            extractor.value_net = self.spiking_mlp(self.features_dim, vf_arch, None)  # type: ignore[assignment]
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
         self.decision_network().readout_fan_out = _out_features(self.action_net)
         if self.snn.critic == "spiking":
-            self.mlp_extractor.value_net.readout_fan_out = _out_features(self.value_net)
+            cast(SpikingMLP, self.mlp_extractor.value_net).readout_fan_out = _out_features(self.value_net)
 
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         with self.counting_decisions(deterministic):  # PPO's rollouts decide through forward(), not predict()
             return super().forward(obs, deterministic)
 
     def decision_network(self) -> SpikingMLP:
-        return self.mlp_extractor.policy_net
+        return cast(SpikingMLP, self.mlp_extractor.policy_net)
 
 
 class SpikingSACPolicy(SpikingPolicy, SACPolicy):
@@ -153,12 +155,14 @@ class SpikingSACPolicy(SpikingPolicy, SACPolicy):
 
     def make_actor(self, features_extractor: Any = None) -> SACActor:
         actor = super().make_actor(features_extractor)
-        actor.latent_pi = self.spiking_mlp(actor.features_dim, list(self.actor_kwargs["net_arch"]), None)
-        actor.latent_pi.readout_fan_out = _out_features(actor.mu) + _out_features(actor.log_std)
+        latent_pi = self.spiking_mlp(actor.features_dim, list(cast(list[int], self.actor_kwargs["net_arch"])), None)
+        latent_pi.readout_fan_out = _out_features(actor.mu) + _out_features(actor.log_std)  # type: ignore[arg-type]
+
+        actor.latent_pi = latent_pi  # type: ignore[assignment]  # SB3 types it nn.Sequential
         return actor
 
     def decision_network(self) -> SpikingMLP:
-        return self.actor.latent_pi
+        return cast(SpikingMLP, self.actor.latent_pi)
 
 
 class SpikingTD3Policy(SpikingPolicy, TD3Policy):
@@ -166,13 +170,15 @@ class SpikingTD3Policy(SpikingPolicy, TD3Policy):
 
     def make_actor(self, features_extractor: Any = None) -> TD3Actor:
         actor = super().make_actor(features_extractor)
-        action_dim = int(self.action_space.shape[0])
+        action_dim = int(self.action_space.shape[0])  # type: ignore[index]  # a Box
         actor.mu = nn.Sequential(
-            self.spiking_mlp(actor.features_dim, list(self.actor_kwargs["net_arch"]), action_dim), nn.Tanh())
+            self.spiking_mlp(actor.features_dim, list(cast(list[int], self.actor_kwargs["net_arch"])), action_dim),
+            nn.Tanh())
         return actor
 
     def decision_network(self) -> SpikingMLP:
-        return self.actor.mu[0]
+        return cast(SpikingMLP, self.actor.mu[0])
+
 
 
 class TwinPolicy:

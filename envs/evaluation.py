@@ -126,7 +126,7 @@ def evaluate_driving(
     space = vec_env.action_space
     discrete = isinstance(space, spaces.Discrete)
     continuous = isinstance(space, spaces.Box)
-    episode_action_counts = np.zeros((n_envs, int(space.n) if discrete else 0), dtype=int)
+    episode_action_counts = np.zeros((n_envs, int(space.n) if isinstance(space, spaces.Discrete) else 0), dtype=int)
     total_action_counts = np.zeros(episode_action_counts.shape[1], dtype=int)
     episode_actions: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
     counted_actions: list[np.ndarray] = []
@@ -167,8 +167,9 @@ def evaluate_driving(
         speed_sum[dones] = 0.0
         speed_steps[dones] = 0
         episode_action_counts[dones] = 0
-        for env_idx in np.flatnonzero(dones):
+        for env_idx in np.flatnonzero(dones).tolist():
             episode_actions[env_idx] = []
+
         episode_starts = dones
     if discrete:
         metrics.action_counts = total_action_counts.tolist()

@@ -68,7 +68,8 @@ _SUCCESS_KEYS: dict[str, str] = {"intersection": "rewards.arrived_reward", "park
 _VERSIONED_ID = re.compile(r"^(?P<name>.+)-v(?P<version>\d+)$")
 
 
-def _env_class(entry_point: Any) -> type:
+def _env_class(entry_point: Any) -> type[Any]:
+
     if callable(entry_point):
         return entry_point
     module_name, class_name = str(entry_point).split(":")

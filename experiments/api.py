@@ -20,7 +20,7 @@ import copy
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from experiments.config import (
     ConfigError,
@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = ["experiment_config", "load_model", "load_run", "train"]
 
-ConfigSource = str | Path | Mapping[str, Any] | ExperimentConfig
-Overrides = Mapping[str, Any] | Sequence[str]
+ConfigSource: TypeAlias = str | Path | Mapping[str, Any] | ExperimentConfig
+Overrides: TypeAlias = Mapping[str, Any] | Sequence[str]
+
 
 
 def experiment_config(config: ConfigSource, overrides: Overrides = ()) -> ExperimentConfig:

@@ -145,7 +145,7 @@ class Registry(Generic[T]):
             raise SpecError(f"{self.where}.type: unknown {self.kind} type {type_name!r}; allowed: "
                             f"{', '.join(self.entries)} or a dotted path package.module:Class")
         try:
-            cls = load_object(type_name)
+            cls: type[T] = load_object(type_name)
         except ValueError as error:
             raise SpecError(f"{self.where}.type: {error}") from None
         missing = [name for name in interface_members(self.base) if not hasattr(cls, name)]
@@ -169,7 +169,8 @@ class Registry(Generic[T]):
             raise SpecError(f"{self.where}.type: required; allowed: {', '.join(self.entries)}")
         cls = self.resolve(str(type_name))
         try:
-            validated = parameter_model(cls).model_validate({**params, **(given or {})})
+            validated = parameter_model(typing.cast(type, cls)).model_validate({**params, **(given or {})})
+
         except ValidationError as error:
             raise SpecError(self._format(cls, type_name, error, hidden=tuple(given or ()))) from None
         check_combination = getattr(cls, "check_combination", None)
