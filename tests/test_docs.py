@@ -36,8 +36,9 @@ KNOWN_FALSE = {
     "'SpikingMLP'",
 }
 
-CAMEL = re.compile(r"\b[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*\b")
-CONSTANT = re.compile(r"\b_?[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
+# Bare names only: `nn.Module` is another library's (a dotted project name is checked whole).
+CAMEL = re.compile(r"(?<![\w.])[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*\b")
+CONSTANT = re.compile(r"(?<![\w.])_?[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
 CALLED = re.compile(r"(?<![\w.])(_?[a-z][a-z0-9_]*)\(")
 DOTTED = re.compile(r"(?<![\w.])((?:agents|envs|neuro|experiments)(?:\.[A-Za-z_]\w*)+)")
 CLASS_MEMBER = re.compile(r"(?<![\w.])([A-Z][A-Za-z0-9]*)\.([a-z_]\w*)\b")
@@ -87,6 +88,14 @@ def resolve_dotted(dotted: str) -> object:
     raise ModuleNotFoundError(dotted)
 
 
+def is_python(dotted: str) -> bool:
+    try:
+        resolve_dotted(dotted)
+    except (ImportError, AttributeError):
+        return False
+    return True
+
+
 def inline_spans() -> list[tuple[int, str, str]]:
     """(line number, the line, the text) of every inline code span outside fenced blocks."""
     spans, fenced = [], False
@@ -112,8 +121,8 @@ def path_problems() -> list[str]:
     for number, line, span in inline_spans():
         if "<" in span or " " in span or not re.fullmatch(r"[\w./-]+", span):
             continue
-        if not (span.endswith("/") or span.endswith(PATH_SUFFIXES) or "/" in span):
-            continue
+        if not (span.endswith("/") or span.endswith(PATH_SUFFIXES)):
+            continue  # `neuro/exploration/epsilon` is a TensorBoard tag; folders end with a slash
         bases = rows.setdefault(number, [REPO, REPO / "experiments" / "presets", REPO / "docs"])
         found = next((base / span for base in reversed(bases) if (base / span).exists()), None)
         if found is None and "/" not in span and len(files_named(span)) == 1:
@@ -135,12 +144,11 @@ def name_problems() -> list[str]:
         if "mypkg" in text:
             continue  # a user's own package in a recipe
         for dotted in DOTTED.findall(text):
-            if dotted.split(".")[1] in neuro_kinds():
-                continue  # a config path (neuro.learning_rate.eta): checked with the registry keys
             try:
                 resolve_dotted(dotted)
             except (ImportError, AttributeError) as error:
-                problems.append(f"`{dotted}` (in {where}) does not resolve: {error}")
+                if dotted.split(".")[1] not in neuro_kinds():  # else a config path: checked with the registry
+                    problems.append(f"`{dotted}` (in {where}) does not resolve: {error}")
         for owner, member in CLASS_MEMBER.findall(text):
             if owner in defined and member not in defined:
                 problems.append(f"`{owner}.{member}` (in {where}) is defined nowhere")
@@ -200,7 +208,8 @@ def registry_problems() -> list[str]:
         for part_kind, key in keys:
             if key not in kinds[part_kind].entries:  # type: ignore[attr-defined]
                 problems.append(f"`{span}` (line {number}): {key!r} is not a registered {part_kind} part")
-        if match := re.fullmatch(r"neuro\.(\w+)\.(\w+)", span):
+        if (match := re.fullmatch(r"neuro\.(\w+)\.(\w+)", span)) and not is_python(span):
+
             part_kind, parameter = match.groups()
             entries = getattr(kinds.get(part_kind), "entries", {})
             if not any(parameter in {p.name for p in constructor_signature(cls)[0]} for cls in entries.values()):
