@@ -71,7 +71,8 @@ class DrivingEvalCallback(BaseCallback):
                 self.model, self.eval_env, self.n_episodes, self.deterministic, self.success
             )
         record = {"step": self.num_timesteps, **metrics.summary()}
-        neuro_values = getattr(self.model, "neuro_values", dict)()  # modulated meta-parameters as they stand
+        neuro_values: dict[str, Any] = getattr(self.model, "neuro_values", dict)()  # modulated meta-parameters
+
         if neuro_values:
             record["neuro"] = neuro_values
         if spike_stats:

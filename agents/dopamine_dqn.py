@@ -26,6 +26,8 @@ from neuro.dopamine import DOPAMINE_MODULES, DopamineModule
 from neuro.guards import check_finite
 from neuro.migrations import acting_weights_of_channel
 
+__all__ = ["ChannelCnnPolicy", "ChannelDQNPolicy", "ChannelMultiInputPolicy", "ChannelQNetwork", "DopamineDQN"]
+
 
 class ChannelQNetwork(QNetwork):
     """SB3's QNetwork with ``n_channels`` value channels per action (one channel: SB3's exactly).
@@ -126,6 +128,9 @@ class DopamineDQN(OffPolicyNeuroAgent, DQN):
 
     neuro_parts: ClassVar[tuple[str, ...]] = ("dopamine", "learning_rate", "exploration", "discount")
     exposes_td_errors: ClassVar[bool] = True
+    q_net: ChannelQNetwork  # built by ChannelDQNPolicy
+    q_net_target: ChannelQNetwork
+
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": ChannelDQNPolicy,

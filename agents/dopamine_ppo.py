@@ -47,6 +47,9 @@ from agents.neuro_logging import NeuroLog
 from neuro.dopamine import DOPAMINE_MODULES, DopamineModule
 from neuro.guards import check_finite
 
+__all__ = ["ChannelActorCriticPolicy", "ChannelMultiInputActorCriticPolicy", "DopamineDictRolloutBuffer",
+           "DopaminePPO", "DopamineRolloutBuffer"]
+
 
 def discounted_sums(signal: np.ndarray, next_non_terminal: np.ndarray, decay: float) -> np.ndarray:
     """GAE's backward recursion: ``out_t = signal_t + decay * next_non_terminal_t * out_{t+1}``."""
@@ -89,8 +92,8 @@ class DopamineRolloutBuffer(RolloutBuffer):
         recorded = not np.isnan(self.raw_rewards).any()
         raw_rewards = self.raw_rewards if recorded else self.rewards
         terminated = self.terminated if recorded else 1.0 - next_non_terminal
-        baseline = 0.0 if dopamine is None else dopamine.baseline(th.from_numpy(terminated), self.gamma)
-        baseline = baseline.numpy().astype(np.float32) if isinstance(baseline, th.Tensor) else baseline
+        raw_baseline = 0.0 if dopamine is None else dopamine.baseline(th.from_numpy(terminated), self.gamma)
+        baseline = raw_baseline.numpy().astype(np.float32) if isinstance(raw_baseline, th.Tensor) else raw_baseline
         if dopamine is not None:
             dopamine.observe_rewards(th.from_numpy(raw_rewards))
 
@@ -112,6 +115,7 @@ class DopamineRolloutBuffer(RolloutBuffer):
                         baseline: np.ndarray | float) -> tuple[np.ndarray, ...]:
         """Per-channel all-pairs signals and targets; the policy's advantage from the acting statistic."""
         dopamine = self.dopamine
+        assert dopamine is not None and self.channel_values is not None  # DopaminePPO sets both for several channels
         values, last_values = self.channel_values()  # (steps, envs, C), (envs, C)
         n_channels = values.shape[-1]
         next_values = np.concatenate([values[1:], last_values[None]])
@@ -163,7 +167,7 @@ class _StepRecorder(VecEnvWrapper):
             truncated = bool(info.get("TimeLimit.truncated", False))
             self.buffer.terminated[step, env] = float(not truncated)
             if truncated and self.final_values is not None and info.get("terminal_observation") is not None:
-                self.buffer.truncation_values[(step, env)] = self.final_values(info["terminal_observation"])
+                self.buffer.truncation_values[(step, int(env))] = self.final_values(info["terminal_observation"])
         return observations, rewards, dones, infos
 
 
@@ -179,6 +183,8 @@ class ChannelActorCriticPolicy(ActorCriticPolicy):
     give every channel.
     """
 
+    _acting: th.Tensor  # a buffer, registered in _build
+
     def __init__(self, *args: Any, n_channels: int = 1, acting_weights: list[float] | None = None,
                  acting_channel: int | None = None, **kwargs: Any) -> None:
         self.n_channels = n_channels
@@ -191,7 +197,8 @@ class ChannelActorCriticPolicy(ActorCriticPolicy):
             self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, self.n_channels)
             if self.ortho_init:
                 self.value_net.apply(partial(self.init_weights, gain=1))
-            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+            self.optimizer = self.optimizer_class(  # type: ignore[call-arg]  # as SB3's _build
+                self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
         self.register_buffer("_acting", th.tensor(self.acting_weights), persistent=False)
 
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
@@ -231,9 +238,12 @@ class DopaminePPO(OnPolicyNeuroAgent, PPO):
 
     neuro_parts: ClassVar[tuple[str, ...]] = ("dopamine", "learning_rate", "exploration", "discount")
     exposes_td_errors: ClassVar[bool] = True
+    policy: ChannelActorCriticPolicy
+    rollout_buffer: DopamineRolloutBuffer  # _setup_model picks it (or its dict variant)
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": ChannelActorCriticPolicy,
+
         "MultiInputPolicy": ChannelMultiInputActorCriticPolicy,
     }
 
@@ -271,7 +281,7 @@ class DopaminePPO(OnPolicyNeuroAgent, PPO):
 
         with th.no_grad():
             values = self.policy.all_values(obs_as_tensor(flat(buffer.observations), self.device))
-            last_values = self.policy.all_values(obs_as_tensor(self._last_obs, self.device))
+            last_values = self.policy.all_values(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
         self.dopamine.observe_values(values)
         return values.cpu().numpy().reshape(n_steps, n_envs, -1), last_values.cpu().numpy()
 
@@ -287,7 +297,9 @@ class DopaminePPO(OnPolicyNeuroAgent, PPO):
             final_values = self._final_values if self.dopamine.n_channels > 1 else None
             env = _StepRecorder(env, rollout_buffer, final_values)
         collected = super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
-        if collected and getattr(rollout_buffer, "td_error", None) is not None:
+        if (collected and isinstance(rollout_buffer, DopamineRolloutBuffer) and rollout_buffer.td_error is not None
+                and rollout_buffer.dopamine_signal is not None):
+
             check_finite("td_error", rollout_buffer.td_error, self.num_timesteps)
             check_finite("dopamine_signal", rollout_buffer.dopamine_signal, self.num_timesteps)
             log = NeuroLog()

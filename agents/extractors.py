@@ -26,6 +26,11 @@ class RunningNormalization(BaseFeaturesExtractor):
     :param epsilon: added to the variance; also the prior count, as in ``RunningMeanStd``.
     """
 
+    running_mean: torch.Tensor  # buffers, registered in __init__
+    running_var: torch.Tensor
+    running_count: torch.Tensor
+
+
     def __init__(self, observation_space: spaces.Space, clip: float = 10.0, epsilon: float = 1e-8) -> None:
         n_inputs = get_flattened_obs_dim(observation_space)
         super().__init__(observation_space, features_dim=n_inputs)

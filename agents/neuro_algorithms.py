@@ -18,6 +18,8 @@ from stable_baselines3 import A2C, SAC, TD3
 
 from agents.neuro_agent import OffPolicyNeuroAgent, OnPolicyNeuroAgent
 
+__all__ = ["NeuroA2C", "NeuroQRDQN", "NeuroRecurrentPPO", "NeuroSAC", "NeuroTD3", "NeuroTQC"]
+
 ALL_MODULATORS = ("learning_rate", "exploration", "discount")
 NO_EXPLORATION = ("learning_rate", "discount")
 

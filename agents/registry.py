@@ -28,6 +28,9 @@ from neuro.modulation import MODULATOR_REGISTRIES
 from neuro.parts import POLICY_PARTS, part_registry
 from neuro.registry import SpecError, constructor_signature, is_dotted_path, load_object
 
+__all__ = ["ALGORITHMS", "SPIKING", "algorithm_name", "build", "check_hyperparameters", "check_neuro",
+           "check_policy", "get_algorithm", "neuro_parts", "register_algorithm"]
+
 # DQN and PPO take a TD-error module (``neuro.dopamine``); every algorithm takes the modulators of
 # the meta-parameters it has (``agents.neuro_algorithms``). With the default parts each is stock SB3.
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {

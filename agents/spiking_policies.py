@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import torch as th
 from sb3_contrib import QRDQN, TQC, RecurrentPPO
@@ -97,8 +97,9 @@ class NetworkDQNPolicy(NetworkPolicy, ChannelDQNPolicy):
 
     def make_q_net(self) -> ChannelQNetwork:
         q_net = super().make_q_net()
-        out_features = int(self.action_space.n) * q_net.n_channels
-        q_net.q_net = self.make_network(q_net.features_dim, list(self.net_arch), out_features)
+        out_features = int(self.action_space.n) * q_net.n_channels  # type: ignore[attr-defined]  # Discrete
+        q_net.q_net = self.make_network(  # type: ignore[assignment]  # SB3 types the swapped network nn.Sequential
+            q_net.features_dim, list(self.net_arch), out_features)
         return q_net
 
     def _build(self, lr_schedule: Any) -> None:
@@ -106,7 +107,7 @@ class NetworkDQNPolicy(NetworkPolicy, ChannelDQNPolicy):
         self._separate_target(self.q_net_target)
 
     def decision_network(self) -> NetworkPart:
-        return self.q_net.q_net
+        return cast(NetworkPart, self.q_net.q_net)
 
 
 class NetworkQRDQNPolicy(NetworkPolicy, QRDQNPolicy):
@@ -114,8 +115,9 @@ class NetworkQRDQNPolicy(NetworkPolicy, QRDQNPolicy):
 
     def make_quantile_net(self) -> QuantileNetwork:
         quantile_net = super().make_quantile_net()
-        out_features = int(self.action_space.n) * quantile_net.n_quantiles
-        quantile_net.quantile_net = self.make_network(quantile_net.features_dim, list(self.net_arch), out_features)
+        out_features = int(self.action_space.n) * quantile_net.n_quantiles  # type: ignore[attr-defined]  # Discrete
+        quantile_net.quantile_net = self.make_network(  # type: ignore[assignment]  # as above
+            quantile_net.features_dim, list(self.net_arch), out_features)
         return quantile_net
 
     def _build(self, lr_schedule: Any) -> None:
@@ -123,7 +125,7 @@ class NetworkQRDQNPolicy(NetworkPolicy, QRDQNPolicy):
         self._separate_target(self.quantile_net_target)
 
     def decision_network(self) -> NetworkPart:
-        return self.quantile_net.quantile_net
+        return cast(NetworkPart, self.quantile_net.quantile_net)
 
 
 class NetworkActorCriticPolicy(NetworkPolicy, ChannelActorCriticPolicy):
@@ -140,9 +142,10 @@ class NetworkActorCriticPolicy(NetworkPolicy, ChannelActorCriticPolicy):
         arch = self.net_arch
         pi_arch = list(arch.get("pi", []) if isinstance(arch, dict) else arch)
         vf_arch = list(arch.get("vf", []) if isinstance(arch, dict) else arch)
-        extractor.policy_net = self.make_network(self.features_dim, pi_arch, None)
+        extractor.policy_net = self.make_network(self.features_dim, pi_arch, None)  # type: ignore[assignment]
         if self.value_network is not None:
-            extractor.value_net = self.make_network(self.features_dim, vf_arch, None, self.value_network)
+            extractor.value_net = self.make_network(  # type: ignore[assignment]
+                self.features_dim, vf_arch, None, self.value_network)
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
@@ -155,7 +158,7 @@ class NetworkActorCriticPolicy(NetworkPolicy, ChannelActorCriticPolicy):
             return super().forward(obs, deterministic)
 
     def decision_network(self) -> NetworkPart:
-        return self.mlp_extractor.policy_net
+        return cast(NetworkPart, self.mlp_extractor.policy_net)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "value_network": self.value_network}
@@ -166,12 +169,13 @@ class NetworkSACPolicy(NetworkPolicy, SACPolicy):
 
     def make_actor(self, features_extractor: Any = None) -> SACActor:
         actor = super().make_actor(features_extractor)
-        actor.latent_pi = self.make_network(actor.features_dim, list(self.actor_kwargs["net_arch"]), None)
-        actor.latent_pi.readout_fan_out = _out_features(actor.mu) + _out_features(actor.log_std)
+        latent_pi = self.make_network(actor.features_dim, list(cast(list[int], self.actor_kwargs["net_arch"])), None)
+        latent_pi.readout_fan_out = _out_features(actor.mu) + _out_features(actor.log_std)  # type: ignore[arg-type]
+        actor.latent_pi = latent_pi  # type: ignore[assignment]  # SB3 types it nn.Sequential
         return actor
 
     def decision_network(self) -> NetworkPart:
-        return self.actor.latent_pi
+        return cast(NetworkPart, self.actor.latent_pi)
 
 
 class NetworkTD3Policy(NetworkPolicy, TD3Policy):
@@ -179,13 +183,15 @@ class NetworkTD3Policy(NetworkPolicy, TD3Policy):
 
     def make_actor(self, features_extractor: Any = None) -> TD3Actor:
         actor = super().make_actor(features_extractor)
-        action_dim = int(self.action_space.shape[0])
+        action_dim = int(self.action_space.shape[0])  # type: ignore[index]  # a Box
         actor.mu = nn.Sequential(
-            self.make_network(actor.features_dim, list(self.actor_kwargs["net_arch"]), action_dim), nn.Tanh())
+            self.make_network(actor.features_dim, list(cast(list[int], self.actor_kwargs["net_arch"])), action_dim),
+            nn.Tanh())
         return actor
 
     def decision_network(self) -> NetworkPart:
-        return self.actor.mu[0]
+        return cast(NetworkPart, self.actor.mu[0])
+
 
 
 class SpikingPolicy(NetworkPolicy):

@@ -15,6 +15,8 @@ _EXPORTS = {
     "make_highway_env": "envs.factory",
     "make_vec_env": "envs.factory",
     "env_seeds": "envs.seeding",
+    "DrivingMetrics": "envs.evaluation",
+    "evaluate_driving": "envs.evaluation",
     "BACKEND_CHOICES": "envs.scenarios",
     "ENVPOOL_VERIFIED": "envs.scenarios",
     "SCENARIOS": "envs.scenarios",

@@ -122,6 +122,7 @@ class EnvPoolVecEnv(VecEnv):
             for key in obs:
                 obs[key][done_ids] = reset_obs[key]
         else:
+            assert isinstance(obs, np.ndarray)  # EnvPool gives an array or a dict of them
             obs[done_ids] = reset_obs
         return obs
 
@@ -176,7 +177,7 @@ class EnvPoolVecEnv(VecEnv):
 
     def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
         if attr_name == "render_mode":
-            return [None] * len(self._get_indices(indices))
+            return [None] * len(list(self._get_indices(indices)))
         raise AttributeError(f"EnvPoolVecEnv envs expose no attribute {attr_name!r}")
 
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
@@ -186,7 +187,8 @@ class EnvPoolVecEnv(VecEnv):
         raise AttributeError(f"EnvPoolVecEnv envs have no Python method {method_name!r}")
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
-        return [False] * len(self._get_indices(indices))
+        return [False] * len(list(self._get_indices(indices)))
+
 
 
 class _FastPath:

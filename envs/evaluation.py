@@ -12,6 +12,8 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
+__all__ = ["DrivingMetrics", "evaluate_driving"]
+
 logger = logging.getLogger("neurodrive.eval")
 
 DOMINANT_SHARE = 0.95  # an action taking more than this share of decisions is flagged and warned about
@@ -124,7 +126,7 @@ def evaluate_driving(
     space = vec_env.action_space
     discrete = isinstance(space, spaces.Discrete)
     continuous = isinstance(space, spaces.Box)
-    episode_action_counts = np.zeros((n_envs, int(space.n) if discrete else 0), dtype=int)
+    episode_action_counts = np.zeros((n_envs, int(space.n) if isinstance(space, spaces.Discrete) else 0), dtype=int)
     total_action_counts = np.zeros(episode_action_counts.shape[1], dtype=int)
     episode_actions: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
     counted_actions: list[np.ndarray] = []
@@ -165,8 +167,9 @@ def evaluate_driving(
         speed_sum[dones] = 0.0
         speed_steps[dones] = 0
         episode_action_counts[dones] = 0
-        for env_idx in np.flatnonzero(dones):
+        for env_idx in np.flatnonzero(dones).tolist():
             episode_actions[env_idx] = []
+
         episode_starts = dones
     if discrete:
         metrics.action_counts = total_action_counts.tolist()

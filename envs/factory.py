@@ -28,6 +28,8 @@ from envs.scenarios import (
 )
 from envs.seeding import env_seeds
 
+__all__ = ["BackendChoice", "choose_backend", "make_highway_env", "make_vec_env"]
+
 Backend = Literal["auto", "envpool", "highway-env"]
 VecEnvTransform = Callable[[VecEnv], VecEnv]  # a VecEnv wrapper class or any function of a VecEnv
 
@@ -107,8 +109,10 @@ def make_vec_env(
         from envs.envpool_vec_env import EnvPoolVecEnv
 
         threads = num_threads if num_threads is not None else min(n_envs, os.cpu_count() or 1)
+        envpool_id = get_scenario(env_id).envpool_id
+        assert envpool_id is not None  # choose_backend picks envpool only for scenarios with a port
         vec_env: VecEnv = EnvPoolVecEnv(
-            get_scenario(env_id).envpool_id, env_seeds(seed, n_envs, stream),
+            envpool_id, env_seeds(seed, n_envs, stream),
             envpool_kwargs(env_id, config), threads, stream,
         )
     else:
@@ -116,7 +120,8 @@ def make_vec_env(
         vec_env = SeededDummyVecEnv(env_fns) if n_envs == 1 else SeededSubprocVecEnv(env_fns)
         vec_env.stream = stream
         vec_env.seed(seed)  # SB3 models reseed the same way when given a seed
-    vec_env.run_seed = seed  # robustness wrappers draw per run seed and stream (envs.robustness)
+    vec_env.run_seed = seed  # type: ignore[attr-defined]  # robustness wrappers draw per run seed (envs.robustness)
+
     try:
         for wrap in wrappers:
             vec_env = wrap(vec_env)

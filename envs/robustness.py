@@ -85,7 +85,7 @@ def _kinematics_shape(space: spaces.Space, kind: str) -> tuple[int, int]:
     if not isinstance(space, spaces.Box) or len(space.shape) != 2 or not np.issubdtype(space.dtype, np.floating):
         raise ValueError(f"{WHERE}: {kind} needs a Kinematics observation, a float Box of shape "
                          f"(vehicles, features) whose row 0 is the ego vehicle; this env observes {space}")
-    return space.shape  # type: ignore[return-value]
+    return space.shape
 
 
 @register("observation_noise")
@@ -130,7 +130,7 @@ class ObservationNoise(VecEnvWrapper):
         for env_index in np.flatnonzero(dones):
             info = infos[env_index]
             if "terminal_observation" in info:  # the last observation, as noisy as the rest
-                info["terminal_observation"] = self._noised(np.asarray(info["terminal_observation"]), env_index)
+                info["terminal_observation"] = self._noised(np.asarray(info["terminal_observation"]), int(env_index))
         return noised, rewards, dones, infos
 
 
@@ -167,7 +167,7 @@ class SensorDropout(VecEnvWrapper):
         for env_index in np.flatnonzero(dones):
             info = infos[env_index]
             if "terminal_observation" in info:  # the last observation, thinned like the rest
-                info["terminal_observation"] = self._thinned(np.asarray(info["terminal_observation"]), env_index)
+                info["terminal_observation"] = self._thinned(np.asarray(info["terminal_observation"]), int(env_index))
         return thinned, rewards, dones, infos
 
 
@@ -192,7 +192,8 @@ class ObservationDelay(VecEnvWrapper):
         self.steps = int(steps)
         subspaces = dict(space.spaces) if isinstance(space, spaces.Dict) else {_BOX: space}
         # history[key][env, j]: the observation j steps after the oldest one kept; the last is the newest.
-        self._history = {key: np.zeros((self.num_envs, self.steps + 1, *sub.shape), dtype=sub.dtype)
+        self._history = {key: np.zeros((self.num_envs, self.steps + 1, *(sub.shape or ())), dtype=sub.dtype)
+
                          for key, sub in subspaces.items()}
 
     def _parts(self, observation: Any) -> dict[str, np.ndarray]:

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+__all__ = ["BACKEND_CHOICES", "BackendConfigError", "ENVPOOL_VERIFIED", "Scenario", "get_scenario",
+           "scenarios"]
+
 logger = logging.getLogger("neurodrive.envs")
 
 
@@ -65,7 +68,8 @@ _SUCCESS_KEYS: dict[str, str] = {"intersection": "rewards.arrived_reward", "park
 _VERSIONED_ID = re.compile(r"^(?P<name>.+)-v(?P<version>\d+)$")
 
 
-def _env_class(entry_point: Any) -> type:
+def _env_class(entry_point: Any) -> type[Any]:
+
     if callable(entry_point):
         return entry_point
     module_name, class_name = str(entry_point).split(":")

@@ -88,7 +88,7 @@ class JobResult:
 def worker_main(job: Job, results: Connection, log_level: int, warning_filters: list[Any]) -> None:
     """A worker process's entry point: run the job, send back its value or error, exit by the rule."""
     logging.basicConfig(level=log_level, format=LOG_FORMAT)
-    warnings.filters[:] = warning_filters
+    warnings.filters[:] = warning_filters  # type: ignore[index]  # typeshed types the list as a Sequence
     try:
         value = job.target(*job.args)
     except (KeyboardInterrupt, RunInterrupted):
@@ -176,7 +176,8 @@ def run_jobs(jobs: Iterable[Job], workers: int = 1, on_exit: Callable[[JobResult
                 deadline = time.monotonic() + timeout_s if timeout_s is not None else float("inf")
                 running.append(_Running(job, process, reader, deadline))
             soonest = min(entry.deadline for entry in running)
-            waiting = [entry.process.sentinel for entry in running]
+            waiting: list[Any] = [entry.process.sentinel for entry in running]
+
             waiting += [entry.reader for entry in running if entry.message is None and not entry.closed]
             wait(waiting, timeout=None if soonest == float("inf") else max(soonest - time.monotonic(), 0))
             for entry in list(running):

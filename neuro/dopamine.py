@@ -48,6 +48,9 @@ from neuro.expectile_imputation import impute_samples
 from neuro.migrations import upgrade
 from neuro.registry import HalfOpenInterval, OpenInterval, Positive, Registry, validated
 
+__all__ = ["AsymmetricTD", "AverageRewardTD", "BiasedSaturatingTD", "DOPAMINE_MODULES", "DistributionalTD",
+           "DopamineModule", "OpponentTD", "SaturatingTD", "StandardTD"]
+
 LossShape = Literal["huber", "squared"]
 HUBER_THRESHOLD = 1.0  # SB3's DQN loss: smooth_l1_loss with beta = 1
 

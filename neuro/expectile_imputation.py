@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import functools
 from itertools import pairwise
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -75,7 +75,8 @@ class _Plan(NamedTuple):
 @functools.lru_cache(maxsize=64)
 def _plan(taus: tuple[float, ...], device: torch.device) -> _Plan:
     n = len(taus)
-    f64 = dict(dtype=torch.float64, device=device)
+    f64: dict[str, Any] = dict(dtype=torch.float64, device=device)
+
     mid = taus.index(0.5) if 0.5 in taus else None
     eq = [i for i in range(n) if i != mid]
     t = torch.tensor([taus[i] for i in eq], **f64)

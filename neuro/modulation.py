@@ -39,6 +39,9 @@ import torch
 from neuro.migrations import upgrade
 from neuro.registry import HalfOpenInterval, Positive, Registry, validated
 
+__all__ = ["DISCOUNT_MODULATORS", "EXPLORATION_MODULATORS", "LEARNING_RATE_MODULATORS", "MODULATOR_REGISTRIES",
+           "Modulator", "TDErrorSummary"]
+
 SIGNAL_LIMIT = 1e9  # a TD error or reward beyond this is a numerical failure, not a surprise
 
 
@@ -190,8 +193,10 @@ class ScheduledLearningRate(Modulator):
         start = base if self.start is None else self.start
         done = clip(1.0 - progress_remaining, 0.0, 1.0)
         if self.shape == "linear":
+            assert self.end is not None  # required for this shape (check_combination)
             return start + (self.end - start) * done
         if self.shape == "cosine":
+            assert self.end is not None
             return self.end + (start - self.end) * 0.5 * (1.0 + math.cos(math.pi * done))
         return start * self.factor ** sum(1 for milestone in self.milestones if milestone <= done)
 
@@ -255,8 +260,8 @@ class SurpriseLearningRate(Modulator):
         return base * self.factor()
 
     def stats(self) -> dict[str, float]:
-        alpha = self._associability.alpha
-        return {} if alpha is None else {"associability": alpha, "associability_ref": self._associability.reference}
+        alpha, reference = self._associability.alpha, self._associability.reference
+        return {} if alpha is None or reference is None else {"associability": alpha, "associability_ref": reference}
 
 
 def steady_state_gain(process_noise: float, observation_noise: float) -> float:
@@ -454,7 +459,7 @@ class RewardTrendExploration(Modulator):
         self._long = ema(self._long, reward, self.slow)
 
     def trend(self) -> float:
-        if self._long is None or self._variance <= 0.0 or self._count * self.slow < 1.0:
+        if self._short is None or self._long is None or self._variance <= 0.0 or self._count * self.slow < 1.0:
             return 0.0
         return (self._short - self._long) / math.sqrt(self._variance)
 
@@ -637,9 +642,10 @@ class MetaLearning(Modulator):
         return self.from_scale(clip(self.to_scale(base) + self._offset + self._perturbation, low, high))
 
     def stats(self) -> dict[str, float]:
-        if self._reward_mid is None:
+        if self._reward_mid is None or self._reward_long is None:
             return {}
         prefix = f"meta_{self.parameter}"
+
         return {f"{prefix}_offset": self._offset, f"{prefix}_perturbation": self._perturbation,
                 f"{prefix}_reward_mid": self._reward_mid, f"{prefix}_reward_long": self._reward_long}
 

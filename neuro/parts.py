@@ -15,6 +15,8 @@ from neuro.networks import NETWORKS
 from neuro.registry import Registry, SpecError
 from neuro.snn import network as _spiking_network  # noqa: F401  (registers the network part "spiking")
 
+__all__ = ["NEURO_PARTS", "make_neuro", "part_registry"]
+
 NEURO_PARTS: dict[str, Registry[Any]] = {
     "dopamine": DOPAMINE_MODULES,  # TD error -> dopamine signal (neuro.dopamine)
     "learning_rate": LEARNING_RATE_MODULATORS,  # acetylcholine (neuro.modulation)

@@ -209,7 +209,8 @@ class Registry(Generic[T]):
             raise SpecError(f"{self.where}.type: unknown {self.kind} type {type_name!r}; allowed: "
                             f"{', '.join(self.entries)} or a dotted path package.module:Class")
         try:
-            cls = load_object(type_name)
+            cls: type[T] = load_object(type_name)
+
         except ValueError as error:
             raise SpecError(f"{self.where}.type: {error}") from None
         missing = [name for name in interface_members(self.base) if not hasattr(cls, name)]

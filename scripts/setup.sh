@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One-command set-up: a virtual environment in .venv with NeuroDrive and its dev tools.
+# One-command set-up: a virtual environment in .venv with NeuroDrive and its dev tools (the `dev` extra:
+# pytest, and ruff, mypy and PyYAML's stubs at the versions pyproject.toml pins, which .ci/run runs).
 # torch==2.13.0 goes first: on these machines it is the CPU build already on disk, and the
 # project's torch range is then satisfied (otherwise pip would fetch a multi-GB CUDA build).
 set -euo pipefail

@@ -250,7 +250,9 @@ class BackendSample:
 
     def values(self, metric: str) -> list[float]:
         m = self.metrics
-        return {"return": m.returns, "length": m.lengths, "crash_rate": m.crashed, "speed": m.speeds}[metric]
+        by_metric: dict[str, list[Any]] = {"return": m.returns, "length": m.lengths, "crash_rate": m.crashed,
+                                           "speed": m.speeds}
+        return by_metric[metric]
 
     def estimate(self, metric: str) -> Estimate | None:
         """Mean with a t-interval; crash rate with a Wilson interval; ``None`` without data."""
@@ -258,7 +260,7 @@ class BackendSample:
         if len(values) < 2:
             return None
         if metric == "crash_rate":
-            return wilson_ci(sum(values), len(values))
+            return wilson_ci(int(sum(values)), len(values))
         return mean_ci(values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -426,7 +428,8 @@ def run_policy(env_id: str, backend: str, policy: PolicySource, episodes: int, s
     n_envs = min(n_envs, episodes)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_UNVERIFIED_WARNING)
-        env = make_vec_env(env_id, n_envs, seed, backend, config or None, stream=FIDELITY_STREAM)
+        env = make_vec_env(env_id, n_envs, seed, backend, config or None,  # type: ignore[arg-type]  # a backend name
+                           stream=FIDELITY_STREAM)
     first = FirstObservations(env)
     capped = EpisodeCap(first, max_episode_steps(env_id))
     predictor = policy if hasattr(policy, "predict") else policy(env.action_space, n_envs, seed)
@@ -464,7 +467,7 @@ def measure_scenario(env_id: str, settings: FidelitySettings, agent: Predictor |
 def _action_space(env_id: str, config: dict[str, Any]) -> spaces.Space:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_UNVERIFIED_WARNING)
-        env = make_vec_env(env_id, 1, 0, CANDIDATE, config or None, stream=FIDELITY_STREAM)
+        env = make_vec_env(env_id, 1, 0, CANDIDATE, config or None, stream=FIDELITY_STREAM)  # type: ignore[arg-type]
     try:
         return env.action_space
     finally:
@@ -546,7 +549,8 @@ def table_rows(report: FidelityReport) -> list[list[str]]:
                              *(_cell(data["metrics"][m]) for m in METRICS)])
             diffs = comparison.differences()
             rows.append([scenario.scenario, policy, "difference", "",
-                         *(_cell(diffs[m], signed=True) + (" !" if diffs[m] and diffs[m]["flagged"] else "")
+                         *(_cell(diffs[m], signed=True) + (" !" if (diff := diffs[m]) and diff["flagged"] else "")
+
                            for m in METRICS)])
     return rows
 

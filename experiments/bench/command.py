@@ -46,7 +46,8 @@ class _ReplacedFlag(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:
         parser.error(f"{option_string} was replaced by --repeats, which sets the timed repeats of every section "
-                     f"run (e.g. --section {option_string.split('-')[2]} --repeats {values})")
+                     f"run (e.g. --section {str(option_string).split('-')[2]} --repeats {values})")
+
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

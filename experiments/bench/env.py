@@ -228,6 +228,8 @@ def bench_highway_env(n_envs: int, settings: Settings, rng: np.random.Generator)
 def compute_ratios(raw: Row, adapter: Row) -> dict[str, Any]:
     """Adapter vs raw at one ``n_envs``: ratio of medians, and the median of per-repeat ratios."""
     assert raw.useful_repeats is not None and raw.useful_per_s is not None
+    assert raw.auto_reset_steps is not None and raw.total_env_steps is not None
+
     return {
         "n_envs": raw.n_envs,
         "adapter_over_raw": adapter.steps_per_s / raw.steps_per_s,

@@ -155,12 +155,12 @@ def network_loads(model: BaseAlgorithm) -> list[NetworkLoad]:
         return [NetworkLoad("policy (actor + critic)", 1.0, backward * epochs, forward_macs(model.policy))]
     rows = updates_per_env_step(model) * model.batch_size  # type: ignore[attr-defined]
     if isinstance(model.policy, DQNPolicy):  # told apart by policy: algorithm classes are built in runs/build.py
-        return [NetworkLoad("q_net", 1.0, backward * rows, forward_macs(model.q_net)),
-                NetworkLoad("q_net_target", 0.0, rows, forward_macs(model.q_net_target))]
+        return [NetworkLoad("q_net", 1.0, backward * rows, forward_macs(model.policy.q_net)),
+                NetworkLoad("q_net_target", 0.0, rows, forward_macs(model.policy.q_net_target))]
     if isinstance(model.policy, SACPolicy):
-        return [NetworkLoad("actor", 1.0, (backward + 1.0) * rows, forward_macs(model.actor)),
-                NetworkLoad("critic", 0.0, 2.0 * backward * rows, forward_macs(model.critic)),
-                NetworkLoad("critic_target", 0.0, rows, forward_macs(model.critic_target))]
+        return [NetworkLoad("actor", 1.0, (backward + 1.0) * rows, forward_macs(model.policy.actor)),
+                NetworkLoad("critic", 0.0, 2.0 * backward * rows, forward_macs(model.policy.critic)),
+                NetworkLoad("critic_target", 0.0, rows, forward_macs(model.policy.critic_target))]
     raise ValueError(f"agent.algo: the spiking bench counts MACs of DQN, PPO/A2C and SAC, not {type(model).__name__}")
 
 
@@ -309,10 +309,10 @@ class NetworkTimer:
         policy = model.policy
         decide = "forward" if isinstance(model, OnPolicyAlgorithm) else "_predict"
         setattr(policy, decide, self._timed(getattr(policy, decide), "decide_s"))
-        model.train = self._timed(model.train, "train_s")  # type: ignore[method-assign]
+        model.train = self._timed(model.train, "train_s")  # type: ignore[attr-defined]
         buffer = getattr(model, "replay_buffer", None)
         if buffer is not None:
-            buffer.sample = self._timed(buffer.sample, "sample_s")  # type: ignore[method-assign]
+            buffer.sample = self._timed(buffer.sample, "sample_s")
         for optimizer in optimizers(model):
             optimizer.step = self._timed(optimizer.step, "optimizer_s")
 
@@ -359,9 +359,9 @@ def ann_decision_layers(model: BaseAlgorithm) -> list[nn.Linear]:
     if isinstance(policy, DQNPolicy):
         modules: list[nn.Module] = [policy.q_net.q_net]
     elif isinstance(model, OnPolicyAlgorithm):
-        modules = [policy.mlp_extractor.policy_net, policy.action_net]  # type: ignore[list-item]
+        modules = [policy.mlp_extractor.policy_net, policy.action_net]  # type: ignore[union-attr,list-item]
     elif isinstance(policy, SACPolicy):
-        modules = [policy.actor.latent_pi, policy.actor.mu, policy.actor.log_std]
+        modules = [policy.actor.latent_pi, policy.actor.mu, policy.actor.log_std]  # type: ignore[list-item]
     else:
         raise ValueError(f"agent.algo: the spiking bench measures DQN, PPO/A2C and SAC, not {type(model).__name__}")
     return [layer for module in modules for layer in module.modules() if isinstance(layer, nn.Linear)]
@@ -396,7 +396,7 @@ def decision_latencies(models: dict[str, BaseAlgorithm], calls: int, rng: np.ran
         assert env is not None
         first = env.reset()
         one = {key: value[:1] for key, value in first.items()} if isinstance(first, dict) else first[:1]
-        observations[kind] = model.policy.obs_to_tensor(one)[0]
+        observations[kind] = model.policy.obs_to_tensor(one)[0]  # type: ignore[arg-type]  # never a tuple here
     per_round = max(calls // rounds, 1)
     samples: dict[str, list[float]] = {kind: [] for kind in models}
     kinds = list(models)
@@ -550,9 +550,9 @@ def bench_pair(pair: SpikingPair, settings: SpikingSettings, rng: np.random.Gene
     spiking_rate = statistics.median(t.steps_per_s for t in timings["spiking"])
     ann_decide, ann_learn = network_time_fractions(timings["ann"])
     spiking_decide, spiking_learn = network_time_fractions(timings["spiking"])
-    model = mac_model_steps_per_s(ann_rate, ann_decide, ann_learn, ratios["decide"], ratios["learn"])
+    mac_model = mac_model_steps_per_s(ann_rate, ann_decide, ann_learn, ratios["decide"], ratios["learn"])
     one_ratio_model = mac_model_steps_per_s(ann_rate, ann_decide, ann_learn, ratios["all"], ratios["all"])
-    verdicts = judge(pair.algo, spiking_rate, ann_rate, model)
+    verdicts = judge(pair.algo, spiking_rate, ann_rate, mac_model)
 
     def optimizer_s_per_step(runs: list[RepeatTiming]) -> float:
         return sum(t.optimizer_s for t in runs) / sum(t.steps for t in runs)
@@ -578,7 +578,7 @@ def bench_pair(pair: SpikingPair, settings: SpikingSettings, rng: np.random.Gene
         spiking_optimizer_fraction=optimizer_fraction(timings["spiking"]),
         measured_net_time_ratio=net_s_per_step(timings["spiking"]) / net_s_per_step(timings["ann"]),
         optimizer_time_ratio=optimizer_s_per_step(timings["spiking"]) / optimizer_s_per_step(timings["ann"]),
-        model_steps_per_s=model, model_steps_per_s_one_ratio=one_ratio_model,
+        model_steps_per_s=mac_model, model_steps_per_s_one_ratio=one_ratio_model,
         ratio_to_model=verdicts.ratio_to_model, min_ratio_to_model=MIN_RATIO_TO_MODEL, met_model=verdicts.met_model,
         latency_s_ann=latency["ann"], latency_s_spiking=latency["spiking"],
         energy=energy, ann_timings=[asdict(t) for t in timings["ann"]],
@@ -591,7 +591,9 @@ def bench_pair(pair: SpikingPair, settings: SpikingSettings, rng: np.random.Gene
 def peak_memory(pair: SpikingPair, settings: SpikingSettings) -> tuple[float, float]:
     """Peak RSS (MiB) of the ANN twin and the spiking agent, each in its own fresh process."""
     job = MemoryJob(pair.overrides, settings.steps(pair.algo), settings.seed, settings.torch_threads)
-    peaks = [time_in_fresh_process(name, "its fast env (memory)", job, target=_memory_child)["peak_rss_mib"]
+    peaks = [time_in_fresh_process(name, "its fast env (memory)", job,  # type: ignore[arg-type]  # _memory_child's
+                                   target=_memory_child)["peak_rss_mib"]
+
              for name in (pair.ann, pair.spiking)]
     return peaks[0], peaks[1]
 
@@ -663,7 +665,7 @@ class LeakyStack(nn.Module):
         self.timesteps = timesteps
 
     def forward(self, features: Any) -> Any:
-        membranes = [neuron.init_leaky() for neuron in self.neurons]
+        membranes = [neuron.init_leaky() for neuron in self.neurons]  # type: ignore[operator]  # snnTorch Leaky
         total = 0
         for _ in range(self.timesteps):
             spikes = features

@@ -140,7 +140,7 @@ def step_counts(model: BaseAlgorithm, settings: TrainingSettings) -> tuple[int, 
     if isinstance(model, OnPolicyAlgorithm):
         rollout = model.n_steps * model.n_envs
         return rollout, rollout * settings.rollouts
-    return model.learning_starts + 20 * model.n_envs, settings.off_policy_steps
+    return model.learning_starts + 20 * model.n_envs, settings.off_policy_steps  # type: ignore[attr-defined]
 
 
 def time_training(config_name: str, env_kind: str, settings: TrainingSettings) -> dict[str, Any]:
@@ -150,8 +150,9 @@ def time_training(config_name: str, env_kind: str, settings: TrainingSettings) -
 
     config, choice = resolve_backend(load_config(PRESETS / config_name, [f"training.seed={settings.seed}"]))
     env: VecEnv = make_env(config)
-    backend = choice.backend
+    backend: str = choice.backend
     if env_kind == "zero-cost":
+
         observation_space, action_space = env.observation_space, env.action_space
         env.close()
         env = ZeroCostVecEnv(observation_space, action_space, config.env.n_envs, seed=settings.seed)

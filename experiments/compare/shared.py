@@ -195,7 +195,8 @@ def run_shared_grid(comparison: Comparison, target: StorageTarget, study_name: s
             outcome.by_this_machine += str(complete[-1].user_attrs.get(RUN_DIR_ATTR, "")).startswith(f"{host}:")
         else:
             errors = [trial.user_attrs.get(ERROR_ATTR) for trial in mine if trial.user_attrs.get(ERROR_ATTR)]
-            outcome.failed[cell] = errors[-1] if errors else "not run"
+            outcome.failed[cell] = str(errors[-1]) if errors else "not run"
+
     say(f"study {study_name}: {len(outcome.complete)} of {len(states)} cells complete "
         f"({outcome.by_this_machine} on this machine)")
     refresh_grid_layout(comparison.folder, list(comparison.variants))
@@ -233,10 +234,10 @@ def collect_study_results(comparison: Comparison, study: Study) -> list[dict[str
     """One row per cell and condition from the study's complete trials, whichever machine ran them
     (a cell run twice: its latest trial)."""
     latest: dict[Cell, FrozenTrial] = {}
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        cell = trial_cell(trial)
+    for done in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        cell = trial_cell(done)
         if cell is not None:
-            latest[cell] = trial  # trials come in creation order
+            latest[cell] = done  # trials come in creation order
     rows, missing = [], []
     for cell in comparison.cells():
         trial = latest.get(cell)

@@ -114,7 +114,9 @@ class CompareSpec(StrictModel):
     seeds: PositiveInt | list[NonNegativeInt] = 5
     scenarios: list[str] | None = Field(default=None, min_length=1)
     fixed: dict[str, Any] = Field(default_factory=dict)
-    conditions: dict[str, dict[str, Any] | None] = Field(default_factory=lambda: {"clean": {}}, min_length=1)
+    conditions: dict[str, dict[str, Any] | None] = Field(
+        default_factory=lambda: {"clean": {}}, min_length=1)  # type: ignore[arg-type]  # {}: dict[Never, Never]
+
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     quick: QuickSpec | None = None
     root: str = "runs/compare"  # relative to the working directory, like logging.root
@@ -356,8 +358,8 @@ def _check_overrides(spec: CompareSpec, fixed: dict[str, Any], quick: bool, sour
             if path in fixed:
                 raise ConfigError(f"{source}: variants.{name}.{path}: also under fixed, which would override it "
                                   "in every cell; a field is either varied or fixed")
-    for name, overrides in spec.conditions.items():
-        for path in overrides or {}:
+    for name, condition in spec.conditions.items():
+        for path in condition or {}:
             if not any(path == field or path.startswith(f"{field}.") for field in CONDITION_FIELDS):
                 raise ConfigError(f"{source}: conditions.{name}.{path}: a condition changes how the trained model "
                                   f"is evaluated, not the model; allowed: {', '.join(CONDITION_FIELDS)} "

@@ -108,8 +108,9 @@ def fail_dead_trials(study: optuna.Study, target: StorageTarget, folder: Path,
         if not target.is_journal:
             running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
             optuna.storages.fail_stale_trials(study)  # the storage's callback re-queues them
-            failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            return sorted(t.number for t in failed if t.number in running)
+            failed_trials = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            return sorted(t.number for t in failed_trials if t.number in running)
+
         # Optuna offers no public call to fail another worker's trial; fail_stale_trials does the same.
         retry = RetryHeartbeatStaleTrialCallback(max_retry=heartbeat.max_retry)
         failed = []

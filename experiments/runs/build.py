@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.vec_env import VecEnv
 
+__all__ = ["BuiltRun", "build_model", "build_run", "load_model", "make_env", "resolve_backend"]
+
 TRAIN_STREAM = 0  # seed stream of the training envs
 EVAL_STREAM = 1  # seed stream of evaluation envs during training
 POSTHOC_EVAL_STREAM = 2  # seed stream of `neurodrive evaluate`, unseen during training

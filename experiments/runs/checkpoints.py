@@ -68,7 +68,8 @@ def _rng_state(model: BaseAlgorithm) -> dict[str, Any]:
     space_state = model.action_space.np_random.bit_generator.state
     return {
         "torch": torch.get_rng_state(),
-        "numpy_keys": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_keys": torch.from_numpy(np.asarray(keys).astype(np.int64)),
+
         "numpy_rest": [int(position), int(has_gauss), float(cached_gaussian)],
         "random": json.dumps(random.getstate()),
         "action_space": json.dumps(space_state),
@@ -85,7 +86,7 @@ def restore_rng(state: dict[str, Any], model: BaseAlgorithm) -> None:
     model.action_space.np_random.bit_generator.state = json.loads(state["action_space"])
 
 
-def picklable_env(vec_env: VecEnv) -> VecEnv | None:
+def picklable_env(vec_env: VecEnv | None) -> VecEnv | None:
     """highway-env's Python envs pickle with their full state; native EnvPool pools do not."""
     return vec_env if isinstance(vec_env, DummyVecEnv) else None
 

@@ -22,6 +22,8 @@ from experiments.files import write_json_atomic
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
+__all__ = ["RunFolder", "create_run_dir"]
+
 MODELS = ("final", "best")  # which model of a run folder `neurodrive evaluate --model` loads
 LIBRARIES = ("neurodrive", "stable-baselines3", "sb3-contrib", "gymnasium", "highway-env",
              "envpool", "torch", "numpy", "optuna", "pydantic")

@@ -37,6 +37,8 @@ from experiments.runs.errors import RunInterrupted
 from experiments.runs.folder import LIBRARIES, RunFolder, create_run_dir, platform_commit
 from experiments.runs.history import EvaluationHistory
 
+__all__ = ["TrainingSession", "resume", "train"]
+
 logger = logging.getLogger("neurodrive.run")
 
 EvaluationHook = Callable[[dict[str, Any]], bool | None]
@@ -105,7 +107,7 @@ def resume(
     try:
         model = load_model(config, checkpoint.model_path, env=env)
         if checkpoint.replay_buffer_path.is_file():
-            model.load_replay_buffer(checkpoint.replay_buffer_path)
+            model.load_replay_buffer(checkpoint.replay_buffer_path)  # type: ignore[attr-defined]  # off-policy only
     except Exception as error:  # SB3 raises many types for a foreign or corrupt zip
         env.close()
         eval_env.close()
@@ -137,6 +139,7 @@ class TrainingSession:
         self.config = config
         self.meta = meta
         self.model = built.model
+        assert built.eval_env is not None  # train and resume build evaluation envs
         self.eval_env = built.eval_env
         self.history = history
         self.start_step = start_step
@@ -181,7 +184,9 @@ class TrainingSession:
             raise
         finally:
             interrupt.restore()
-            model.get_env().close()
+            if (env := model.get_env()) is not None:
+                env.close()
+
             if self.eval_env is not None:
                 self.eval_env.close()
         model.save(run.model_path)

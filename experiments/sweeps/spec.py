@@ -183,9 +183,9 @@ class ParameterSpec(StrictModel):
             return list(range(low, high + 1, int(self.step or 1)))
         if self.step is None:
             raise ValueError(f"parameters.{path}: the grid sampler needs a step for a float range")
-        low, high = self.float_range  # type: ignore[misc]
-        count = int(np.floor((high - low) / self.step + 1e-9)) + 1
-        return [low + index * self.step for index in range(count)]
+        start, stop = self.float_range  # type: ignore[misc]
+        count = int(np.floor((stop - start) / self.step + 1e-9)) + 1
+        return [start + index * self.step for index in range(count)]
 
 
 class ObjectiveSpec(StrictModel):
@@ -365,7 +365,8 @@ class Sweep:
             options.setdefault("constant_liar", True)  # parallel workers avoid sampling the same point
         if spec.type == "grid":
             return optuna.samplers.GridSampler(self.grid_space(), seed=seed)
-        return SAMPLERS[spec.type](seed=seed, **options)
+        return SAMPLERS[spec.type](seed=seed, **options)  # type: ignore[call-arg]  # each listed sampler takes one
+
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
         return PRUNERS[self.spec.pruner.type](**self.spec.pruner.options)
@@ -546,7 +547,8 @@ def _check_sampler_and_pruner(sweep: Sweep) -> None:
 
 
 def _check_options(cls: type, options: dict[str, Any], where: str, reserved: tuple[str, ...]) -> None:
-    accepted = [name for name in inspect.signature(cls.__init__).parameters
+    accepted = [name for name in inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+
                 if name != "self" and name not in reserved]
     for key in options:
         if key not in accepted:

@@ -175,7 +175,7 @@ class TrialObjective:
             per_seed = [final.get(metric) for final in finals]
             if any(value is None for value in per_seed):
                 raise ValueError(f"objective: the runs of trial {trial.number} report no {metric}")
-            values.append(float(np.mean(per_seed)))
+            values.append(float(np.mean([final[metric] for final in finals])))
         trial.set_user_attr(SEED_VALUES_ATTR, {m: [final[m] for final in finals] for m in sweep.metrics})
         return values[0] if len(values) == 1 else values
 
@@ -193,7 +193,9 @@ def prepare_study(sweep: Sweep, target: StorageTarget) -> optuna.Study:
     """
     with target.setup_lock():
         storage = target.open(sweep.spec.heartbeat)
-        study = optuna.create_study(study_name=sweep.study_name, storage=storage, directions=sweep.directions,
+        study = optuna.create_study(study_name=sweep.study_name, storage=storage,
+                                    directions=sweep.directions,  # type: ignore[arg-type]  # maximize or minimize
+
                                     load_if_exists=True)
         fingerprint = sweep.fingerprint()
         saved = study.user_attrs.get(FINGERPRINT_ATTR)

@@ -159,8 +159,9 @@ class SpikingMLP(NetworkPart):
         self.timesteps = config.timesteps
         self.encoder = ENCODERS.make(encoder_spec(config.encoder), in_features=in_features)
         sizes = [self.encoder.out_features, *hidden]
-        self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in pairwise(sizes))
-        initialise(self.layers, config.init)
+        linears = [nn.Linear(n_in, n_out) for n_in, n_out in pairwise(sizes)]
+        initialise(linears, config.init)
+        self.layers = nn.ModuleList(linears)
         self.neurons = nn.ModuleList(
             LIF(size, config.beta, config.threshold, config.surrogate_slope, config.learn_beta, config.reset)
             for size in hidden)
@@ -194,10 +195,11 @@ class SpikingMLP(NetworkPart):
         """Multiply-accumulates this implementation computes per input row on dense hardware (a CPU):
         each spiking layer's product runs over all T steps; a held current (direct encoding) and the
         readout run once. The speed limit of a spiking network against its ANN twin is their ratio."""
-        first = self.layers[0].in_features * self.layers[0].out_features
+        first = self.encoder.out_features * self.hidden[0]  # the layers' fan-in x fan-out, as built
         if self.encoder.spiking:
             first *= self.timesteps
-        hidden = self.timesteps * sum(layer.in_features * layer.out_features for layer in self.layers[1:])
+        hidden = self.timesteps * sum(n_in * n_out for n_in, n_out in pairwise(self.hidden))
+
         return self.encoder.encoding_macs() + first + hidden + self.hidden[-1] * self.readout_fan_out
 
     # The network policies' hooks (``neuro.networks.NetworkPart``) -----------------------------------

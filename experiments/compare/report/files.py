@@ -46,7 +46,8 @@ def write_csv(path: Path, rows: Sequence[Entry]) -> None:
         writer = csv.writer(handle)
         writer.writerow(header)
         for row in rows:
-            snn = row.get("snn") if isinstance(row.get("snn"), dict) else {}
+            snn: dict[str, Any] = row["snn"] if isinstance(row.get("snn"), dict) else {}
+
             values = [row.get(key) for key in ROW_FIELDS + extra] + [snn.get(key) for key in snn_keys]
             values += [json.dumps(json_safe(row.get(key))) for key in LIST_FIELDS]
             writer.writerow(["" if value is None else json.dumps(json_safe(value))
