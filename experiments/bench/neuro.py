@@ -31,6 +31,8 @@ from experiments.bench.section import BenchOptions
 from experiments.config import ConfigError, ExperimentConfig, load_config
 from experiments.presets import PRESETS
 from experiments.runs.build import build_run, resolve_backend
+from neuro.modulation import MODULATOR_REGISTRIES
+from neuro.registry import Registry, SpecError
 
 # Neuro section: the TD-error modules timed against stock SB3 (YAML-style ``neuro.dopamine`` specs).
 DOPAMINE_SPECS: tuple[dict[str, Any], ...] = (
@@ -45,16 +47,23 @@ DOPAMINE_SPECS: tuple[dict[str, Any], ...] = (
     {"type": "distributional", "n_channels": 11, "code": "quantile", "acting": "cvar=0.25"},
     {"type": "distributional", "n_channels": 51, "code": "quantile"},
 )
-# Neuromodulators timed against the platform agent with REFERENCE_DOPAMINE and no modulator: (kind under
-# ``neuro:``, spec), default parameters. PPO's exploration modulator scales ent_coef: highway_ppo.yaml's 0.01,
-# the same in the reference.
+
+
+def _takes_defaults(registry: Registry[Any], name: str) -> bool:
+    try:
+        registry.check({"type": name})
+    except SpecError:  # a required parameter (``schedule``'s shape): no default spec to time
+        return False
+    return True
+
+
+# Neuromodulators timed against the platform agent with REFERENCE_DOPAMINE and no modulator: every one the
+# registries hold that runs on its default parameters, as (kind under ``neuro:``, spec). PPO's exploration
+# modulator scales ent_coef: highway_ppo.yaml's 0.01, the same in the reference.
 REFERENCE_DOPAMINE: dict[str, Any] = {"type": "standard"}
 MODULATOR_SPECS: tuple[tuple[str, dict[str, Any]], ...] = tuple(
-    (kind, {"type": name}) for kind, names in (
-        ("learning_rate", ("surprise", "volatility", "meta")),
-        ("exploration", ("surprise", "reward_trend", "meta")),
-        ("discount", ("reward_rate", "td_variance", "meta")),
-    ) for name in names
+    (kind, {"type": name}) for kind, registry in MODULATOR_REGISTRIES.items() for name in registry.entries
+    if _takes_defaults(registry, name)
 )
 # What one bench row times: (kind, spec); ("dopamine", None) is stock SB3.
 VARIANTS: tuple[tuple[str, dict[str, Any] | None], ...] = (
