@@ -36,6 +36,7 @@ def test_every_example_is_tested():
         "dopamine_dqn.py", "load_run.py", "train_from_config.py"]
 
 
+@pytest.mark.slow
 def test_dopamine_dqn_example(tmp_path):
     import torch
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -73,6 +74,7 @@ def greedy_actions(model_zip: Path, observations: np.ndarray) -> list[int]:
     return [int(action) for action in x.argmax(axis=1)]
 
 
+@pytest.mark.slow
 def test_train_from_config_and_load_run_examples(tmp_path):
     from envs import make_vec_env
 

@@ -9,8 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments" / "presets"  # the ready YAML files
+# Both backends, for tests showing the platform behaves alike on each: the highway-env twin is 4-10x slower,
+# so it runs in the slow lane (CI runs both; `pytest -m "not slow"` is the fast local lane).
+BOTH_BACKENDS = ["envpool", pytest.param("highway-env", marks=pytest.mark.slow)]
 
 # A comparison's body without name, experiment or root: two variants x one seed of smoke.yaml, 200 steps
 # each (evaluated at 100 and 200), judged clean on 2 native episodes.
@@ -47,8 +52,6 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 
 def postgres_url() -> str:
     """The test PostgreSQL server's URL (``NEURODRIVE_TEST_PG_URL``, set by ``.ci/run``); skips without it."""
-    import pytest
-
     from experiments.config import ConfigError
     from experiments.distributed.storage import StorageTarget
 

@@ -15,6 +15,7 @@ from agents.dopamine_ppo import DopaminePPO
 from agents.registry import build
 from envs import make_vec_env
 from neuro.dopamine import AsymmetricTD
+from tests_support import BOTH_BACKENDS
 
 DQN_ARGS = {"learning_starts": 32, "buffer_size": 500, "batch_size": 16, "train_freq": 1,
             "target_update_interval": 40, "policy_kwargs": {"net_arch": [32, 32]}}
@@ -36,7 +37,7 @@ def assert_same_parameters(ours, stock):
         assert torch.equal(ours_param, stock_param), name
 
 
-@pytest.mark.parametrize("backend", ["envpool", "highway-env"])
+@pytest.mark.parametrize("backend", BOTH_BACKENDS)
 def test_standard_dqn_is_stock_dqn(backend):
     """Same seed, same config: identical parameters after 170 gradient updates."""
     ours = DopamineDQN("MlpPolicy", make_vec_env("highway-fast-v0", 1, seed=4, backend=backend),

@@ -18,6 +18,7 @@ from agents.registry import build, check_neuro, get_algorithm
 from envs import make_vec_env
 from neuro.dopamine import DopamineModule
 from neuro.modulation import Modulator
+from tests_support import BOTH_BACKENDS
 
 DQN_ARGS = {"learning_starts": 32, "buffer_size": 500, "batch_size": 16, "train_freq": 1,
             "target_update_interval": 40, "policy_kwargs": {"net_arch": [32, 32]}}
@@ -31,7 +32,7 @@ def assert_same_parameters(ours, stock):
         assert torch.equal(ours_param, stock_param), name
 
 
-@pytest.mark.parametrize("backend", ["envpool", "highway-env"])
+@pytest.mark.parametrize("backend", BOTH_BACKENDS)
 @pytest.mark.parametrize("spec", [{"type": "constant", "value": 7e-4}, {"type": "constant"}], ids=["value", "own"])
 def test_constant_learning_rate_is_stock_dqn(backend, spec):
     ours = DopamineDQN("MlpPolicy", make_vec_env("highway-fast-v0", 1, seed=4, backend=backend),
@@ -45,7 +46,7 @@ def test_constant_learning_rate_is_stock_dqn(backend, spec):
     assert_same_parameters(ours, stock)
 
 
-@pytest.mark.parametrize("backend", ["envpool", "highway-env"])
+@pytest.mark.parametrize("backend", BOTH_BACKENDS)
 def test_constant_learning_rate_is_stock_ppo(backend):
     ours = DopaminePPO("MlpPolicy", make_vec_env("highway-fast-v0", 2, seed=4, backend=backend), seed=4,
                        device="cpu", neuro={"learning_rate": {"type": "constant", "value": 2e-4}},
@@ -107,7 +108,8 @@ class OptimizerRate(BaseCallback):
         return True
 
 
-@pytest.mark.parametrize(("length", "seed"), [(1, 0), (1, 1), (1, 2), (3, 0)],
+@pytest.mark.parametrize(("length", "seed"), [(1, 0), pytest.param(1, 1, marks=pytest.mark.slow),
+                                           pytest.param(1, 2, marks=pytest.mark.slow), (3, 0)],
                          ids=["bandit-0", "bandit-1", "bandit-2", "chain3-0"])
 def test_surprise_raises_the_optimizers_rate_after_a_reversal_and_lets_it_decay(length, seed):
     """Pearce-Hall in DQN: the world is stable for 600 episodes, then the arms swap (as a bandit, and

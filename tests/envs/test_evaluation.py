@@ -14,9 +14,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from envs import get_scenario, make_vec_env
 from envs.evaluation import DrivingMetrics, evaluate_driving
+from tests_support import BOTH_BACKENDS
 
 IDLE, FASTER, SLOWER = 1, 3, 4
-BACKENDS = ["envpool", "highway-env"]
 N_ENVS = {"envpool": 4, "highway-env": 1}  # highway-env runs n_envs > 1 in subprocesses: slow on small machines
 
 
@@ -67,7 +67,7 @@ def fixed_length_envs(lengths, action_space) -> DummyVecEnv:
 
 
 @pytest.mark.parametrize("action", [IDLE, SLOWER])  # IDLE always crashes here, SLOWER never: both flags checked
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BOTH_BACKENDS)
 def test_returns_and_lengths_match_sb3_evaluate_policy(backend, action):
     n_envs = 2 if backend == "envpool" else 1
     policy = ConstantPolicy(action)
@@ -89,7 +89,7 @@ def test_returns_and_lengths_match_sb3_evaluate_policy(backend, action):
     assert summary["success_rate"] is None
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BOTH_BACKENDS)
 def test_always_faster_crashes_every_time(backend):
     """Reference statistics: always-FASTER crashes in 100% of episodes on both backends."""
     def env():
@@ -104,7 +104,7 @@ def test_always_faster_crashes_every_time(backend):
     assert metrics.summary()["mean_speed"] > 25.0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BOTH_BACKENDS)
 def test_a_constant_policy_has_a_one_action_histogram_and_is_warned_about(backend, caplog):
     def env():
         return make_vec_env("highway-fast-v0", N_ENVS[backend], seed=0, backend=backend)
@@ -162,7 +162,7 @@ def test_continuous_actions_report_their_spread_over_counted_episodes():
     assert summary["dominant_action"] is None
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BOTH_BACKENDS)
 def test_continuous_actions_on_racetrack(backend):
     """A real Box scenario on each backend: one env, so every action fed belongs to a counted episode."""
     steering = np.sin(np.arange(400))[:, None] * 0.8  # varied, known in advance

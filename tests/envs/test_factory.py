@@ -16,6 +16,7 @@ from envs import (
     make_vec_env,
 )
 from envs.scenarios import envpool_kwargs
+from tests_support import BOTH_BACKENDS
 
 
 def test_auto_picks_envpool_only_for_verified_ports():
@@ -111,7 +112,7 @@ def test_seed_streams_keep_per_env_seed_across_pool_sizes():
         env_seeds(-1, 2)
 
 
-@pytest.mark.parametrize("backend", ["envpool", pytest.param("highway-env", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("backend", BOTH_BACKENDS)
 def test_same_seed_same_trajectory(backend):
     def rollout(seed):
         vec_env = make_vec_env("highway-fast-v0", 2, seed=seed, backend=backend)

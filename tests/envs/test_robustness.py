@@ -256,7 +256,8 @@ ALL_FOUR = [{"type": "observation_noise", "std": 0.05}, {"type": "sensor_dropout
             {"type": "observation_delay", "steps": 2}, {"type": "action_delay", "steps": 1}]
 
 
-@pytest.mark.parametrize("backend, steps", [("envpool", 40), ("highway-env", 31)])  # 31: past one time limit
+# 31: past one time limit
+@pytest.mark.parametrize("backend, steps", [("envpool", 40), pytest.param("highway-env", 31, marks=pytest.mark.slow)])
 def test_wrappers_run_on_both_backends(backend, steps):
     env = make_vec_env("highway-fast-v0", 2, seed=0, backend=backend, wrappers=robustness_wrappers(ALL_FOUR))
     try:

@@ -41,6 +41,7 @@ def test_an_answer_larger_than_a_pipe_buffer_comes_back_whole() -> None:
     assert result.ok and result.value == big
 
 
+@pytest.mark.slow
 def test_a_job_past_its_time_limit_is_killed() -> None:
     start = time.monotonic()
     [result] = run_jobs([Job("slow", worker_jobs.sleeps, (60,))], timeout_s=2)
@@ -48,6 +49,7 @@ def test_a_job_past_its_time_limit_is_killed() -> None:
     assert result.timed_out and not result.ok and result.exitcode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 def test_at_most_workers_jobs_run_at_once() -> None:
     # Three 1.5 s sleeps, one worker at a time: at least 4.5 s; two at a time, the third waits for a free one.
     start = time.monotonic()
@@ -93,6 +95,7 @@ def start_parent(folder: Path, grace_s: float) -> subprocess.Popen[str]:
     return parent
 
 
+@pytest.mark.slow
 def test_ctrl_c_to_the_parent_alone_reaches_the_workers_which_save(tmp_path: Path) -> None:
     parent = start_parent(tmp_path, grace_s=1)
     os.kill(parent.pid, signal.SIGINT)  # a script's parent, its workers out of reach of the signal

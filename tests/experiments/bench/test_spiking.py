@@ -262,6 +262,7 @@ def test_peak_memory_comes_from_a_fresh_process_per_row_not_its_parent() -> None
     assert 50 < ann < parent_peak - 500 and 50 < spiking_peak < parent_peak - 500  # torch and SB3: > 50 MiB
 
 
+@pytest.mark.slow
 def test_peak_memory_child_names_the_row_when_it_fails() -> None:
     broken = SpikingPair("dqn", "spiking/dqn_ann.yaml", "spiking/dqn_spiking.yaml", ("agent.hyperparameters.nope=1",))
     with pytest.raises(RuntimeError, match="spiking/dqn_ann.yaml"):

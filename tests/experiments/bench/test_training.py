@@ -179,6 +179,7 @@ def error_within(seconds: float, call: Callable[[], Any]) -> BaseException:
     return raised[0]
 
 
+@pytest.mark.slow
 def test_a_child_killed_without_reporting_is_an_error_naming_the_row_at_once() -> None:
     start = time.monotonic()
     error = error_within(30, lambda: time_in_fresh_process("highway_ppo.yaml", "platform", TrainingSettings(),
@@ -190,6 +191,7 @@ def test_a_child_killed_without_reporting_is_an_error_naming_the_row_at_once() -
     assert not multiprocessing.active_children()
 
 
+@pytest.mark.slow
 def test_a_child_past_its_timeout_is_stopped_and_an_error() -> None:
     start = time.monotonic()
     error = error_within(20, lambda: time_in_fresh_process("highway_dqn.yaml", "zero-cost", TrainingSettings(),
@@ -200,6 +202,7 @@ def test_a_child_past_its_timeout_is_stopped_and_an_error() -> None:
     assert not multiprocessing.active_children()  # killed, not left sleeping
 
 
+@pytest.mark.slow
 def test_a_child_that_reports_and_exits_gives_its_result() -> None:
     result = time_in_fresh_process("highway_ppo.yaml", "platform", TrainingSettings(rollouts=7), timeout_s=60,
                                    target=_reporting_child)

@@ -12,7 +12,7 @@ import yaml
 from stable_baselines3 import DQN
 
 from envs import SCENARIOS
-from tests_support import EXPERIMENTS
+from tests_support import BOTH_BACKENDS, EXPERIMENTS
 
 
 def neurodrive(*args: str, cwd: Path | None = None, env_extra: dict[str, str] | None = None
@@ -81,7 +81,7 @@ def test_best_model_is_the_model_at_the_best_evaluation(run_dir):
     assert report["model"] == "best" and report["summary"]["n_episodes"] == 2
 
 
-@pytest.mark.parametrize("backend", [pytest.param("highway-env", marks=pytest.mark.slow), "envpool"])
+@pytest.mark.parametrize("backend", BOTH_BACKENDS)
 def test_evaluate_on_either_backend(run_dir, backend):
     result = neurodrive("evaluate", str(run_dir), "--episodes", "3", "--backend", backend)
     assert result.returncode == 0, result.stderr
@@ -127,6 +127,7 @@ def test_bad_config_fails_before_any_work(tmp_path):
     assert not root.exists()
 
 
+@pytest.mark.slow
 def test_evaluate_errors_name_the_problem(tmp_path, run_dir):
     result = neurodrive("evaluate", str(tmp_path / "missing"))
     assert result.returncode == 2 and "no such run folder" in result.stderr
@@ -155,6 +156,7 @@ def train_briefly(experiment: Path, root: Path, *settings: str) -> subprocess.Co
     return neurodrive("train", str(experiment), *(arg for setting in quick for arg in ("--set", setting)))
 
 
+@pytest.mark.slow
 def test_train_with_a_dopamine_module_logs_it(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -172,6 +174,7 @@ def test_train_with_a_dopamine_module_logs_it(tmp_path):
     assert b"neuro.dopamine.type" in hparams and b"distributional" in hparams
 
 
+@pytest.mark.slow
 def test_train_with_modulators_logs_every_value_and_signal(tmp_path):
     """PPO with a modulator of each kind: TensorBoard scalars per update, HParams, eval.json's values."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

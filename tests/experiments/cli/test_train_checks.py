@@ -57,6 +57,7 @@ def test_a_misspelt_override_is_blamed_on_set_with_a_suggestion(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_misspelt_file_key_is_blamed_on_the_file_even_beside_overrides(tmp_path, misspelt):
     line = one_line_error(neurodrive("train", str(misspelt), *with_settings(
         f"logging.root={tmp_path}", "training.seed=3")))
@@ -66,6 +67,7 @@ def test_a_misspelt_file_key_is_blamed_on_the_file_even_beside_overrides(tmp_pat
     assert "--set" not in line
 
 
+@pytest.mark.slow
 def test_an_env_config_key_is_checked_and_does_not_move_the_run_to_highway_env(tmp_path):
     """Under ``backend: auto`` a key the scenario lacks used to pick the highway-env backend and change nothing."""
     line = one_line_error(neurodrive("train", str(SMOKE), *with_settings(
@@ -75,6 +77,7 @@ def test_an_env_config_key_is_checked_and_does_not_move_the_run_to_highway_env(t
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_malformed_yaml_is_one_line_with_its_position(tmp_path):
     line = one_line_error(neurodrive("train", str(SMOKE), "--set", "training.total_timesteps=[1"))
     assert line == ("error: --set training.total_timesteps: malformed YAML: expected ',' or ']', "
@@ -85,6 +88,7 @@ def test_malformed_yaml_is_one_line_with_its_position(tmp_path):
     assert line.startswith(f"error: {broken}: malformed YAML: ") and line.endswith("at line 3, column 1")
 
 
+@pytest.mark.slow
 def test_a_value_highway_env_cannot_build_is_a_config_error(tmp_path):
     observation = "env.config.observation={type: GrayscaleObservation, observation_shape: [36], stack_size: 2}"
     line = one_line_error(neurodrive("train", str(SMOKE), *with_settings(
@@ -93,6 +97,7 @@ def test_a_value_highway_env_cannot_build_is_a_config_error(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_policy_the_observation_does_not_fit_is_a_config_error(tmp_path):
     """SB3 asserts it (CnnPolicy on Kinematics vectors): one line naming the agent; the folder says failed."""
     result = neurodrive("train", str(SMOKE), *with_settings(

@@ -19,7 +19,7 @@ from experiments.runs.checkpoints import latest_checkpoint
 from experiments.runs.errors import CheckpointError
 from experiments.runs.session import resume, train
 from neuro.guards import NonFiniteError
-from tests_support import EXPERIMENTS
+from tests_support import BOTH_BACKENDS, EXPERIMENTS
 
 # DQN on the highway-env backend with one env: the case where resuming is exact.
 EXACT = ["env.backend=highway-env", "env.n_envs=1", "training.total_timesteps=500", "training.checkpoint_every=50",
@@ -218,7 +218,7 @@ def test_a_nan_stops_the_run_naming_quantity_and_step(tmp_path, monkeypatch):
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
 
 
-@pytest.mark.parametrize("backend", ["envpool", pytest.param("highway-env", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("backend", BOTH_BACKENDS)
 @pytest.mark.parametrize("algo", ["dqn", "ppo"])
 def test_same_seed_same_results(tmp_path, backend, algo):
     common = [f"env.backend={backend}", "training.total_timesteps=256", "training.eval_every=128",
