@@ -48,6 +48,7 @@ class DrivingEvalCallback(BaseCallback):
         self.success = success
         self.deterministic = deterministic
         self._last_eval_step = last_step
+        self._warned_dominant = False
 
     def _on_step(self) -> bool:
         if self.eval_every > 0 and self.num_timesteps - self._last_eval_step >= self.eval_every:
@@ -67,9 +68,12 @@ class DrivingEvalCallback(BaseCallback):
     def evaluate(self) -> dict[str, Any]:
         self._last_eval_step = self.num_timesteps
         with separate_spike_counts(self.model.policy) as spike_stats:  # kept apart from training's decisions
+            # The collapse warning once a run: each evaluation's own line and eval/action_fraction show the share.
             metrics = evaluate_driving(
-                self.model, self.eval_env, self.n_episodes, self.deterministic, self.success
+                self.model, self.eval_env, self.n_episodes, self.deterministic, self.success,
+                warn_dominant=not self._warned_dominant,
             )
+        self._warned_dominant = self._warned_dominant or metrics.dominant_action is not None
         record = {"step": self.num_timesteps, **metrics.summary()}
         neuro_values: dict[str, Any] = getattr(self.model, "neuro_values", dict)()  # modulated meta-parameters
 

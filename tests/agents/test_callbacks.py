@@ -150,3 +150,22 @@ def test_every_hook_sees_every_record_even_after_a_stop_vote(model):
     model.learn(1000, callback=callback)
     assert first == [100] and second == [100]
     assert callback.stopped_early == 100
+
+
+def test_a_collapsed_policy_is_warned_about_once_a_run_not_at_every_evaluation(model, caplog, monkeypatch):
+    import logging
+
+    faster = 3
+
+    def always_faster(observation, state=None, episode_start=None, deterministic=False):
+        return np.full(len(observation), faster), state
+
+    monkeypatch.setattr(model, "predict", always_faster)  # training and evaluation alike: every evaluation collapsed
+    records = []
+    callback = DrivingEvalCallback(make_vec_env("highway-fast-v0", 1, seed=0, stream=1), eval_every=100,
+                                   n_episodes=1, on_evaluation=records.append)
+    with caplog.at_level(logging.WARNING, logger="neurodrive.eval"):
+        model.learn(300, callback=callback)
+    assert len(records) == 4 and all(record["dominant_action"]["action"] == faster for record in records)
+    warnings = [record for record in caplog.records if "may have collapsed" in record.getMessage()]
+    assert len(warnings) == 1 and f"action {faster} took 100.0%" in warnings[0].getMessage()
