@@ -62,8 +62,8 @@ class Verdict:
     """What per-seed scores of a variant (X) against the baseline (Y) support, in one condition.
 
     ``outcome`` is "better" or "worse" when the p-value (``p_adjusted``, after any correction for multiplicity)
-    is below ``alpha``, the direction given by the probability of improvement; else "not_separated", which is
-    not evidence of no difference (see :func:`seeds_for_power`)."""
+    is at most ``alpha`` (the rule :func:`holm` and statsmodels use), the direction given by the probability of
+    improvement; else "not_separated", which is not evidence of no difference (see :func:`seeds_for_power`)."""
 
     outcome: Outcome
     probability_of_improvement: Estimate
@@ -92,7 +92,7 @@ class Verdict:
 
 
 def _outcome(p: float, probability_of_improvement: float, alpha: float) -> Outcome:
-    if p < alpha and probability_of_improvement != 0.5:
+    if p <= alpha and probability_of_improvement != 0.5:
         return "better" if probability_of_improvement > 0.5 else "worse"
     return "not_separated"
 
@@ -410,7 +410,11 @@ class SequentialDesign:
     note above ``_GRID_STEP`` for the precision; ``step`` is the grid step, lowered to a tenth of the smallest
     increment's SD). The information fraction takes the variance of the difference
     as known up to scale, so at the few seeds of a first look the error rates are approximate; the tests measure
-    them by simulating Welch-t grids."""
+    them by simulating Welch-t grids.
+
+    The design controls the error of one comparison. For m comparisons (variants x conditions) run under one
+    design, ``alpha / m`` per design (Bonferroni) keeps the family-wise error at ``alpha``; Holm's step-down has
+    group-sequential versions, not implemented here."""
 
     looks: tuple[int, ...]
     alpha: float = ALPHA

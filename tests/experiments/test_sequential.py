@@ -171,6 +171,7 @@ def test_holm_verdicts_decide_on_the_adjusted_p_values():
     assert corrected[0].p_adjusted == pytest.approx(8 * 2 / 252)
     assert corrected[0].outcome == "not_separated"  # 0.063: the eighth comparison costs the first its verdict
     assert holm_verdicts([one])[0].outcome == "better"
+    assert holm_verdicts([one], alpha=2 / 252)[0].outcome == "better"  # p at alpha rejects, as in holm()
     assert holm_verdicts([]) == []
 
 
