@@ -36,6 +36,7 @@ CORE = (
     "experiments.terminal",
     "experiments.presets",  # the ready YAML files
     "experiments.statistics",  # confidence intervals and comparison statistics, for every report
+    "experiments.sequential",  # verdicts, Holm, seeds for power and group-sequential designs, for comparisons
     "experiments.workers",  # the one worker-process runner
     "experiments.distributed",  # storage, heartbeats, trials and the queue that sweeps and shared grids share
     "experiments.dashboards",  # TensorBoard / optuna-dashboard servers and a grid's layout
