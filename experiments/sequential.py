@@ -20,10 +20,10 @@ from experiments.statistics import (
     CONFIDENCE,
     N_RESAMPLES,
     Estimate,
-    _bootstrap_distribution,
-    _check_bootstrap_arguments,
-    _percentile_interval,
     aggregate_iqm,
+    bootstrap_distribution,
+    check_bootstrap_arguments,
+    percentile_interval,
     probability_of_improvement_ci,
 )
 
@@ -108,13 +108,13 @@ def iqm_difference_ci(
     seeds of X and of Y independently (as :func:`experiments.statistics.probability_of_improvement_ci` does)."""
     x = _seed_scores(x_scores, "x_scores")[:, None]
     y = _seed_scores(y_scores, "y_scores")[:, None]
-    _check_bootstrap_arguments(confidence, n_resamples)
+    check_bootstrap_arguments(confidence, n_resamples)
 
     def difference(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.asarray(aggregate_iqm(xs) - aggregate_iqm(ys), dtype=float)
 
-    distribution = _bootstrap_distribution([x, y], difference, n_resamples, seed, x.size + y.size)
-    low, high = _percentile_interval(distribution, confidence)
+    distribution = bootstrap_distribution([x, y], difference, n_resamples, seed, x.size + y.size)
+    low, high = percentile_interval(distribution, confidence)
     return Estimate(float(difference(x, y)), float(low), float(high))
 
 

@@ -135,7 +135,8 @@ def _as_score_pair(
     return x, y
 
 
-def _check_bootstrap_arguments(confidence: float, n_resamples: int) -> None:
+def check_bootstrap_arguments(confidence: float, n_resamples: int) -> None:
+    """Refuse a confidence outside (0, 1) or a resample count below 1, naming the argument."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence: must lie in (0, 1), got {confidence}")
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 1:
@@ -152,7 +153,7 @@ def _resample_runs_within_tasks(
     return scores[run_index, np.arange(tasks)]
 
 
-def _bootstrap_distribution(
+def bootstrap_distribution(
     samples: Sequence[NDArray[np.float64]],
     batch_statistic: Callable[..., NDArray[np.float64]],
     n_resamples: int,
@@ -170,7 +171,7 @@ def _bootstrap_distribution(
     return np.concatenate(values, axis=0)
 
 
-def _percentile_interval(
+def percentile_interval(
     distribution: NDArray[np.float64], confidence: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Percentile bootstrap interval along the resample axis (rliable's default method)."""
@@ -235,7 +236,7 @@ def stratified_bootstrap_ci(
     statistic must reduce the last two axes of a (..., runs, tasks) array (as :func:`aggregate_iqm` does) and is
     called once per chunk of resamples; otherwise it is called once per resample with one (runs x tasks) array."""
     scores = _as_scores(scores_by_task, "scores_by_task", min_runs=2)
-    _check_bootstrap_arguments(confidence, n_resamples)
+    check_bootstrap_arguments(confidence, n_resamples)
 
     def batch_statistic(resamples: NDArray[np.float64]) -> NDArray[np.float64]:
         if not vectorized:
@@ -249,8 +250,8 @@ def stratified_bootstrap_ci(
             )
         return values
 
-    distribution = _bootstrap_distribution([scores], batch_statistic, n_resamples, seed, scores.size)
-    low, high = _percentile_interval(distribution, confidence)
+    distribution = bootstrap_distribution([scores], batch_statistic, n_resamples, seed, scores.size)
+    low, high = percentile_interval(distribution, confidence)
     return Estimate(float(statistic(scores)), float(low), float(high))
 
 
@@ -265,7 +266,7 @@ def aggregate_estimates(
     its stratified-bootstrap percentile interval (Agarwal et al. 2021). All share one set of resamples, as in
     rliable, so the intervals are mutually consistent."""
     array = _as_scores(scores, "scores", min_runs=2)
-    _check_bootstrap_arguments(confidence, n_resamples)
+    check_bootstrap_arguments(confidence, n_resamples)
     metrics: dict[str, Callable[[NDArray[np.float64]], NDArray[np.float64]]] = {
         "mean": aggregate_mean,
         "median": aggregate_median,
@@ -278,8 +279,8 @@ def aggregate_estimates(
     def all_metrics(resamples: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.stack([metric(resamples) for metric in metrics.values()], axis=-1)
 
-    distribution = _bootstrap_distribution([array], all_metrics, n_resamples, seed, array.size)
-    low, high = _percentile_interval(distribution, confidence)
+    distribution = bootstrap_distribution([array], all_metrics, n_resamples, seed, array.size)
+    low, high = percentile_interval(distribution, confidence)
     values = all_metrics(array)
     return {name: Estimate(float(values[i]), float(low[i]), float(high[i])) for i, name in enumerate(metrics)}
 
@@ -311,10 +312,10 @@ def probability_of_improvement_ci(
     the runs of X and of Y independently, each within task (Agarwal et al. 2021; rliable's
     StratifiedIndependentBootstrap)."""
     x, y = _as_score_pair(x_scores, y_scores, min_runs=2)
-    _check_bootstrap_arguments(confidence, n_resamples)
+    check_bootstrap_arguments(confidence, n_resamples)
     pairs_per_resample = x.shape[0] * y.shape[0] * x.shape[1]
-    distribution = _bootstrap_distribution([x, y], _improvement_probability, n_resamples, seed, pairs_per_resample)
-    low, high = _percentile_interval(distribution, confidence)
+    distribution = bootstrap_distribution([x, y], _improvement_probability, n_resamples, seed, pairs_per_resample)
+    low, high = percentile_interval(distribution, confidence)
     return Estimate(float(_improvement_probability(x, y)), float(low), float(high))
 
 
@@ -350,11 +351,11 @@ def performance_profile(
         raise ValueError(f"thresholds: must be a non-empty 1-D sequence, got shape {taus.shape}")
     if np.isnan(taus).any():
         raise ValueError("thresholds: must not contain NaN")
-    _check_bootstrap_arguments(confidence, n_resamples)
-    distribution = _bootstrap_distribution(
+    check_bootstrap_arguments(confidence, n_resamples)
+    distribution = bootstrap_distribution(
         [array], lambda resamples: _fraction_above(resamples, taus), n_resamples, seed, array.size * taus.size
     )
-    low, high = _percentile_interval(distribution, confidence)
+    low, high = percentile_interval(distribution, confidence)
     return PerformanceProfile(taus, _fraction_above(array, taus), low, high)
 
 

@@ -9,7 +9,7 @@ import json
 import pytest
 from rich.console import Console
 
-from experiments.bench.grid import run_grid_section
+from experiments.bench.grid import print_grid, run_grid_section
 from tests_support import EXPERIMENTS, TINY_GRID
 
 
@@ -18,7 +18,9 @@ def test_the_grid_section_splits_a_real_grid_into_training_and_evaluation(tmp_pa
     grid_file = tmp_path / "tiny.yaml"
     grid_file.write_text(f"experiment: {EXPERIMENTS / 'smoke.yaml'}\nname: tiny\nroot: runs/compare\n" + TINY_GRID)
     out = io.StringIO()
-    figures = run_grid_section(False, Console(file=out, width=120), root=tmp_path / "work", grid_file=grid_file)
+    console = Console(file=out, width=120)
+    figures = run_grid_section(False, console, root=tmp_path / "work", grid_file=grid_file)
+    print_grid(figures, console)  # the section measures, then prints from its figures
     assert figures["cells"] == 2 and figures["workers"] == 2
     cells = sorted((tmp_path / "work" / "runs" / "compare" / "tiny").glob("*/*/seed0"))
     assert len(cells) == 2
