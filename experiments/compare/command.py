@@ -155,4 +155,6 @@ def write_comparison_report(comparison: Comparison, rows: list[dict[str, Any]], 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = write_report(out_dir, rows, comparison.baseline, meta)
     page = written.get("html") if isinstance(written, dict) else None  # the report's own paths, if it says
+    for sentence in written.get("headline", []) if isinstance(written, dict) else []:
+        console.print(sentence, markup=False, highlight=False)  # the verdicts, Holm-corrected
     console.print(f"{len(rows)} results; report: {page or out_dir}")

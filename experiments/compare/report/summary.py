@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from experiments.sequential import POWER, Verdict, holm_verdicts, seeds_for_power, verdict
 from experiments.statistics import (
     BOOTSTRAP_SEED,
     CONFIDENCE,
@@ -296,6 +297,51 @@ def _curves(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], sce
     return result
 
 
+def _verdicts(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], scenarios: Sequence[str],
+              conditions: Sequence[str], baseline: str, notes: list[str]) -> list[Entry]:
+    """Each variant against the baseline at each training scenario under each condition: a verdict from the
+    per-seed scores (``experiments.sequential.verdict``), Holm-corrected across all of them, and for a comparison
+    not separated the seeds per variant that would give it 80% power at the observed effect."""
+    keyed: list[tuple[Entry, Verdict, NDArray[np.float64], NDArray[np.float64]]] = []
+    for scenario in scenarios:
+        for condition in conditions:
+            theirs = index.get((baseline, scenario, condition))
+            for variant in variants:
+                ours = index.get((variant, scenario, condition))
+                if variant == baseline or not ours or not theirs:
+                    continue
+                if len(ours) < 2 or len(theirs) < 2:
+                    notes.append(f"{scenario} / {condition} / {variant}: no verdict from fewer than 2 seeds a side")
+                    continue
+                x = np.array([float(run["mean_return"]) for run in ours.values()])
+                y = np.array([float(run["mean_return"]) for run in theirs.values()])
+                keyed.append(({"variant": variant, "scenario": scenario, "condition": condition}, verdict(x, y), x, y))
+    corrected = holm_verdicts([v for _, v, _, _ in keyed])
+    result = []
+    for (where, _, x, y), final in zip(keyed, corrected, strict=True):
+        needed = seeds_for_power(x, y) if final.outcome == "not_separated" else None
+        entry = {**where, **final.to_dict(), "seeds_for_power": needed}
+        entry["sentence"] = _verdict_sentence(entry, baseline)
+        result.append(entry)
+    return result
+
+
+def _verdict_sentence(entry: Entry, baseline: str) -> str:
+    """One line of the headline: the verdict, the numbers behind it and, when not separated, the seeds it needs."""
+    improvement, difference = entry["probability_of_improvement"], entry["iqm_difference"]
+    words = {"better": "better than", "worse": "worse than", "not_separated": "not separated from"}[entry["outcome"]]
+    sentence = (f"{entry['variant']} is {words} {baseline} on {entry['scenario']} / {entry['condition']}: "
+                f"P(improvement) {improvement['value']:.2f} [{improvement['low']:.2f}, {improvement['high']:.2f}], "
+                f"IQM difference {difference['value']:+.2f} [{difference['low']:+.2f}, {difference['high']:+.2f}], "
+                f"{entry['seeds_x']} vs {entry['seeds_y']} seeds, p {entry['p_adjusted']:.3f} "
+                f"({entry['test']}; {entry['correction']})")
+    if entry["outcome"] == "not_separated":
+        needed = entry["seeds_for_power"]
+        sentence += (f"; about {needed} seeds a side would give {POWER:.0%} power at the observed effect "
+                     "(a noisy pilot estimate)" if needed is not None else "; no observed difference to power")
+    return sentence
+
+
 def compute_statistics(rows: Sequence[Entry], baseline: str, meta: Entry | None = None) -> Entry:
     """Every statistic the report shows, JSON-ready (NaN as None). Condition kinds come from
     ``meta["condition_kinds"]`` (see :func:`condition_kinds`)."""
@@ -321,6 +367,7 @@ def compute_statistics(rows: Sequence[Entry], baseline: str, meta: Entry | None 
                  for condition in conditions}
     profiles = {condition: profile for condition in conditions
                 if (profile := _profiles(index, variants, scenarios, condition)) is not None}
+    verdicts = _verdicts(index, variants, scenarios, conditions, baseline, notes)
     kinds = _resolved_kinds(rows, conditions, meta)
     transfer = [c for c in conditions if kinds[c] in (CLEAN, "transfer", "other")]
     robustness = [c for c in conditions if c != CLEAN and kinds[c] in ("robustness", "other")]
@@ -342,5 +389,7 @@ def compute_statistics(rows: Sequence[Entry], baseline: str, meta: Entry | None 
         "aggregate": aggregate,
         "profiles": profiles,
         "curves": _curves(index, variants, scenarios, conditions),
+        "verdicts": verdicts,
+        "headline": [entry["sentence"] for entry in verdicts],
         "notes": notes,
     }

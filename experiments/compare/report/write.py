@@ -22,4 +22,4 @@ def write_report(out_dir: Path, rows: list[dict], baseline: str, meta: dict) -> 
     write_json_atomic(json_path, json_safe({"rows": rows, "statistics": stats, "meta": meta}))
     plots = write_plots(out_dir / "plots", stats)
     html_path.write_text(render_html(stats, meta, rows), encoding="utf-8")
-    return {"html": html_path, "csv": csv_path, "json": json_path, "plots": plots}
+    return {"html": html_path, "csv": csv_path, "json": json_path, "plots": plots, "headline": stats["headline"]}

@@ -357,3 +357,34 @@ def test_no_rows_still_writes_a_page(tmp_path: Path) -> None:
         data, code = scripts(html)
         (tmp_path / "r.js").write_text(code)
         assert subprocess.run(["node", "--check", str(tmp_path / "r.js")]).returncode == 0
+
+
+def test_verdicts_are_holm_corrected_mann_whitney_and_say_the_seeds_a_tie_would_need() -> None:
+    from scipy import stats
+
+    seeds = range(6)
+    far = [10.0 + seed for seed in seeds]  # every seed above every baseline seed
+    baseline = [0.0 + seed for seed in seeds]
+    mixed = [0.5 + seed for seed in seeds]  # interleaved with the baseline: no separation at 6 seeds
+    rows = [make_row(variant, seed, condition, scores[seed]) for condition in ("clean", "noise")
+            for variant, scores in (("standard", baseline), ("far", far), ("mixed", mixed)) for seed in seeds]
+    statistics = compute_statistics(rows, "standard")
+    by_key = {(v["variant"], v["condition"]): v for v in statistics["verdicts"]}
+    assert len(by_key) == 4  # 2 variants x 2 conditions, baseline left out
+    p_far = stats.mannwhitneyu(far, baseline, alternative="two-sided").pvalue
+    p_mixed = stats.mannwhitneyu(mixed, baseline, alternative="two-sided").pvalue
+    # Holm over m = 4, step-down: the far ones (tied, smallest) get 4p and max(4p, 3p) = 4p; the mixed ones
+    # max(4p_far, 2p_mixed) then max(that, p_mixed), each capped at 1
+    assert by_key[("far", "clean")]["p_adjusted"] == pytest.approx(4 * p_far)
+    assert by_key[("far", "clean")]["outcome"] == "better" and 4 * p_far <= 0.05
+    assert by_key[("mixed", "noise")]["p_adjusted"] == pytest.approx(min(1.0, max(4 * p_far, 2 * p_mixed)))
+    assert by_key[("mixed", "clean")]["outcome"] == "not_separated"
+    assert by_key[("far", "clean")]["iqm_difference"]["value"] == pytest.approx(10.0)  # IQM of x minus IQM of y
+    assert by_key[("far", "clean")]["probability_of_improvement"]["value"] == 1.0
+    # A difference of 0.5 against a seed SD of 1.87: Welch's power analysis asks for ~200 seeds a side.
+    needed = by_key[("mixed", "clean")]["seeds_for_power"]
+    assert needed is not None and 150 < needed < 250
+    assert by_key[("far", "clean")]["seeds_for_power"] is None  # settled: nothing to add
+    assert statistics["headline"][0].startswith("far is better than standard on")
+    assert any("not separated from standard" in line and "seeds a side would give 80% power" in line
+               for line in statistics["headline"])
