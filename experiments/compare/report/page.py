@@ -178,6 +178,10 @@ def render_html(stats: Entry, meta: Entry, rows: Sequence[Entry]) -> str:
                        for chart_id, title, caption in CHART_SECTIONS)
     settings = stats["settings"]
     notes = "".join(f"<li>{_text(note)}</li>" for note in stats["notes"])
+    verdicts = "".join(f'<li class={_attr(entry["outcome"])}>{_text(entry["sentence"])}</li>'
+                       for entry in stats.get("verdicts", []))
+    verdict_list = (f'<ul class="verdicts">{verdicts}</ul>' if verdicts
+                    else "<p>No verdicts: a verdict needs at least 2 seeds a side.</p>")
     name = meta.get("name") or "comparison"
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -194,6 +198,12 @@ def render_html(stats: Entry, meta: Entry, rows: Sequence[Entry]) -> str:
 <p>Baseline: <strong>{_text(stats["baseline"])}</strong>. Variants: {_listing(stats["variants"])}.
 Training scenarios: {_listing(stats["scenarios"])}. Conditions: {_listing(stats["conditions"])}.
 {len(rows)} evaluations.</p>
+<section id="verdicts"><h2>Verdicts</h2>
+{verdict_list}
+<p class="caption">Better, worse or not separated: two-sided Mann-Whitney U on the seeds' scores, Holm-corrected
+across every variant x scenario x condition comparison of the grid at 5%; "not separated" is no evidence of no
+difference (the seeds it would need for 80% power are a noisy estimate from these seeds).</p>
+</section>
 <section id="method"><h2>How to read it</h2><ul>
 <li>A seed is a run; its score is its mean return under the condition. Each condition is summarised separately.</li>
 <li>Intervals are {settings["confidence"]:.0%}: mean, median and IQM use the percentile stratified bootstrap

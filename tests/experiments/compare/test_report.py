@@ -388,3 +388,14 @@ def test_verdicts_are_holm_corrected_mann_whitney_and_say_the_seeds_a_tie_would_
     assert statistics["headline"][0].startswith("far is better than standard on")
     assert any("not separated from standard" in line and "seeds a side would give 80% power" in line
                for line in statistics["headline"])
+
+
+def test_the_page_opens_with_its_verdicts(report: dict[str, Any]) -> None:
+    import html as html_module
+
+    html = report["html"].read_text()
+    statistics = json.loads(report["json"].read_text())["statistics"]
+    assert statistics["headline"]  # the hand-made grid has 2+ seeds a side
+    head = html[:html.index('<section id="method">')]  # above the method and every table
+    for entry in statistics["verdicts"]:
+        assert f'<li class="{entry["outcome"]}">{html_module.escape(entry["sentence"])}</li>' in head

@@ -43,6 +43,8 @@ def test_report_renders_its_table_and_every_chart_offline_without_console_errors
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(report["html"].resolve().as_uri())
             page.wait_for_load_state("load")
+            verdicts = page.inner_text("#verdicts")  # the headline, first thing on the page
+            assert all(sentence in verdicts for sentence in report["headline"]) and report["headline"]
             table_text = page.inner_text("table")
             assert "dqn" in table_text and "dopamine" in table_text and "spiking" in table_text
             for chart_id in CHART_IDS:
