@@ -286,8 +286,9 @@ def result_rows(cell: Cell, records: dict[str, dict[str, Any]], curve: list[list
     """A cell's rows, one per condition.
 
     Row keys: variant, scenario, seed, condition, run_dir, mean_return, crash_rate, mean_speed,
-    n_episodes, returns (per episode), crashed (per episode), snn (the spiking figures per decision,
-    or None), curve ([step, mean_return] of each training-time evaluation in eval.json).
+    n_episodes, returns (per episode), crashed (per episode), dominant_action (``{action, fraction}`` when
+    one action took over 95% of the decisions: a collapsed policy; else None), snn (the spiking figures per
+    decision, or None), curve ([step, mean_return] of each training-time evaluation in eval.json).
     """
     rows = []
     for condition, saved in records.items():
@@ -304,6 +305,7 @@ def result_rows(cell: Cell, records: dict[str, dict[str, Any]], curve: list[list
             "n_episodes": summary["n_episodes"],
             "returns": list(episodes["returns"]),
             "crashed": [bool(crashed) for crashed in episodes["crashed"]],
+            "dominant_action": summary.get("dominant_action"),
             "snn": saved.get("snn"),
             "curve": curve,
         })

@@ -202,7 +202,8 @@ Training scenarios: {_listing(stats["scenarios"])}. Conditions: {_listing(stats[
 {verdict_list}
 <p class="caption">Better, worse or not separated: two-sided Mann-Whitney U on the seeds' scores, Holm-corrected
 across every variant x scenario x condition comparison of the grid at 5%; "not separated" is no evidence of no
-difference (the seeds it would need for 80% power are a noisy estimate from these seeds).</p>
+difference (the seeds it would need for 80% power are a noisy estimate from these seeds); "both collapsed": every
+seed of both took one action over 95% of its decisions (the notes name each collapsed cell).</p>
 </section>
 <section id="method"><h2>How to read it</h2><ul>
 <li>A seed is a run; its score is its mean return under the condition. Each condition is summarised separately.</li>

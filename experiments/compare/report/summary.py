@@ -195,6 +195,7 @@ def _cell_summary(cell: dict[int, Entry], baseline_cell: dict[int, Entry] | None
         "energy": _energy(runs),
         "is_baseline": is_baseline,
         "probability_of_improvement": None,
+        "collapsed_seeds": [seed for seed in seeds if cell[seed].get("dominant_action") is not None],
     }
     if baseline_cell and not is_baseline:
         baseline_scores = np.array([[float(baseline_cell[seed]["mean_return"])] for seed in sorted(baseline_cell)])
@@ -319,16 +320,41 @@ def _verdicts(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], s
     corrected = holm_verdicts([v for _, v, _, _ in keyed])
     result = []
     for (where, _, x, y), final in zip(keyed, corrected, strict=True):
-        needed = seeds_for_power(x, y) if final.outcome == "not_separated" else None
-        entry = {**where, **final.to_dict(), "seeds_for_power": needed}
+        entry = {**where, **final.to_dict(), "seeds_for_power": None}
+        cells = (index[(where["variant"], where["scenario"], where["condition"])],
+                 index[(baseline, where["scenario"], where["condition"])])
+        if final.outcome == "not_separated" and all(_collapsed(cell) for cell in cells):
+            entry["outcome"] = "both_collapsed"  # two degenerate policies: no evidence either way, and no seeds help
+        elif final.outcome == "not_separated":
+            entry["seeds_for_power"] = seeds_for_power(x, y)
         entry["sentence"] = _verdict_sentence(entry, baseline)
         result.append(entry)
     return result
 
 
+def _collapsed(cell: dict[int, Entry]) -> bool:
+    """Every seed's policy took one action over 95% of its decisions (the evaluation's ``dominant_action``)."""
+    return all(run.get("dominant_action") is not None for run in cell.values())
+
+
+def _collapse_notes(index: dict[CellKey, dict[int, Entry]]) -> list[str]:
+    """A note per cell with collapsed seeds, so a degenerate policy is named where its scores are read."""
+    notes = []
+    for (variant, scenario, condition), cell in index.items():
+        collapsed = [seed for seed, run in sorted(cell.items()) if run.get("dominant_action") is not None]
+        if collapsed:
+            actions = sorted({int(cell[seed]["dominant_action"]["action"]) for seed in collapsed})
+            notes.append(f"{scenario} / {condition} / {variant}: {len(collapsed)} of {len(cell)} seeds collapsed to "
+                         f"one action (action {', '.join(map(str, actions))} over 95% of decisions; seeds {collapsed})")
+    return notes
+
+
 def _verdict_sentence(entry: Entry, baseline: str) -> str:
     """One line of the headline: the verdict, the numbers behind it and, when not separated, the seeds it needs."""
     improvement, difference = entry["probability_of_improvement"], entry["iqm_difference"]
+    if entry["outcome"] == "both_collapsed":
+        return (f"{entry['variant']} and {baseline} both collapsed to one action on every seed on {entry['scenario']} "
+                f"/ {entry['condition']}: no verdict on their returns ({entry['seeds_x']} vs {entry['seeds_y']} seeds)")
     words = {"better": "better than", "worse": "worse than", "not_separated": "not separated from"}[entry["outcome"]]
     sentence = (f"{entry['variant']} is {words} {baseline} on {entry['scenario']} / {entry['condition']}: "
                 f"P(improvement) {improvement['value']:.2f} [{improvement['low']:.2f}, {improvement['high']:.2f}], "
@@ -368,6 +394,7 @@ def compute_statistics(rows: Sequence[Entry], baseline: str, meta: Entry | None 
     profiles = {condition: profile for condition in conditions
                 if (profile := _profiles(index, variants, scenarios, condition)) is not None}
     verdicts = _verdicts(index, variants, scenarios, conditions, baseline, notes)
+    notes.extend(_collapse_notes(index))
     kinds = _resolved_kinds(rows, conditions, meta)
     transfer = [c for c in conditions if kinds[c] in (CLEAN, "transfer", "other")]
     robustness = [c for c in conditions if c != CLEAN and kinds[c] in ("robustness", "other")]

@@ -28,7 +28,7 @@ from tests_support import EXPERIMENTS, REPO
 SMOKE = EXPERIMENTS / "smoke.yaml"
 SHIPPED = sorted((EXPERIMENTS / "compare").glob("*.yaml"))
 ROW_KEYS = {"variant", "scenario", "seed", "condition", "run_dir", "mean_return", "crash_rate", "mean_speed",
-            "n_episodes", "returns", "crashed", "snn", "curve"}
+            "n_episodes", "returns", "crashed", "dominant_action", "snn", "curve"}
 
 # Two variants x two seeds, 200 steps each, judged on 2 native episodes clean and after a transfer to merge.
 TINY = """

@@ -399,3 +399,22 @@ def test_the_page_opens_with_its_verdicts(report: dict[str, Any]) -> None:
     head = html[:html.index('<section id="method">')]  # above the method and every table
     for entry in statistics["verdicts"]:
         assert f'<li class="{entry["outcome"]}">{html_module.escape(entry["sentence"])}</li>' in head
+
+
+def test_two_collapsed_policies_are_both_collapsed_not_unseparated_and_each_collapse_is_named() -> None:
+    seeds = range(4)
+    idle = {"action": 1, "fraction": 1.0}
+    rows = [{**make_row(variant, seed, "clean", 5.0 + seed + (0.5 if variant == "stuck" else 0.0)),
+             "dominant_action": idle if variant != "mixed" or seed == 0 else None}
+            for variant in ("standard", "stuck", "mixed") for seed in seeds]
+    statistics = compute_statistics(rows, "standard")
+    outcome = {v["variant"]: v for v in statistics["verdicts"]}
+    assert outcome["stuck"]["outcome"] == "both_collapsed" and outcome["stuck"]["seeds_for_power"] is None
+    assert "both collapsed to one action on every seed" in outcome["stuck"]["sentence"]
+    # One collapsed seed of four is no collapse of the variant: an ordinary verdict, with its power analysis.
+    assert outcome["mixed"]["outcome"] == "not_separated" and outcome["mixed"]["seeds_for_power"] is None  # a tie
+    collapsed = statistics["summary"][SCENARIO]["clean"]
+    assert collapsed["stuck"]["collapsed_seeds"] == [0, 1, 2, 3] and collapsed["mixed"]["collapsed_seeds"] == [0]
+    notes = [note for note in statistics["notes"] if "collapsed to one action" in note]
+    assert any(note.startswith(f"{SCENARIO} / clean / mixed: 1 of 4 seeds collapsed") for note in notes)
+    assert len(notes) == 3  # standard, stuck and mixed each named once
