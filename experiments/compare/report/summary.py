@@ -314,8 +314,9 @@ def _verdicts(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], s
                 if len(ours) < 2 or len(theirs) < 2:
                     notes.append(f"{scenario} / {condition} / {variant}: no verdict from fewer than 2 seeds a side")
                     continue
-                x = np.array([float(run["mean_return"]) for run in ours.values()])
-                y = np.array([float(run["mean_return"]) for run in theirs.values()])
+                # Seeds in order, as the cell summary takes them: the same bootstrap draws, the same interval.
+                x = np.array([float(ours[seed]["mean_return"]) for seed in sorted(ours)])
+                y = np.array([float(theirs[seed]["mean_return"]) for seed in sorted(theirs)])
                 keyed.append(({"variant": variant, "scenario": scenario, "condition": condition}, verdict(x, y), x, y))
     corrected = holm_verdicts([v for _, v, _, _ in keyed])
     result = []

@@ -386,6 +386,11 @@ def test_verdicts_are_holm_corrected_mann_whitney_and_say_the_seeds_a_tie_would_
     assert needed is not None and 150 < needed < 250
     assert by_key[("far", "clean")]["seeds_for_power"] is None  # settled: nothing to add
     assert statistics["headline"][0].startswith("far is better than standard on")
+    # The verdict's interval is the summary's for the same pair, whatever order the rows come in.
+    cell = statistics["summary"][SCENARIO]["clean"]["mixed"]["probability_of_improvement"]
+    assert by_key[("mixed", "clean")]["probability_of_improvement"] == cell
+    reversed_rows = {(v["variant"], v["condition"]): v for v in compute_statistics(rows[::-1], "standard")["verdicts"]}
+    assert reversed_rows == by_key
     assert any("not separated from standard" in line and "seeds a side would give 80% power" in line
                for line in statistics["headline"])
 
