@@ -3,17 +3,16 @@ policy's firing rates and energy per decision."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import HParam
+from stable_baselines3.common.logger import TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents.hparams import EVAL_METRICS, HParamValue, experiment_summary, session_start_summary
 from agents.spiking_policies import NetworkPolicy, separate_spike_counts
 from envs.evaluation import evaluate_driving
-
-EVAL_METRICS = ("eval/mean_return", "eval/crash_rate", "eval/mean_speed", "eval/mean_length")
 
 
 class DrivingEvalCallback(BaseCallback):
@@ -103,26 +102,33 @@ class DrivingEvalCallback(BaseCallback):
 
 
 class HParamsCallback(BaseCallback):
-    """Write one TensorBoard HParams record at the start of training.
+    """Write the run's TensorBoard HParams record at the start of training (``agents.hparams``).
 
     Its metrics are the ``eval/*`` scalars, so the HParams dashboard lines runs up side by side
     on their latest evaluation.
+
+    :param summary: also write an experiment summary of this run alone (a lone run). A run that is one
+        of a group (a grid's cell, a sweep's trial) writes its session-start record only: the group's
+        folder holds the one summary over all of them, which another run's summary would displace.
     """
 
-    def __init__(self, hparams: dict[str, bool | str | float | int | None],
-                 metrics: tuple[str, ...] = EVAL_METRICS) -> None:
+    def __init__(self, hparams: Mapping[str, HParamValue | None], metrics: tuple[str, ...] = EVAL_METRICS,
+                 summary: bool = True) -> None:
         super().__init__()
-        self.hparams = hparams
+        self.hparams = dict(hparams)
         self.metrics = metrics
+        self.summary = summary
 
     def _on_training_start(self) -> None:
-        # SB3's HParam needs a non-empty metric dict; the eval callback later fills these tags.
-        self.logger.record(
-            "hparams",
-            HParam(self.hparams, {metric: 0.0 for metric in self.metrics}),
-            exclude=("stdout", "log", "json", "csv"),
-        )
-        self.logger.dump(self.num_timesteps)  # write it now, even if the run logs nothing else
+        writers = [output.writer for output in self.logger.output_formats
+                   if isinstance(output, TensorBoardOutputFormat)]
+        for writer in writers:
+            file_writer = writer.file_writer
+            assert file_writer is not None  # SummaryWriter opens it on construction
+            if self.summary:
+                file_writer.add_summary(experiment_summary([self.hparams], self.metrics))
+            file_writer.add_summary(session_start_summary(self.hparams))
+            writer.flush()  # written now, even if the run logs nothing else
 
     def _on_step(self) -> bool:
         return True

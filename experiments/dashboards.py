@@ -12,6 +12,11 @@ custom-scalars charts match tags, not runs, so each cell's curves of ``GRID_METR
 under ``<grid name>/<metric>/<variant>/<scenario>/seed<k>``; per metric, one chart holds every
 variant's seeds and one chart per variant holds that variant's seeds.
 
+A group's HParams summary (``<grid>/events.out.tfevents.*.hparams``, or a sweep's folder; TensorBoard
+shows it as the run ``.``): TensorBoard's HParams tab takes its columns from one experiment summary, so
+a group's runs write none of their own (TensorBoard would show any one of them) and this one holds the
+union of their keys, a grid's ``variant`` column first (``agents.hparams``).
+
 Part of the core below the tools: the ``dashboard`` command (``experiments.sweeps.command``) serves
 folders with it, and ``experiments.compare`` writes a grid's layout with it. tensorboard and
 optuna-dashboard are imported only when a server starts or a layout is written.
@@ -30,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,6 +44,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from agents.hparams import EVAL_METRICS, HParamValue
 from experiments.config.errors import ConfigError
 from experiments.distributed import JOURNAL_NAME
 from experiments.runs.folder import RunFolder
@@ -225,6 +231,74 @@ def grid_categories(name: str, cells: Sequence[GridCell], variants: Sequence[str
                 charts.append(layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=[regex])))
         categories.append(layout_pb2.Category(title=f"{name}: {metric}", chart=charts))
     return categories
+
+
+# --- a group's HParams summary ---------------------------------------------------------------------------
+
+HPARAMS_SUFFIX = ".hparams"  # the summary's event file: events.out.tfevents.<time>.<host>.hparams
+VARIANT_COLUMN = "variant"  # a grid's cells carry their variant, a sweep's trials their "trial"
+
+
+def write_hparams_summary(folder: Path, records: Iterable[Mapping[str, HParamValue | None]],
+                          first: Sequence[str] = (VARIANT_COLUMN,)) -> Path:
+    """Write the one HParams experiment summary of a group of runs at its top folder: the union of the
+    runs' record keys (``agents.hparams.experiment_summary``), ``first`` in front; replaces an older one."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    from agents.hparams import experiment_summary
+
+    summary = experiment_summary(list(records), EVAL_METRICS, first)
+    old_files = list(folder.glob(EVENT_FILES + HPARAMS_SUFFIX))
+    writer = EventFileWriter(str(folder), filename_suffix=HPARAMS_SUFFIX)
+    try:
+        writer.add_event(Event(wall_time=time.time(), step=0, summary=summary))
+    finally:
+        writer.close()
+    written = [path for path in folder.glob(EVENT_FILES + HPARAMS_SUFFIX) if path not in old_files]
+    for old in old_files:  # after the new file is complete, as the layout's
+        old.unlink(missing_ok=True)
+    return written[0]
+
+
+def read_session_hparams(tb_dir: Path) -> dict[str, HParamValue] | None:
+    """A run's HParams values from its session-start record, or ``None`` when it wrote none (yet)."""
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.plugins.hparams import metadata
+
+    guidance = {event_accumulator.TENSORS: 0, event_accumulator.SCALARS: 1, event_accumulator.HISTOGRAMS: 1,
+                event_accumulator.COMPRESSED_HISTOGRAMS: 1, event_accumulator.IMAGES: 1, event_accumulator.AUDIO: 1}
+    events = event_accumulator.EventAccumulator(str(tb_dir), size_guidance=guidance)
+    events.Reload()
+    try:
+        content = events.PluginTagToContent(metadata.PLUGIN_NAME).get(metadata.SESSION_START_INFO_TAG)
+    except KeyError:  # no HParams record at all
+        content = None
+    if content is None:
+        return None
+    start = metadata.parse_session_start_info_plugin_data(content)
+    values: dict[str, HParamValue] = {}
+    for name, value in start.hparams.items():
+        kind = value.WhichOneof("kind")
+        if kind in ("bool_value", "number_value", "string_value"):
+            values[name] = getattr(value, kind)
+    return values
+
+
+def refresh_runs_hparams(folder: Path, tb_dirs: Mapping[Path, Mapping[str, HParamValue]],
+                         first: Sequence[str] = (VARIANT_COLUMN,)) -> None:
+    """The summary over runs' own records, read back from their events (a sweep's trials, whose keys are
+    known only once sampled); ``tb_dirs`` maps each run's ``tb`` to columns its record may lack. Logged,
+    not raised, on failure: the runs stand without it.
+
+    Runs written before groups had a summary hold one each, and TensorBoard shows any one of them: such
+    a group keeps showing one run's keys."""
+    try:
+        records = [{**extra, **(read_session_hparams(tb) or {})} for tb, extra in tb_dirs.items()]
+        if records:
+            write_hparams_summary(folder, records, first)
+    except Exception:
+        logger.warning("no TensorBoard HParams summary for %s", folder, exc_info=True)
 
 
 # --- ports -----------------------------------------------------------------------------------------------

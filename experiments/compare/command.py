@@ -69,9 +69,10 @@ def compare_command(args: argparse.Namespace) -> int:
             note_superseded(env_id)
     target = StorageTarget.resolve(url, comparison.folder) if url else None
     command = ["neurodrive", *mask_argv(sys.argv[1:])]  # saved in every run folder: no password
+    held: list[str] = []  # the grid's one summary of its cells' warnings, said last
     try:
         if target is None:
-            rows, failed = _run_here(comparison, args, command)
+            rows, failed = _run_here(comparison, args, command, held)
         else:
             rows, failed = _run_shared(comparison, target, args, command)
     except KeyboardInterrupt:
@@ -86,6 +87,8 @@ def compare_command(args: argparse.Namespace) -> int:
         write_comparison_report(comparison, rows, command)
     else:
         say("no evaluated cell yet: no report")
+    for line in held:
+        say(line)
     if failed:
         console.print(f"[red]{len(failed)} cell(s) failed: {', '.join(cell.label for cell in failed)}; "
                       "rerun the same command to retry them[/red]")
@@ -93,14 +96,17 @@ def compare_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_here(comparison: Comparison, args: argparse.Namespace,
-              command: list[str]) -> tuple[list[dict[str, Any]], dict[Cell, str]]:
-    """The grid on this machine alone: cells and results in the comparison's folder."""
+def _run_here(comparison: Comparison, args: argparse.Namespace, command: list[str],
+              held: list[str]) -> tuple[list[dict[str, Any]], dict[Cell, str]]:
+    """The grid on this machine alone: cells and results in the comparison's folder; ``held`` gets the
+    summary of the cells' warnings."""
     from experiments.compare.runner import collect_results, run_grid
 
     failed: dict[Cell, str] = {}
     if not args.report_only:
-        failed = run_grid(comparison, args.workers, command, say=say).failed
+        outcome = run_grid(comparison, args.workers, command, say=say)
+        failed = outcome.failed
+        held += outcome.warning_summary()
     return collect_results(comparison), failed
 
 

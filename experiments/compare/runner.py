@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ import yaml
 
 from experiments.compare.spec import Cell, Comparison
 from experiments.config import ConfigError
-from experiments.dashboards import refresh_grid_layout
+from experiments.dashboards import VARIANT_COLUMN, refresh_grid_layout, write_hparams_summary
 from experiments.files import write_json_atomic
 from experiments.runs.errors import RunInterrupted
 from experiments.runs.folder import RunFolder
@@ -137,7 +139,7 @@ def run_cell(comparison: Comparison, cell: Cell, command: Sequence[str] = ()) ->
         if action == "resume":
             resume(run_dir, command=list(command))
         else:
-            train(comparison.cell_config(cell), command=list(command))
+            train(comparison.cell_config(cell), command=list(command), group=cell_group(cell))
     evaluate_conditions(comparison, cell, stale_conditions(comparison, run_dir))
     return run_dir
 
@@ -184,16 +186,177 @@ def evaluate_conditions(comparison: Comparison, cell: Cell, conditions: Sequence
 
 @dataclass
 class GridOutcome:
-    """What a grid run did: cells already done, cells brought up to date, and cells that failed (why)."""
+    """What a grid run did: cells already done, cells brought up to date, cells that failed (why), and the
+    warnings the cells raised (each message: the label of the cell, once per time it was raised)."""
 
     done: list[Cell] = field(default_factory=list)
     ran: list[Cell] = field(default_factory=list)
     failed: dict[Cell, str] = field(default_factory=dict)
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+
+    def add_warnings(self, cell: Cell, messages: Sequence[str]) -> None:
+        for message in messages:
+            self.warnings.setdefault(message, []).append(cell.label)
+
+    def warning_summary(self) -> list[str]:
+        """One summary of the cells' warnings, identical messages counted once (empty when there were none)."""
+        if not self.warnings:
+            return []
+        kinds = len(self.warnings)
+        lines = [f"warnings: {kinds} kind{'s' if kinds > 1 else ''}, held back while the cells ran"]
+        for message, labels in sorted(self.warnings.items(), key=lambda item: -len(item[1])):
+            cells = list(dict.fromkeys(labels))
+            where = ", ".join(cells[:3]) + (f", ... ({len(cells)} cells)" if len(cells) > 3 else "")
+            lines.append(f"  {len(labels)}x in {where}: {message}")
+        return lines
+
+
+@dataclass(frozen=True)
+class CellRun:
+    """What a cell's job hands back: its folder and the warnings it held back."""
+
+    run_dir: Path
+    warnings: list[str]
+
+
+class HeldWarnings:
+    """While a cell runs, hold back its Python warnings and WARNING log records (as one line each) instead
+    of printing them, so a grid prints one summary, not the same warning per cell. Errors still print;
+    a cell that raises prints what it held, beside its error."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self._catch = warnings.catch_warnings(record=True)  # the filters in force still apply
+        self._caught: list[warnings.WarningMessage] = []
+        self._handlers: list[logging.Handler] = []
+        self._added: logging.Handler | None = None
+
+    def _hold(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING:
+            self.messages.append(f"{record.name}: {record.getMessage()}")
+            return False
+        return True
+
+    def __enter__(self) -> HeldWarnings:
+        self._caught = self._catch.__enter__() or []
+        root = logging.getLogger()
+        if not root.handlers:  # logging's last resort would print it: a handler of our own holds it instead
+            self._added = logging.NullHandler()
+            root.addHandler(self._added)
+        self._handlers = list(root.handlers)
+        for handler in self._handlers:
+            handler.addFilter(self._hold)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: Any) -> None:
+        for handler in self._handlers:
+            handler.removeFilter(self._hold)
+        if self._added is not None:
+            logging.getLogger().removeHandler(self._added)
+        self._catch.__exit__(kind, *rest)
+        self.messages += [f"{caught.category.__name__}: {caught.message}" for caught in self._caught]
+        if kind is not None:
+            for message in self.messages:
+                print(f"warning: {message}", file=sys.stderr)
+
+
+def run_cell_held(comparison: Comparison, cell: Cell, command: Sequence[str] = ()) -> CellRun:
+    """``run_cell`` with its warnings held back (``HeldWarnings``): a grid's job."""
+    with HeldWarnings() as held:
+        run_dir = run_cell(comparison, cell, command)
+    return CellRun(run_dir, held.messages)
+
+
+class GridProgress:
+    """A grid's progress lines: cells finished of those to run, running and queued, and the ETA.
+
+    The ETA takes the finished cells' mean duration as every cell's: the cells left need that much
+    each, less what the running ones have already spent (at most the mean each), shared by the workers.
+    """
+
+    def __init__(self, total: int, workers: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total = total
+        self.workers = max(1, min(workers, total))
+        self.clock = clock
+        self.running: dict[str, float] = {}  # label: start time
+        self.durations: list[float] = []
+
+    def start(self, label: str) -> None:
+        self.running[label] = self.clock()
+
+    def finish(self, label: str, status: str) -> str:
+        """The line for a cell that ended (``status``: done, failed (why))."""
+        now = self.clock()
+        duration = now - self.running.pop(label, now)
+        self.durations.append(duration)
+        finished = len(self.durations)
+        queued = self.total - finished - len(self.running)
+        line = f"[{finished}/{self.total}] {label}: {status} in {format_duration(duration)}"
+        if finished == self.total:
+            return line
+        eta = self.eta_s(now)
+        return f"{line}; {len(self.running)} running, {queued} queued; ETA {format_duration(eta)}"
+
+    def eta_s(self, now: float) -> float:
+        mean = sum(self.durations) / len(self.durations)
+        left = self.total - len(self.durations)
+        if left <= 0:
+            return 0.0
+        spent = sum(min(now - started, mean) for started in self.running.values())
+        return max(left * mean - spent, 0.0) / min(self.workers, left)
+
+
+def format_duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``1h02m``."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def workers_line(asked: int, pending: int) -> str:
+    """How many workers run the cells, and why fewer than asked."""
+    used = min(asked, max(pending, 1))
+    plural = "s" if used > 1 else ""
+    if used == asked:
+        return f"{used} worker{plural}"
+    return f"{used} worker{plural}: " + (f"only {pending} cell{'s' if pending > 1 else ''} to run" if pending
+                                         else "no cell to run")
+
+
+def grid_hparams(comparison: Comparison) -> list[dict[str, Any]]:
+    """Each cell's HParams record as its run writes it (``experiments.runs.session.hparams``), with its variant."""
+    from experiments.runs.build import resolve_backend
+    from experiments.runs.session import hparams
+
+    records = []
+    for cell in comparison.cells():
+        config = resolve_backend(comparison.cell_config(cell))[0]
+        records.append({**hparams(config, config.env.backend), **cell_group(cell)})
+    return records
+
+
+def cell_group(cell: Cell) -> dict[str, str]:
+    """The column a cell's HParams record carries beside its config's (``VARIANT_COLUMN``)."""
+    return {VARIANT_COLUMN: cell.variant}
+
+
+def write_grid_hparams(comparison: Comparison) -> None:
+    """The grid's one HParams summary at its folder, over every cell (trained or not): logged, not raised,
+    on failure, as the layout."""
+    try:
+        comparison.folder.mkdir(parents=True, exist_ok=True)
+        write_hparams_summary(comparison.folder, grid_hparams(comparison))
+    except Exception:
+        logger.warning("no TensorBoard HParams summary for %s", comparison.folder, exc_info=True)
 
 
 def run_grid(comparison: Comparison, workers: int = 1, command: Sequence[str] = (),
              say: Callable[[str], None] = print) -> GridOutcome:
-    """Bring every cell up to date, ``workers`` at a time (1: in this process).
+    """Bring every cell up to date, ``workers`` at a time (1: in this process), saying each cell's end with
+    the progress and ETA (``GridProgress``); the cells' warnings are held back into ``outcome.warnings``.
 
     Ctrl-C (SIGINT to the process group, as a terminal sends it) lets each running cell save a
     checkpoint and stop; ``KeyboardInterrupt`` is then raised here, with every finished cell kept.
@@ -205,51 +368,62 @@ def run_grid(comparison: Comparison, workers: int = 1, command: Sequence[str] = 
     counts = {action: sum(planned == action for planned in plans.values())
               for action in ("done", "evaluate", "resume", "retrain", "train")}
     say(f"comparison {comparison.name}: {len(plans)} cells ({', '.join(f'{n} {a}' for a, n in counts.items() if n)}); "
-        f"{min(workers, max(len(pending), 1))} worker(s); folder {comparison.folder}")
+        f"{workers_line(workers, len(pending))}; folder {comparison.folder}")
+    write_grid_hparams(comparison)  # before the cells: TensorBoard shows every column while they train
+    progress = GridProgress(len(pending), workers)
     if workers == 1:
-        _run_here(comparison, pending, command, outcome, say)
+        _run_here(comparison, pending, command, outcome, say, progress)
     else:
-        _run_in_processes(comparison, pending, workers, command, outcome, say)
+        _run_in_processes(comparison, pending, workers, command, outcome, say, progress)
     refresh_grid_layout(comparison.folder, list(comparison.variants))  # TensorBoard: each variant's seeds on one chart
     return outcome
 
 
 def _run_here(comparison: Comparison, cells: Sequence[Cell], command: Sequence[str], outcome: GridOutcome,
-              say: Callable[[str], None]) -> None:
-    for index, cell in enumerate(cells, 1):
+              say: Callable[[str], None], progress: GridProgress) -> None:
+    for cell in cells:
+        progress.start(cell.label)
         try:
-            run_cell(comparison, cell, command)
+            ran = run_cell_held(comparison, cell, command)
         except RunInterrupted as stop:
             raise KeyboardInterrupt(str(stop)) from stop  # the run saved a checkpoint: stop the grid
         except Exception as error:  # a crashed cell (NaN guard, a model that cannot be built): go on
             logger.exception("%s failed", cell.label)
             outcome.failed[cell] = f"{type(error).__name__}: {error}"
-            say(f"[{index}/{len(cells)}] {cell.label}: failed ({outcome.failed[cell]})")
+            say(progress.finish(cell.label, f"failed ({outcome.failed[cell]})"))
             continue
         outcome.ran.append(cell)
-        say(f"[{index}/{len(cells)}] {cell.label}: done")
+        outcome.add_warnings(cell, ran.warnings)
+        say(progress.finish(cell.label, "done"))
 
 
 def _run_in_processes(comparison: Comparison, cells: Sequence[Cell], workers: int, command: Sequence[str],
-                      outcome: GridOutcome, say: Callable[[str], None]) -> None:
+                      outcome: GridOutcome, say: Callable[[str], None], progress: GridProgress) -> None:
     """One worker process per cell, at most ``workers`` at once: a crash, even a hard one, takes down
     its own cell only, and the exit status says how each ended (``experiments.workers``: a cell
     interrupted by Ctrl-C stops the grid)."""
     by_label = {cell.label: cell for cell in cells}
-    finished = 0
+    queue = list(cells)  # run_jobs starts them in this order, the next one as soon as a worker is free
+    for cell in queue[:workers]:
+        progress.start(cell.label)
+    started = min(workers, len(queue))
 
     def record(result: JobResult) -> None:
-        nonlocal finished
-        finished += 1
+        nonlocal started
         cell = by_label[result.job.name]
         if result.ok:
             outcome.ran.append(cell)
-            say(f"[{finished}/{len(cells)}] {cell.label}: done")
+            outcome.add_warnings(cell, result.value.warnings)
+            say(progress.finish(cell.label, "done"))
         else:
             outcome.failed[cell] = result.reason()
-            say(f"[{finished}/{len(cells)}] {cell.label}: failed ({outcome.failed[cell]}; see the log above)")
+            say(progress.finish(cell.label, f"failed ({outcome.failed[cell]}; see the log above)"))
+        if started < len(queue):
+            progress.start(queue[started].label)
+            started += 1
 
-    run_jobs([Job(cell.label, run_cell, (comparison, cell, list(command))) for cell in cells], workers, on_exit=record)
+    run_jobs([Job(cell.label, run_cell_held, (comparison, cell, list(command))) for cell in cells], workers,
+             on_exit=record)
 
 
 def collect_results(comparison: Comparison) -> list[dict[str, Any]]:

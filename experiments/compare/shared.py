@@ -37,6 +37,7 @@ from experiments.compare.runner import (
     run_cell,
     training_curve,
     warn_missing,
+    write_grid_hparams,
 )
 from experiments.compare.spec import Cell, Comparison
 from experiments.config import ConfigError
@@ -199,6 +200,7 @@ def run_shared_grid(comparison: Comparison, target: StorageTarget, study_name: s
 
     say(f"study {study_name}: {len(outcome.complete)} of {len(states)} cells complete "
         f"({outcome.by_this_machine} on this machine)")
+    write_grid_hparams(comparison)  # TensorBoard's HParams tab: every cell's keys and its variant
     refresh_grid_layout(comparison.folder, list(comparison.variants))
     return outcome
 

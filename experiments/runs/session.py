@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from stable_baselines3.common.logger import CSVOutputFormat, HumanOutputFormat, 
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.callbacks import DrivingEvalCallback, HParamsCallback, SpikeLogCallback
+from agents.hparams import HParamValue
 from agents.registry import algorithm_name, get_algorithm
 from envs.scenarios import get_scenario
 from experiments.config import ConfigError, ExperimentConfig, save_config
@@ -49,12 +50,15 @@ def train(
     command: list[str] | None = None,
     evaluation_hooks: Sequence[EvaluationHook] = (),
     callbacks: Sequence[BaseCallback] = (),
+    group: Mapping[str, HParamValue] | None = None,
 ) -> Path:
     """Train one agent and fill its run folder; returns the folder.
 
     :param evaluation_hooks: called with each evaluation record; one returning ``False`` stops the
         run early (status ``stopped``), as a sweep's pruner does.
     :param callbacks: extra SB3 callbacks, run after the platform's own.
+    :param group: the run is one of a group (a grid's ``variant``, a sweep's ``trial``): these columns join
+        its HParams record, and it writes no experiment summary of its own (the group's folder holds one).
     """
     resolved, choice = resolve_backend(config)  # a config the backend cannot honour fails here, before any folder
     run = RunFolder(create_run_dir(config))
@@ -80,7 +84,7 @@ def train(
         run.write_meta({**meta, "status": status, "steps": 0, "error": f"{type(error).__name__}: {error}"})
         raise
     history = EvaluationHistory(run.eval_path, run.best_model_path, log_each=not config.logging.progress_bar)
-    session = TrainingSession(run, resolved, meta, built, history)
+    session = TrainingSession(run, resolved, meta, built, history, group=group)
     return session.run(evaluation_hooks, callbacks)
 
 
@@ -134,8 +138,10 @@ class TrainingSession:
     """One ``learn`` call over a run folder: logger, callbacks, checkpoints and the final status."""
 
     def __init__(self, run: RunFolder, config: ExperimentConfig, meta: dict[str, Any], built: BuiltRun,
-                 history: EvaluationHistory, start_step: int = 0, rng_state: dict[str, Any] | None = None) -> None:
+                 history: EvaluationHistory, start_step: int = 0, rng_state: dict[str, Any] | None = None,
+                 group: Mapping[str, HParamValue] | None = None) -> None:
         self.run_folder = run
+        self.group = group
         self.config = config
         self.meta = meta
         self.model = built.model
@@ -160,7 +166,9 @@ class TrainingSession:
         checkpoint_dir.mkdir(exist_ok=True)
         checkpoints = ResumableCheckpointCallback(checkpoint_dir, training.checkpoint_every, interrupt, self.history,
                                                   self.eval_env, first_step=self.start_step)
-        run_callbacks: list[BaseCallback] = [] if resuming else [HParamsCallback(hparams(config, config.env.backend))]
+        # A resumed run wrote its HParams record when it started.
+        run_callbacks: list[BaseCallback] = [] if resuming else [
+            HParamsCallback({**hparams(config, config.env.backend), **(self.group or {})}, summary=self.group is None)]
         run_callbacks += [SpikeLogCallback(), evaluation, checkpoints, *callbacks]
         # A run saves on SIGINT/SIGTERM even before its first checkpoint: the flag needs a checkpoint cadence.
         interrupt.install()
@@ -220,10 +228,11 @@ def make_logger(folder: Path, start_step: int, verbose: int) -> Logger:
     return Logger(str(folder), formats)
 
 
-def hparams(config: ExperimentConfig, backend: str) -> dict[str, bool | str | float | int | None]:
+def hparams(config: ExperimentConfig, backend: str) -> dict[str, HParamValue | None]:
     """The HParams record: algorithm, env, backend, seed, the scalar hyperparameters, neuro parts and
-    a spiking policy's settings."""
-    record: dict[str, bool | str | float | int | None] = {
+    a spiking policy's settings. A grid's or a sweep's summary takes the union of its runs' keys
+    (``agents.hparams.experiment_summary``)."""
+    record: dict[str, HParamValue | None] = {
         "algo": algorithm_name(get_algorithm(config.agent.algo)),
         "env": config.env.id,
         "backend": backend,

@@ -99,7 +99,9 @@ def sweep_command(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 130
     from experiments.sweeps.report import write_report
+    from experiments.sweeps.study import write_sweep_hparams
 
+    write_sweep_hparams(sweep.sweep_dir)  # TensorBoard's HParams tab over every trial
     print_report(write_report(study, sweep), sweep)
     if failed_workers:
         console.print(f"[red]{failed_workers} worker process(es) failed; see the log above[/red]")

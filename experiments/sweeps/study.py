@@ -33,6 +33,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
 from experiments.config import ConfigError
+from experiments.dashboards import refresh_runs_hparams
 from experiments.distributed.storage import StorageTarget
 from experiments.distributed.trials import INTERRUPTED_ATTR, WORKER_ATTR, run_trials, worker_identity
 from experiments.files import write_json_atomic
@@ -47,6 +48,7 @@ SEED_VALUES_ATTR = "seed_values"
 SKIPPED_ATTR = "skipped"  # a trial created after other workers had met the budget; never trained
 ERROR_ATTR = "error"  # why a trial crashed, for the dashboard
 FINGERPRINT_ATTR = "neurodrive:sweep"  # what a resumed study must share with the first run
+TRIAL_COLUMN = "trial"  # each trial's runs carry its number in their HParams record
 
 
 def trial_folder_name(number: int) -> str:
@@ -161,7 +163,7 @@ class TrialObjective:
         for index, seed in enumerate(sweep.seeds):
             config = sweep.experiment(params, seed, name, source=f"trial {trial.number}")
             hooks = [] if sweep.multi_objective else [PruningHook(trial, sweep, index)]
-            run_dir = train(config, command=self.command, evaluation_hooks=hooks)
+            run_dir = train(config, command=self.command, evaluation_hooks=hooks, group={TRIAL_COLUMN: trial.number})
             run_dirs.append(str(run_dir.resolve()))
             trial.set_user_attr(RUN_DIRS_ATTR, run_dirs)
             if hooks and hooks[0].stopped_at is not None:
@@ -178,6 +180,12 @@ class TrialObjective:
             values.append(float(np.mean([final[metric] for final in finals])))
         trial.set_user_attr(SEED_VALUES_ATTR, {m: [final[m] for final in finals] for m in sweep.metrics})
         return values[0] if len(values) == 1 else values
+
+
+def write_sweep_hparams(sweep_dir: Path) -> None:
+    """The sweep's one TensorBoard HParams summary at its folder: the union of its trials' keys (their
+    runs' own records, each with its ``trial`` number), so a key that only some trials have still shows."""
+    refresh_runs_hparams(sweep_dir, {tb: {} for tb in sorted(sweep_dir.glob("trial_*/*/tb"))}, first=(TRIAL_COLUMN,))
 
 
 def read_final_evaluation(run_dir: Path) -> dict[str, Any]:

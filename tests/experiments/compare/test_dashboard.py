@@ -245,7 +245,8 @@ def test_dashboard_serves_the_grid_its_hparams_layout_and_report(grid):
         assert report.endswith("/report.html") and urllib.parse.urlsplit(report).port > port
 
         # TensorBoard names runs by their path under the folder.
-        runs = wait_for(lambda: {run for run in get_json(board + "data/runs") if run != LAYOUT_DIR} or None, 60,
+        # "." is the grid's own HParams summary, LAYOUT_DIR its custom-scalars layout.
+        runs = wait_for(lambda: set(get_json(board + "data/runs")) - {LAYOUT_DIR, "."} or None, 60,
                         "TensorBoard to list the runs")
         assert runs == {f"{cell}/tb" for cell in CELLS}
         plugins = get_json(board + "data/plugins_listing")
@@ -262,6 +263,11 @@ def test_dashboard_serves_the_grid_its_hparams_layout_and_report(grid):
         assert set(hparams) == runs
         assert hparams["asymmetric/highway-fast-v0/seed0/tb"]["neuro.dopamine.type"] == "asymmetric"
         assert "neuro.dopamine.type" not in hparams["standard/highway-fast-v0/seed0/tb"]
+        assert hparams["standard/highway-fast-v0/seed0/tb"]["variant"] == "standard"
+        # One summary over the grid: the variant column first, and the keys only one variant has.
+        experiment = post_json(board + "data/plugin/hparams/experiment", {"experimentName": ""})
+        columns = [info["name"] for info in experiment["hparamInfos"]]
+        assert columns[0] == "variant" and "neuro.dopamine.type" in columns
 
         # Custom scalars: the grid's layout names the variants; a variant's chart draws that variant only.
         layout = wait_for(lambda: get_json(board + "data/plugin/custom_scalars/layout") or None, 30, "the layout")
@@ -303,7 +309,7 @@ def test_dashboard_on_a_root_adds_the_study_beside_the_grid(grid):
         (board,), (studies,), (report,) = urls["tensorboard"], urls["optuna-dashboard"], urls["report"]
         assert board == f"http://127.0.0.1:{port}/" and len(ports_of(urls)) == 3
         names = wait_for(lambda: set(get_json(board + "data/runs")) or None, 60, "TensorBoard to list the runs")
-        assert {f"tiny/{cell}/tb" for cell in CELLS} | {f"tiny/{LAYOUT_DIR}"} == names  # the sweep is optuna's
+        assert {f"tiny/{cell}/tb" for cell in CELLS} | {f"tiny/{LAYOUT_DIR}", "tiny"} == names  # the sweep is optuna's
         data = get_json(studies + "api/studies")
         assert [study["study_name"] for study in data["study_summaries"]] == ["beside"]
         # The one comparison's report folder is served alone; the line names the file.
