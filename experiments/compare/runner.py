@@ -228,36 +228,44 @@ class HeldWarnings:
         self.messages: list[str] = []
         self._catch = warnings.catch_warnings(record=True)  # the filters in force still apply
         self._caught: list[warnings.WarningMessage] = []
+        self._holder = _WarningHolder(self.messages)
         self._handlers: list[logging.Handler] = []
-        self._added: logging.Handler | None = None
-
-    def _hold(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.WARNING:
-            self.messages.append(f"{record.name}: {record.getMessage()}")
-            return False
-        return True
 
     def __enter__(self) -> HeldWarnings:
-        self._caught = self._catch.__enter__() or []
+        caught = self._catch.__enter__()
+        assert caught is not None  # record=True hands over its list
+        self._caught = caught
         root = logging.getLogger()
-        if not root.handlers:  # logging's last resort would print it: a handler of our own holds it instead
-            self._added = logging.NullHandler()
-            root.addHandler(self._added)
         self._handlers = list(root.handlers)
         for handler in self._handlers:
-            handler.addFilter(self._hold)
+            handler.addFilter(_not_a_warning)
+        root.addHandler(self._holder)  # one holder: a record reaching several handlers is held once
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *rest: Any) -> None:
+        root = logging.getLogger()
+        root.removeHandler(self._holder)
         for handler in self._handlers:
-            handler.removeFilter(self._hold)
-        if self._added is not None:
-            logging.getLogger().removeHandler(self._added)
+            handler.removeFilter(_not_a_warning)
         self._catch.__exit__(kind, *rest)
         self.messages += [f"{caught.category.__name__}: {caught.message}" for caught in self._caught]
         if kind is not None:
             for message in self.messages:
                 print(f"warning: {message}", file=sys.stderr)
+
+
+class _WarningHolder(logging.Handler):
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.WARNING:
+            self.messages.append(f"{record.name}: {record.getMessage()}")
+
+
+def _not_a_warning(record: logging.LogRecord) -> bool:
+    return record.levelno != logging.WARNING
 
 
 def run_cell_held(comparison: Comparison, cell: Cell, command: Sequence[str] = ()) -> CellRun:
