@@ -99,9 +99,7 @@ def sweep_command(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 130
     from experiments.sweeps.report import write_report
-    from experiments.sweeps.study import write_sweep_hparams
 
-    write_sweep_hparams(sweep.sweep_dir)  # TensorBoard's HParams tab over every trial
     print_report(write_report(study, sweep), sweep)
     if failed_workers:
         console.print(f"[red]{failed_workers} worker process(es) failed; see the log above[/red]")
@@ -117,7 +115,7 @@ def run_sweep(sweep: Sweep, target: StorageTarget, n_trials: int | None = None, 
     """
     import optuna
 
-    from experiments.sweeps.study import budget_used, prepare_study, run_worker
+    from experiments.sweeps.study import budget_used, prepare_study, run_worker, write_sweep_hparams
     from experiments.workers import Job, run_jobs
 
     study = prepare_study(sweep, target)
@@ -136,6 +134,7 @@ def run_sweep(sweep: Sweep, target: StorageTarget, n_trials: int | None = None, 
         jobs = [Job(f"sweep-worker-{index}", run_worker, (sweep, target, n_trials, index, list(command)))
                 for index in range(workers)]
         failed = sum(not result.ok for result in run_jobs(jobs, workers))
+    write_sweep_hparams(sweep.sweep_dir)  # TensorBoard's HParams tab: every trial's keys, a trial column
     return optuna.load_study(study_name=sweep.study_name, storage=target.open(sweep.spec.heartbeat)), failed
 
 

@@ -25,9 +25,12 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.metadata import EXPERIMENT_TAG, parse_experiment_plugin_data
 
 from agents.registry import get_algorithm
 from experiments.config import ConfigError, load_config
+from experiments.dashboards import read_session_hparams
 from experiments.distributed.storage import StorageTarget, mask_argv, mask_url
 from experiments.runs.session import train
 from experiments.sweeps.command import add_sweep_commands, dashboard_command, print_report, run_sweep, sweep_command
@@ -556,6 +559,17 @@ def test_a_grid_sweep_runs_each_point_once_and_stops_there(tmp_path):
                     for t in study.get_trials(states=(TrialState.COMPLETE,)))
     assert points == [(b, d) for b in (16, 32, 48) for d in (5, 10)]  # 6 points, not 10 trials
     assert len(study.trials) == 6
+    # TensorBoard's HParams: each trial's run carries its number and values; the sweep's folder one summary.
+    for trial in study.trials:
+        record = read_session_hparams(Path(trial.user_attrs["run_dirs"][0]) / "tb")
+        assert record is not None and record["trial"] == trial.number
+        assert record["batch_size"] == trial.params["agent.hyperparameters.batch_size"]
+    events = EventAccumulator(str(sweep.sweep_dir), size_guidance={"tensors": 0})
+    events.Reload()
+    experiment = parse_experiment_plugin_data(events.PluginTagToContent("hparams")[EXPERIMENT_TAG])
+    assert experiment.hparam_infos[0].name == "trial"
+    assert sorted(experiment.hparam_infos[0].domain_discrete) == [0, 1, 2, 3, 4, 5]
+    assert {"batch_size", "env", "seed"} <= {info.name for info in experiment.hparam_infos}
 
 
 def test_a_sweep_over_spiking_settings_builds_each_trial_with_them(tmp_path):
