@@ -122,6 +122,21 @@ def test_hparams_record_is_written_to_tensorboard(model, tmp_path):
     assert any(b"eval/mean_return" in blob for blob in content.values())
 
 
+def test_a_group_member_writes_its_values_but_no_summary_of_its_own(model, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.metadata import SESSION_START_INFO_TAG, parse_session_start_info_plugin_data
+
+    model.learn(20, callback=HParamsCallback({"algo": "dqn", "kappa": 0.3, "variant": "asymmetric", "lr": None},
+                                             summary=False))
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert "_hparams_/experiment" not in events.summary_metadata  # the group's folder holds the one summary
+    start = parse_session_start_info_plugin_data(events.PluginTagToContent("hparams")[SESSION_START_INFO_TAG])
+    assert start.hparams["variant"].string_value == "asymmetric" and start.hparams["kappa"].number_value == 0.3
+    assert set(start.hparams) == {"algo", "kappa", "variant"}  # None: no value
+    assert start.group_name == ""  # each run its own group, named by the run
+
+
 def test_a_hook_returning_false_stops_training(model):
     seen = []
 
