@@ -278,8 +278,9 @@ def run_cell_held(comparison: Comparison, cell: Cell, command: Sequence[str] = (
 class GridProgress:
     """A grid's progress lines: cells finished of those to run, running and queued, and the ETA.
 
-    The ETA takes the finished cells' mean duration as every cell's: the cells left need that much
-    each, less what the running ones have already spent (at most the mean each), shared by the workers.
+    The ETA takes the mean duration of the cells done so far (a failed cell's time says nothing of a
+    cell's cost) as every cell's: the cells left need that much each, less what the running ones have
+    already spent (at most the mean each), shared by the workers.
     """
 
     def __init__(self, total: int, workers: int, clock: Callable[[], float] = time.monotonic) -> None:
@@ -287,27 +288,33 @@ class GridProgress:
         self.workers = max(1, min(workers, total))
         self.clock = clock
         self.running: dict[str, float] = {}  # label: start time
-        self.durations: list[float] = []
+        self.finished = 0
+        self.durations: list[float] = []  # of the cells done
 
     def start(self, label: str) -> None:
         self.running[label] = self.clock()
 
-    def finish(self, label: str, status: str) -> str:
-        """The line for a cell that ended (``status``: done, failed (why))."""
+    def finish(self, label: str, status: str, done: bool = True) -> str:
+        """The line for a cell that ended: ``status`` says how (done, failed and why)."""
         now = self.clock()
         duration = now - self.running.pop(label, now)
-        self.durations.append(duration)
-        finished = len(self.durations)
-        queued = self.total - finished - len(self.running)
-        line = f"[{finished}/{self.total}] {label}: {status} in {format_duration(duration)}"
-        if finished == self.total:
+        self.finished += 1
+        if done:
+            self.durations.append(duration)
+        line = f"[{self.finished}/{self.total}] {label}: {status} in {format_duration(duration)}"
+        if self.finished == self.total:
             return line
+        queued = self.total - self.finished - len(self.running)
         eta = self.eta_s(now)
-        return f"{line}; {len(self.running)} running, {queued} queued; ETA {format_duration(eta)}"
+        return (f"{line}; {len(self.running)} running, {queued} queued; "
+                + ("ETA after a cell is done" if eta is None else f"ETA {format_duration(eta)}"))
 
-    def eta_s(self, now: float) -> float:
+    def eta_s(self, now: float) -> float | None:
+        """Seconds until every cell is done, or ``None`` before any cell is."""
+        if not self.durations:
+            return None
         mean = sum(self.durations) / len(self.durations)
-        left = self.total - len(self.durations)
+        left = self.total - self.finished
         if left <= 0:
             return 0.0
         spent = sum(min(now - started, mean) for started in self.running.values())
@@ -398,7 +405,7 @@ def _run_here(comparison: Comparison, cells: Sequence[Cell], command: Sequence[s
         except Exception as error:  # a crashed cell (NaN guard, a model that cannot be built): go on
             logger.exception("%s failed", cell.label)
             outcome.failed[cell] = f"{type(error).__name__}: {error}"
-            say(progress.finish(cell.label, f"failed ({outcome.failed[cell]})"))
+            say(progress.finish(cell.label, f"failed ({outcome.failed[cell]})", done=False))
             continue
         outcome.ran.append(cell)
         outcome.add_warnings(cell, ran.warnings)
@@ -425,7 +432,7 @@ def _run_in_processes(comparison: Comparison, cells: Sequence[Cell], workers: in
             say(progress.finish(cell.label, "done"))
         else:
             outcome.failed[cell] = result.reason()
-            say(progress.finish(cell.label, f"failed ({outcome.failed[cell]}; see the log above)"))
+            say(progress.finish(cell.label, f"failed ({outcome.failed[cell]}; see the log above)", done=False))
         if started < len(queue):
             progress.start(queue[started].label)
             started += 1

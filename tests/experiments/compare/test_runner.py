@@ -59,11 +59,34 @@ def test_progress_lines_and_eta_follow_the_finished_cells_durations():
     # mean 13 s; 2 left need 26 s, C has done 6: 20 s over 2 workers.
     assert progress.finish("B", "done") == "[2/4] B: done in 16s; 1 running, 1 queued; ETA 10s"
     progress.start("D")
-    clock.now = 100
-    # C took 90 s: mean (10 + 16 + 90) / 3; D is 84 s in, past that mean, so counts the mean: no time left.
-    assert progress.finish("C", "failed (boom)").endswith("; 1 running, 0 queued; ETA 0s")
-    clock.now = 130
-    assert progress.finish("D", "done") == "[4/4] D: done in 1m54s"  # the last cell: no ETA
+    clock.now = 20
+    # C failed after 10 s: no measure of a cell's cost, the mean stays 13 s; D is 4 s in: 9 s left.
+    line = progress.finish("C", "failed (boom)", done=False)
+    assert line == "[3/4] C: failed (boom) in 10s; 1 running, 0 queued; ETA 9s"
+    clock.now = 134
+    assert progress.finish("D", "done") == "[4/4] D: done in 1m58s"  # the last cell: no ETA
+
+
+def test_a_running_cell_past_the_mean_counts_the_mean():
+    clock = Clock()
+    progress = GridProgress(3, 2, clock)
+    progress.start("A")
+    progress.start("B")
+    clock.now = 10
+    progress.finish("A", "done")
+    progress.start("C")
+    clock.now = 40
+    # mean 10 s; B is 40 s in but counts 10, C 30 s in counts 10: 2 cells x 10 s - 20 s = nothing left.
+    assert progress.eta_s(clock.now) == 0.0
+    clock.now = 41
+    assert progress.finish("B", "done").endswith("ETA 0s")
+
+
+def test_no_eta_before_a_cell_is_done():
+    clock = Clock()
+    progress = GridProgress(3, 1, clock)
+    progress.start("A")
+    assert progress.finish("A", "failed (boom)", done=False).endswith("; 0 running, 2 queued; ETA after a cell is done")
 
 
 def test_eta_on_one_worker_is_the_mean_times_the_cells_left():
