@@ -44,7 +44,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from agents.hparams import EVAL_METRICS, HParamValue
+from agents.hparams import EVAL_METRICS, HParamValue, experiment_summary
 from experiments.config.errors import ConfigError
 from experiments.distributed import JOURNAL_NAME
 from experiments.runs.folder import RunFolder
@@ -245,8 +245,6 @@ def write_hparams_summary(folder: Path, records: Iterable[Mapping[str, HParamVal
     runs' record keys (``agents.hparams.experiment_summary``), ``first`` in front; replaces an older one."""
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
-    from agents.hparams import experiment_summary
 
     summary = experiment_summary(list(records), EVAL_METRICS, first)
     old_files = list(folder.glob(EVENT_FILES + HPARAMS_SUFFIX))
