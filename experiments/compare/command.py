@@ -97,10 +97,13 @@ def _run_here(comparison: Comparison, args: argparse.Namespace,
               command: list[str]) -> tuple[list[dict[str, Any]], dict[Cell, str]]:
     """The grid on this machine alone: cells and results in the comparison's folder."""
     from experiments.compare.runner import collect_results, run_grid
+    from experiments.runs.folder import FolderLock
 
     failed: dict[Cell, str] = {}
     if not args.report_only:
-        failed = run_grid(comparison, args.workers, command, say=say).failed
+        # One command per grid folder (its workers train the cells under it); --storage's queue shares instead.
+        with FolderLock(comparison.folder, "comparison folder"):
+            failed = run_grid(comparison, args.workers, command, say=say).failed
     return collect_results(comparison), failed
 
 
