@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FolderLock", "RunFolder", "create_run_dir", "check_writable"]
 
+logger = logging.getLogger("neurodrive.run")
 LOCK_NAME = ".lock"  # in a folder being written: the writer's PID, under its flock
 MODELS = ("final", "best")  # which model of a run folder `neurodrive evaluate --model` loads
 LIBRARIES = ("neurodrive", "stable-baselines3", "sb3-contrib", "gymnasium", "highway-env",
@@ -118,6 +120,11 @@ class FolderLock:
             os.close(fd)
             raise ConfigError(f"{self.folder}: another process (PID {holder}) is writing this {self.what}; "
                               "wait for it to end, or stop it") from None
+        except OSError as error:  # a file system without locks (some network mounts): go on, unguarded
+            os.close(fd)
+            logger.warning("%s: cannot lock this %s (%s); nothing keeps a second writer out", self.folder,
+                           self.what, error.strerror or error)
+            return self
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd

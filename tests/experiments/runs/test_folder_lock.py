@@ -97,3 +97,16 @@ def test_two_resumes_of_one_run_folder_the_second_is_refused_naming_the_first(in
     assert first.returncode == 130
     meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == "interrupted" and len(meta["resumed"]) == 1  # the second left no record
+
+
+def test_a_file_system_without_locks_warns_and_goes_on(tmp_path, monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with FolderLock(tmp_path, "run folder"):
+        pass
+    assert "cannot lock this run folder (No locks available)" in caplog.text
