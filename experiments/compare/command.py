@@ -101,10 +101,13 @@ def _run_here(comparison: Comparison, args: argparse.Namespace, command: list[st
     """The grid on this machine alone: cells and results in the comparison's folder; ``held`` gets the
     summary of the cells' warnings."""
     from experiments.compare.runner import collect_results, run_grid
+    from experiments.runs.folder import FolderLock
 
     failed: dict[Cell, str] = {}
     if not args.report_only:
-        outcome = run_grid(comparison, args.workers, command, say=say)
+        # One command per grid folder (its workers train the cells under it); --storage's queue shares instead.
+        with FolderLock(comparison.folder, "comparison folder"):
+            outcome = run_grid(comparison, args.workers, command, say=say)
         failed = outcome.failed
         held += outcome.warning_summary()
     return collect_results(comparison), failed

@@ -49,9 +49,9 @@ from experiments.config import (
     set_path,
     validate_config,
 )
+from experiments.config.experiment import NAME_PATTERN
 from experiments.distributed.heartbeat import HeartbeatSpec
 
-NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 SEED_SPACING = 100  # seeds n -> 0, 100, 200, ...: far apart, so no two runs share a derived env seed
 REPORT_FOLDER = "report"  # <root>/<name>/report: so no variant may be called that
 QUICK_SUFFIX = "-quick"  # --quick runs go to <root>/<name>-quick, never mixed with the full grid

@@ -112,14 +112,20 @@ class TrainingConfig(StrictModel):
     flush_denormal: bool = True
 
 
+# A name that becomes a folder: letters, digits, '_', '.' and '-', not dots alone ('.' and '..' would put the
+# folder outside its root). A group (logging.name) may be a path of such names.
+NAME_PATTERN = r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
+GROUP_PATTERN = r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$"
+
+
 class LoggingConfig(StrictModel):
     """Where the run folder goes and what is shown while training."""
 
     root: str = "runs"
-    name: str | None = None  # run folder group; defaults to the experiment name
+    name: str | None = Field(default=None, pattern=GROUP_PATTERN)  # run folder group; default: the experiment name
     # The run folder's own name; default <timestamp>-seed<seed>. A fixed name makes the folder known in
     # advance (a comparison's cells), so a second run with it is refused rather than mixed in.
-    run_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+    run_name: str | None = Field(default=None, pattern=NAME_PATTERN)
     progress_bar: bool = True
     verbose: NonNegativeInt = 0
 
@@ -127,7 +133,7 @@ class LoggingConfig(StrictModel):
 class ExperimentConfig(StrictModel):
     """One training run: ``config -> env -> agent -> callbacks -> run folder``."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=NAME_PATTERN)
     env: EnvConfig = Field(default_factory=EnvConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     # Brain-inspired parts by kind (neuro.parts.NEURO_PARTS): {type: name or package.module:Class, **params}.

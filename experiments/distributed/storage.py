@@ -5,8 +5,9 @@ Two storages:
 - the default, an Optuna journal file ``<sweep folder>/study.journal``, shared by worker processes
   on one machine (the journal's file lock serialises their writes);
 - any SQLAlchemy URL (``postgresql+psycopg://user@host/db``), shared by workers on many machines.
-  Its password may sit in the URL, in ``NEURODRIVE_STORAGE`` or in libpq's ``PGPASSWORD`` /
-  ``~/.pgpass``; it is masked wherever a URL is printed or saved.
+  Its password may sit in the URL (userinfo or a query parameter such as ``password=``), in
+  ``NEURODRIVE_STORAGE`` or in libpq's ``PGPASSWORD`` / ``~/.pgpass``; ``mask_url`` masks every
+  credential wherever a URL is printed or saved.
 
 An RDB storage is opened with Optuna's heartbeat (``HeartbeatSpec``), by which a dead worker's trial
 is found (``experiments.distributed.trials``).
@@ -20,12 +21,14 @@ storage and creating the study therefore run under a PostgreSQL advisory lock
 from __future__ import annotations
 
 import os
+import re
 import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
@@ -41,19 +44,91 @@ SETUP_LOCK_KEY = int.from_bytes(b"ndsweeps", "big")
 _setup_locks = threading.local()  # .held: the URLs whose set-up lock this thread holds (the lock nests)
 
 
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (anything unparsable is masked whole)."""
+# Query parameters that carry a credential: libpq's password, sslpassword and passfile, MySQL's passwd, tokens.
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|credential", re.IGNORECASE)
+# The start of a URL as SQLAlchemy reads it: the password runs to the first '@'; the rest is host, database, query.
+_USERINFO = re.compile(r"(?P<scheme>[\w+]+)://(?:(?P<user>[^:/]*)(?::(?P<password>[^@]*))?@)?(?P<rest>.*)", re.DOTALL)
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class _UrlParts:
+    """A URL cut where SQLAlchemy cuts it, with its credentials apart."""
+
+    scheme: str
+    user: str | None  # None: no userinfo
+    password: str | None
+    hidden: str | None  # what an unescaped '@' in the password put before the host: secret too
+    location: str  # host, port and database
+    query: list[str]  # the ``key=value`` pairs
+
+    def secret_values(self) -> list[str]:
+        values = [self.password, self.hidden, f"{self.password}@{self.hidden}" if self.hidden else None]
+        values += [pair.partition("=")[2] for pair in self.query if _is_secret(pair)]
+        return [value for value in values if value]
+
+
+def _is_secret(pair: str) -> bool:
+    key, equals, _ = pair.partition("=")
+    return bool(equals) and _SECRET_KEY.search(unquote_plus(key)) is not None
+
+
+def _split_url(url: str) -> _UrlParts | None:
+    """The parts of a URL SQLAlchemy can read; ``None`` for anything else.
+
+    SQLAlchemy reads ``user:p@ss@host`` as password ``p`` on host ``ss@host``: everything up to the
+    last ``@`` before the query is taken as secret.
+    """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "***"
+        make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is no number
+        return None
+    match = _USERINFO.fullmatch(url)
+    if match is None:
+        return None
+    location, mark, query = match["rest"].partition("?")
+    hidden = None
+    if match["password"] is not None and "@" in location:
+        hidden, location = location.rsplit("@", 1)
+    return _UrlParts(match["scheme"], match["user"], match["password"], hidden, location,
+                     query.split("&") if mark else [])
+
+
+def mask_url(url: str) -> str:
+    """The URL with every credential replaced by ``***``: the password (an unescaped ``@`` in it included)
+    and each query parameter that carries one (``password=``, ``sslpassword=``, ``passfile=``...).
+    Anything SQLAlchemy cannot read is masked whole."""
+    parts = _split_url(url)
+    if parts is None:
+        return MASK
+    userinfo = ""
+    if parts.user is not None:
+        userinfo = parts.user + ("" if parts.password is None else f":{MASK}") + "@"
+    query = [f"{pair.partition('=')[0]}={MASK}" if _is_secret(pair) else pair for pair in parts.query]
+    return f"{parts.scheme}://{userinfo}{parts.location}" + ("?" + "&".join(query) if query else "")
+
+
+def url_secrets(url: str) -> list[str]:
+    """Every credential in a URL, as written and decoded, longest first (to scrub from messages)."""
+    parts = _split_url(url)
+    if parts is None:
+        return [url]
+    values = parts.secret_values()
+    return sorted({form for value in values for form in (value, unquote_plus(value)) if form}, key=len, reverse=True)
+
+
+def mask_text(text: str, url: str) -> str:
+    """``text`` (a driver's error, a log line) with every credential of ``url`` replaced by ``***``."""
+    for secret in url_secrets(url):
+        text = text.replace(secret, MASK)
+    return text
 
 
 def mask_argv(argv: list[str]) -> list[str]:
-    """A command line safe to save: every URL argument (``URL`` or ``--opt=URL``) masked."""
+    """A command line safe to save or print: every URL argument (``URL`` or ``--opt=URL``) masked."""
     masked = []
     for arg in argv:
         option, sep, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
@@ -155,10 +230,7 @@ class StorageTarget:
         return ConfigError(f"--storage: cannot open {self.describe()}: {self._scrub(reason)}")
 
     def _scrub(self, text: str) -> str:
-        from sqlalchemy.engine import make_url
-
-        password = make_url(self.url).password if self.url else None
-        return text.replace(password, "***") if password else text
+        return mask_text(text, self.url) if self.url else text
 
 
 def _backend(url: str) -> str:
@@ -173,10 +245,12 @@ def _check_url(url: str) -> str:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is no number
         raise ConfigError(f"--storage: {mask_url(url)!r} is not a database URL; expected e.g. "
                           "postgresql+psycopg://user@host:5432/db, sqlite:///file.db, or none for "
                           "the journal file in the sweep folder") from None
+    if (parts := _split_url(url)) is not None and parts.hidden is not None:
+        raise ConfigError(f"--storage: {mask_url(url)!r}: the password holds an '@'; write it as %40 in a URL")
     if parsed.drivername == "postgresql":
         # SQLAlchemy's default PostgreSQL driver is psycopg2; NeuroDrive ships psycopg 3.
         parsed = parsed.set(drivername="postgresql+psycopg")

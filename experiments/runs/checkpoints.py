@@ -8,6 +8,9 @@ history) and ``best_model.zip`` (the run's best model as it stood then, a hard l
 assembled in a temp folder and renamed into place; ``checkpoints/latest.json`` is replaced last,
 so a crash mid-save never leaves a broken "latest".
 
+A resume takes the newest intact checkpoint (``resumable_checkpoints``): a damaged ``latest.json``, a
+missing folder or a truncated file (``CheckpointDamaged``) makes it fall back on an older one, saying why.
+
 Checkpoints are taken in ``on_rollout_start``: there SB3 has stored every transition and finished
 the previous gradient update, so a resumed run continues exactly where the saved one stood.
 SIGINT/SIGTERM only raise a flag that is honoured at the next such point.
@@ -18,9 +21,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,13 +124,85 @@ class Checkpoint:
         with open(self.path / "state.pkl", "rb") as handle:
             return cloudpickle.load(handle)  # trusted: written by this run
 
+    def saved_n_envs(self) -> int | None:
+        """How many envs the model was trained with (SB3's ``n_envs`` in ``model.zip``)."""
+        with zipfile.ZipFile(self.model_path) as archive:
+            value = json.loads(archive.read("data")).get("n_envs")
+        return value if isinstance(value, int) else None
 
-def latest_checkpoint(checkpoint_dir: Path) -> Checkpoint | None:
+    def load_checked(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(state, rng state)``, once ``model.zip`` has passed its checksums; ``CheckpointDamaged`` names
+        the file that is missing, truncated or unreadable."""
+        try:
+            with zipfile.ZipFile(self.model_path) as archive:
+                bad = archive.testzip()
+                json.loads(archive.read("data"))  # SB3's attributes: a cut archive may lack them
+        except (OSError, zipfile.BadZipFile, EOFError, KeyError, ValueError) as error:
+            raise CheckpointDamaged(f"model.zip is missing or damaged ({_reason(error)})") from None
+        if bad is not None:
+            raise CheckpointDamaged(f"model.zip is damaged ({bad} fails its checksum)")
+        loaded = []
+        for name, load in (("state.pkl", self.load_state), ("rng.pt", self.load_rng)):
+            try:
+                loaded.append(load())
+            except Exception as error:  # pickle and torch raise many types for a truncated file
+                raise CheckpointDamaged(f"{name} is missing or damaged ({_reason(error)})") from None
+        state, rng = loaded
+        if not isinstance(state, dict) or not isinstance(rng, dict):
+            raise CheckpointDamaged("state.pkl or rng.pt holds something else than a checkpoint's state")
+        return state, rng
+
+
+class CheckpointDamaged(Exception):
+    """A checkpoint folder a resume cannot use; the message says which file and why."""
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+STEP_FOLDER = re.compile(r"step_(\d+)")  # a checkpoint's folder; temp folders start with a dot
+
+
+def read_latest(checkpoint_dir: Path) -> tuple[Checkpoint | None, str | None]:
+    """The checkpoint ``latest.json`` names, or ``None`` and what is wrong with it (``None``: no file)."""
     pointer = checkpoint_dir / "latest.json"
     if not pointer.is_file():
-        return None
-    data = json.loads(pointer.read_text())
-    return Checkpoint(checkpoint_dir / data["folder"], int(data["step"]))
+        return None, None
+    try:
+        data = json.loads(pointer.read_text())
+    except (OSError, ValueError) as error:
+        return None, f"latest.json is unreadable ({_reason(error)})"
+    folder = data.get("folder") if isinstance(data, dict) else None
+    match = STEP_FOLDER.fullmatch(folder) if isinstance(folder, str) else None
+    if match is None:
+        return None, f"latest.json names no checkpoint folder (it holds {json.dumps(data)[:80]})"
+    if not (checkpoint_dir / match[0]).is_dir():
+        return None, f"latest.json names {match[0]}, which is missing"
+    return Checkpoint(checkpoint_dir / match[0], int(match[1])), None
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Checkpoint | None:
+    """The checkpoint ``latest.json`` names, if it names one that exists."""
+    return read_latest(checkpoint_dir)[0]
+
+
+def resumable_checkpoints(checkpoint_dir: Path) -> tuple[list[Checkpoint], list[str]]:
+    """Every checkpoint folder, newest first, and what is wrong with ``latest.json`` (if anything).
+
+    The folders are listed, not only the one ``latest.json`` names: a crash between renaming a new
+    checkpoint into place and updating the pointer leaves the newest one unnamed, and a damaged pointer
+    must not hide the intact folders beside it.
+    """
+    _, problem = read_latest(checkpoint_dir)
+    found = []
+    if checkpoint_dir.is_dir():
+        for path in checkpoint_dir.iterdir():
+            match = STEP_FOLDER.fullmatch(path.name)
+            if match and path.is_dir():
+                found.append(Checkpoint(path, int(match[1])))
+    return sorted(found, key=lambda checkpoint: checkpoint.step, reverse=True), [problem] if problem else []
 
 
 def save_checkpoint(model: BaseAlgorithm, checkpoint_dir: Path, eval_env: VecEnv | None,

@@ -12,7 +12,7 @@ from envs.scenarios import get_scenario
 from experiments.config import ConfigError, ExperimentConfig
 from experiments.files import write_json_atomic
 from experiments.runs.build import POSTHOC_EVAL_STREAM, make_env, resolve_backend
-from experiments.runs.folder import RunFolder
+from experiments.runs.folder import RunFolder, check_writable
 from neuro.snn.config import ENERGY_CAVEAT
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 20, backend: str | None = 
     """
     run = RunFolder(Path(run_dir))
     config, choice = resolve_backend(run.load_config(), backend)
+    check_writable(run.path, "evaluate saves its results in the run folder")  # before the episodes, not after
     model = run.load_model(config, which)
     seed = config.training.seed if seed is None else seed
     metrics, spike_stats = evaluate_model(model, config, episodes, n_envs, seed)
@@ -66,10 +67,11 @@ def record_run(run_dir: str | Path, episodes: int = 1, seed: int | None = None) 
 
     run = RunFolder(Path(run_dir))
     config = run.load_config()
-    model = run.load_model(config)
     if episodes < 1:
         raise ConfigError(f"--episodes: must be >= 1, got {episodes}")
     video_dir = run.path / "videos"
+    check_writable(video_dir if video_dir.is_dir() else run.path, "record saves its videos in the run folder")
+    model = run.load_model(config)
     env = make_highway_env(config.env.id, config.env.config, render_mode="rgb_array")  # videos: the reference
     prefix = f"{config.env.id}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     env = RecordVideo(env, str(video_dir), episode_trigger=lambda _: True, name_prefix=prefix,

@@ -4,13 +4,19 @@
 ``run.json`` (status, seed, backend choice, library versions, command line, platform commit),
 ``tb/`` (TensorBoard events and progress.csv), ``checkpoints/``, ``eval.json`` (every periodic
 evaluation, the last and the best), ``best_model.zip`` (the model at the best evaluation) and
-``model.zip`` (the last one).
+``model.zip`` (the last one). While a process writes a run folder (``train``, ``train --resume``) it
+holds ``.lock`` there (``FolderLock``): one writer per folder.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,8 +28,10 @@ from experiments.files import write_json_atomic
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
-__all__ = ["RunFolder", "create_run_dir"]
+__all__ = ["FolderLock", "RunFolder", "create_run_dir", "check_writable"]
 
+logger = logging.getLogger("neurodrive.run")
+LOCK_NAME = ".lock"  # in a folder being written: the writer's PID, under its flock
 MODELS = ("final", "best")  # which model of a run folder `neurodrive evaluate --model` loads
 LIBRARIES = ("neurodrive", "stable-baselines3", "sb3-contrib", "gymnasium", "highway-env",
              "envpool", "torch", "numpy", "optuna", "pydantic")
@@ -71,6 +79,79 @@ def create_run_dir(config: ExperimentConfig) -> Path:
     raise ConfigError(f"logging.root: no free run folder name under {group}")
 
 
+def check_writable(folder: Path, why: str) -> None:
+    """A folder a command will write in, probed by writing there: a read-only one is one line before any work."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ConfigError(f"{folder}: cannot write in this folder ({error.strerror or error}); {why}") from None
+
+
+class FolderLock:
+    """One writer per folder: an exclusive ``flock`` on ``<folder>/.lock``, which holds the writer's PID.
+
+    The kernel drops the lock when its process ends, however it ends (``kill -9`` included), so a stale
+    lock file never blocks anyone. A process that finds it held gets one line naming the holder's PID.
+
+    :param what: what the folder is, for the message ("run folder", "comparison folder").
+    """
+
+    def __init__(self, folder: Path, what: str) -> None:
+        self.folder = folder
+        self.what = what
+        self._fd: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.folder / LOCK_NAME
+
+    def acquire(self) -> FolderLock:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # no O_TRUNC: the holder's PID stays
+        except OSError as error:
+            raise ConfigError(f"{self.folder}: cannot write in this {self.what} "
+                              f"({error.strerror or error}); it must be writable") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder(fd)
+            os.close(fd)
+            raise ConfigError(f"{self.folder}: another process (PID {holder}) is writing this {self.what}; "
+                              "wait for it to end, or stop it") from None
+        except OSError as error:  # a file system without locks (some network mounts): go on, unguarded
+            os.close(fd)
+            logger.warning("%s: cannot lock this %s (%s); nothing keeps a second writer out", self.folder,
+                           self.what, error.strerror or error)
+            return self
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock; the file stays, so no two processes lock two files
+            self._fd = None
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        """The PID the holder wrote (it writes it right after locking: wait a moment for it)."""
+        for _ in range(20):
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            if text:
+                return text
+            time.sleep(0.05)
+        return "unknown"
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 @dataclass
 class RunFolder:
     """Reads and writes the files of one run folder."""
@@ -103,6 +184,10 @@ class RunFolder:
 
     def read_meta(self) -> dict[str, Any]:
         return json.loads(self.meta_path.read_text())
+
+    def lock(self) -> FolderLock:
+        """The run folder's writer lock (``with run.lock(): ...``)."""
+        return FolderLock(self.path, "run folder")
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         write_json_atomic(self.meta_path, meta)

@@ -29,13 +29,16 @@ from experiments.config import ConfigError, ExperimentConfig, save_config
 from experiments.files import library_versions
 from experiments.runs.build import EVAL_STREAM, BuiltRun, build_run, load_model, make_env, resolve_backend
 from experiments.runs.checkpoints import (
+    Checkpoint,
+    CheckpointDamaged,
     InterruptFlag,
     ResumableCheckpointCallback,
     latest_checkpoint,
     restore_rng,
+    resumable_checkpoints,
 )
 from experiments.runs.errors import RunInterrupted
-from experiments.runs.folder import LIBRARIES, RunFolder, create_run_dir, platform_commit
+from experiments.runs.folder import LIBRARIES, RunFolder, check_writable, create_run_dir, platform_commit
 from experiments.runs.history import EvaluationHistory
 
 __all__ = ["TrainingSession", "resume", "train"]
@@ -62,30 +65,37 @@ def train(
     """
     resolved, choice = resolve_backend(config)  # a config the backend cannot honour fails here, before any folder
     run = RunFolder(create_run_dir(config))
-    save_config(resolved, run.config_path)
-    meta: dict[str, Any] = {
+    with run.lock():  # a `train --resume` of this folder started meanwhile waits its turn
+        save_config(resolved, run.config_path)
+        meta = new_meta(config, {"requested": config.env.backend, "chosen": choice.backend, "reason": choice.reason},
+                        command)
+        run.write_meta(meta)
+        logger.info("run folder %s; env %s on %s (%s)", run.path, config.env.id, choice.backend, choice.reason)
+        try:
+            built = build_run(resolved)
+        except BaseException as error:  # the folder exists: say why it holds no training
+            status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+            run.write_meta({**meta, "status": status, "steps": 0, "error": f"{type(error).__name__}: {error}"})
+            raise
+        history = EvaluationHistory(run.eval_path, run.best_model_path, log_each=not config.logging.progress_bar)
+        session = TrainingSession(run, resolved, meta, built, history, group=group)
+        return session.run(evaluation_hooks, callbacks)
+
+
+def new_meta(config: ExperimentConfig, backend: dict[str, Any], command: list[str] | None) -> dict[str, Any]:
+    """A new ``run.json``: status ``running``, what runs, with which libraries and command."""
+    return {
         "status": "running",
         "experiment": config.name,
         "seed": config.training.seed,
         "algo": config.agent.algo,
         "env_id": config.env.id,
-        "backend": {"requested": config.env.backend, "chosen": choice.backend, "reason": choice.reason},
+        "backend": backend,
         "versions": library_versions(LIBRARIES),
         "platform_commit": platform_commit(),
         "command": command or sys.argv,
         "started": datetime.now(UTC).isoformat(),
     }
-    run.write_meta(meta)
-    logger.info("run folder %s; env %s on %s (%s)", run.path, config.env.id, choice.backend, choice.reason)
-    try:
-        built = build_run(resolved)
-    except BaseException as error:  # the folder exists: say why it holds no training
-        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        run.write_meta({**meta, "status": status, "steps": 0, "error": f"{type(error).__name__}: {error}"})
-        raise
-    history = EvaluationHistory(run.eval_path, run.best_model_path, log_each=not config.logging.progress_bar)
-    session = TrainingSession(run, resolved, meta, built, history, group=group)
-    return session.run(evaluation_hooks, callbacks)
 
 
 def resume(
@@ -94,44 +104,102 @@ def resume(
     evaluation_hooks: Sequence[EvaluationHook] = (),
     callbacks: Sequence[BaseCallback] = (),
 ) -> Path:
-    """Continue a run from its latest checkpoint, up to its ``total_timesteps``."""
+    """Continue a run from its newest intact checkpoint, up to its ``total_timesteps``.
+
+    Damaged checkpoints (a truncated file, a ``latest.json`` naming none) are skipped, each named with
+    why; a damaged ``run.json`` is written anew. A read-only folder, a folder another process is
+    writing, or a config.yaml whose ``env.n_envs`` differs from the checkpoint's is one line before any work.
+    """
     run = RunFolder(Path(run_dir))
     config = run.load_config()
-    meta = run.read_meta()
-    if meta.get("status") in ("finished", "stopped"):
-        raise ConfigError(f"{run.path}: the run is already {meta['status']}; nothing to resume")
-    checkpoint = latest_checkpoint(run.checkpoint_dir)
-    if checkpoint is None:
-        raise ConfigError(f"{run.path}: no checkpoint to resume from (checkpoints/latest.json is missing); "
+    with run.lock():  # also proves the folder writable
+        check_writable(run.checkpoint_dir if run.checkpoint_dir.is_dir() else run.path,
+                       "a resumed run writes its checkpoints there")
+        meta = _meta_to_resume(run, config, command)
+        if meta.get("status") in ("finished", "stopped"):
+            raise ConfigError(f"{run.path}: the run is already {meta['status']}; nothing to resume")
+        checkpoint, state, rng_state, built, skipped = _newest_intact(run, config)
+        record: dict[str, Any] = {"from_step": checkpoint.step, "at": datetime.now(UTC).isoformat()}
+        if skipped:
+            record["skipped"] = skipped
+        meta = {**meta, "status": "running", "resumed": [*meta.get("resumed", []), record]}
+        run.write_meta(meta)
+        logger.info("resuming %s from step %d", run.path, checkpoint.step)
+        history = EvaluationHistory(run.eval_path, run.best_model_path, state["evaluations"],
+                                    log_each=not config.logging.progress_bar)
+        history.restore_best_model(checkpoint.best_model_path)
+        session = TrainingSession(run, config, meta, built, history,
+                                  start_step=checkpoint.step, rng_state=rng_state)
+        return session.run(evaluation_hooks, callbacks)
+
+
+def _meta_to_resume(run: RunFolder, config: ExperimentConfig, command: list[str] | None) -> dict[str, Any]:
+    """``run.json``, or a new one when it is missing or damaged (the checkpoints hold the training)."""
+    try:
+        meta = run.read_meta()
+        if isinstance(meta, dict):
+            return meta
+        problem = "holds no record"
+    except FileNotFoundError:
+        problem = "is missing"
+    except (OSError, ValueError) as error:
+        problem = f"is damaged ({type(error).__name__})"
+    logger.warning("%s: run.json %s; resuming with a new one", run.path, problem)
+    backend = {"requested": config.env.backend, "chosen": config.env.backend,
+               "reason": f"from config.yaml: run.json {problem} when the run was resumed"}
+    return new_meta(config, backend, command)
+
+
+def _newest_intact(run: RunFolder, config: ExperimentConfig) -> tuple[Checkpoint, dict[str, Any], dict[str, Any],
+                                                                       BuiltRun, list[str]]:
+    """The newest checkpoint whose files load: it, its state, its RNG state, its envs and model loaded, and
+    what was skipped and why."""
+    candidates, skipped = resumable_checkpoints(run.checkpoint_dir)
+    for note in skipped:
+        logger.warning("%s: %s", run.path, note)
+    for checkpoint in candidates:
+        try:
+            state, rng_state = checkpoint.load_checked()
+            saved = checkpoint.saved_n_envs()
+            if saved is not None and saved != config.env.n_envs:
+                raise ConfigError(f"env.n_envs: config.yaml of {run.path} says {config.env.n_envs} but the run was "
+                                  f"trained with {saved}; a resumed run keeps its n_envs (set it back to {saved})")
+            return checkpoint, state, rng_state, _load_checkpoint(config, checkpoint, state), skipped
+        except CheckpointDamaged as damage:
+            skipped.append(f"{checkpoint.path.name}: {damage}")
+            logger.warning("%s: skipped checkpoint %s: %s", run.path, checkpoint.path.name, damage)
+    if not candidates and not skipped:
+        raise ConfigError(f"{run.path}: no checkpoint to resume from (checkpoints/ holds none); "
                           "set training.checkpoint_every to make runs resumable")
-    state = checkpoint.load_state()
+    raise ConfigError(f"{run.path}: no intact checkpoint to resume from: {'; '.join(skipped)}")
+
+
+def _load_checkpoint(config: ExperimentConfig, checkpoint: Checkpoint, state: dict[str, Any]) -> BuiltRun:
+    """Envs (the pickled ones, else new) and the model with its replay buffer, as the checkpoint left them."""
     # Pickled highway-env envs continue mid-episode; native pools restart their episodes.
     env: VecEnv = state["env"] or make_env(config)
     eval_env: VecEnv = state["eval_env"] or make_env(config, EVAL_STREAM, n_envs=config.training.eval_n_envs)
     try:
-        model = load_model(config, checkpoint.model_path, env=env)
+        try:
+            # model.zip passed its checksums: a model that does not load is the config's, not the file's
+            model = load_model(config, checkpoint.model_path, env=env)
+        except Exception as error:  # SB3 raises many types for a foreign zip
+            raise ConfigError(f"{checkpoint.path}: cannot resume as agent.algo={config.agent.algo!r} "
+                              f"(from config.yaml): {type(error).__name__}: {error}") from None
         if checkpoint.replay_buffer_path.is_file():
-            model.load_replay_buffer(checkpoint.replay_buffer_path)  # type: ignore[attr-defined]  # off-policy only
-    except Exception as error:  # SB3 raises many types for a foreign or corrupt zip
+            try:
+                model.load_replay_buffer(checkpoint.replay_buffer_path)  # type: ignore[attr-defined]  # off-policy
+            except Exception as error:  # a truncated pickle
+                raise CheckpointDamaged(f"replay_buffer.pkl is damaged ({type(error).__name__})") from None
+    except BaseException:
         env.close()
         eval_env.close()
-        raise ConfigError(f"{checkpoint.path}: cannot resume as agent.algo={config.agent.algo!r} "
-                          f"(from config.yaml): {type(error).__name__}: {error}") from None
+        raise
     if state["env"] is not None:
         model._last_obs = state["last_obs"]
         model._last_episode_starts = state["last_episode_starts"]
         model._last_original_obs = state["last_original_obs"]
-    meta = {**meta, "status": "running",
-            "resumed": [*meta.get("resumed", []), {"from_step": checkpoint.step,
-                                                   "at": datetime.now(UTC).isoformat()}]}
-    run.write_meta(meta)
-    logger.info("resuming %s from step %d", run.path, checkpoint.step)
-    history = EvaluationHistory(run.eval_path, run.best_model_path, state["evaluations"],
-                                log_each=not config.logging.progress_bar)
-    history.restore_best_model(checkpoint.best_model_path)
-    session = TrainingSession(run, config, meta, BuiltRun(env, eval_env, model), history,
-                              start_step=checkpoint.step, rng_state=checkpoint.load_rng())
-    return session.run(evaluation_hooks, callbacks)
+    return BuiltRun(env, eval_env, model)
 
 
 class TrainingSession:

@@ -54,6 +54,7 @@ from experiments.config import (
     set_path,
     validate_config,
 )
+from experiments.config.experiment import NAME_PATTERN
 from experiments.distributed.heartbeat import HeartbeatSpec
 
 # Defaults where the better direction is unambiguous; mean_length needs an explicit one.
@@ -87,7 +88,7 @@ SWEEP_OWNED = {
     "logging.root": "root",
     "logging.name": "the trial folder name",
 }
-STUDY_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+STUDY_NAME_PATTERN = NAME_PATTERN  # it names the sweep folder
 
 
 class ParameterSpec(StrictModel):

@@ -15,7 +15,7 @@ during any seed's training, or between seeds; never at the last seed's final eva
 
 ``--n-trials`` is the study's total: finished, pruned, running and crashed trials count; a trial
 failed because its worker died or was interrupted (and so re-queued), or one created after other
-workers had already met the budget, does not.
+workers had already met the budget (recorded PRUNED and never trained: no failure), does not.
 """
 
 from __future__ import annotations
@@ -55,8 +55,12 @@ def trial_folder_name(number: int) -> str:
     return f"trial_{number:04d}"
 
 
-class BudgetReached(Exception):
-    """Other workers took the study's last trials while this one was being created."""
+class BudgetReached(optuna.TrialPruned):
+    """Other workers took the study's last trials while this one was being created.
+
+    A ``TrialPruned``: Optuna records the trial PRUNED, without a traceback, never as a crash; its
+    ``SKIPPED_ATTR`` keeps it out of the budget, and having no parameters it informs no sampler's model.
+    """
 
 
 def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
@@ -65,12 +69,10 @@ def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
 
 
 def counts_toward_budget(trial: FrozenTrial, retried: set[int]) -> bool:
-    if trial.state == TrialState.WAITING:
+    if trial.state == TrialState.WAITING or trial.user_attrs.get(SKIPPED_ATTR):
         return False
     if trial.state == TrialState.FAIL:
-        user_attrs = trial.user_attrs
-        return not (trial.number in retried or user_attrs.get(SKIPPED_ATTR)
-                    or user_attrs.get(INTERRUPTED_ATTR) is True)
+        return not (trial.number in retried or trial.user_attrs.get(INTERRUPTED_ATTR) is True)
     return True
 
 
@@ -137,8 +139,8 @@ class TrialObjective:
             # worker's optimize() would record as a crashed trial and go on; stop the worker instead.
             trial.set_user_attr(INTERRUPTED_ATTR, True)
             raise KeyboardInterrupt(str(stop)) from stop
-        except (optuna.TrialPruned, BudgetReached):
-            raise  # Exceptions too, but no crash: the pruner or the budget stopped the trial
+        except optuna.TrialPruned:
+            raise  # an Exception too, but no crash: the pruner stopped the trial
         except Exception as error:  # a crashed trial (NaN guard, bad combination): say why in the study
             trial.set_user_attr(ERROR_ATTR, f"{type(error).__name__}: {error}")
             raise
