@@ -18,7 +18,8 @@ _HOST_PATH = re.compile(r"^[^/:]+:(/.*)$")
 
 def read_scalars(tb_dir: Path, prefix: str = NEURO_PREFIX) -> dict[str, list[tuple[float, float]]]:
     """Every scalar under ``prefix`` in the event files of ``tb_dir``, as (step, value) pairs by tag. Raises
-    FileNotFoundError when the folder or its event files are missing."""
+    FileNotFoundError when the folder or its event files are missing, ValueError when no scalar at all could be
+    read (a run always logs SB3's own; tensorboard skips a corrupt file with a warning only)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     if not tb_dir.is_dir() or not any(tb_dir.glob("events.out.tfevents*")):
@@ -27,6 +28,8 @@ def read_scalars(tb_dir: Path, prefix: str = NEURO_PREFIX) -> dict[str, list[tup
     accumulator = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0, "images": 1, "audio": 1,
                                                                 "histograms": 1, "tensors": 1})
     accumulator.Reload()
+    if not accumulator.Tags()["scalars"]:
+        raise ValueError(f"{tb_dir}: no scalar could be read from its event files")
     return {tag: [(float(event.step), float(event.value)) for event in accumulator.Scalars(tag)]
             for tag in accumulator.Tags()["scalars"] if tag.startswith(prefix)}
 

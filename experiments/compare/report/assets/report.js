@@ -55,6 +55,11 @@
     if (low === high) { var pad = Math.abs(low) * 0.1 || 1; return [low - pad, high + pad]; }
     return [low, high];
   }
+  // A domain widened by 6% a side, so no interval end or dot sits on the frame (plots.py's padded_limits).
+  function padded(domain) {
+    var margin = (domain[1] - domain[0]) * 0.06;
+    return [domain[0] - margin, domain[1] + margin];
+  }
   function linear(d0, d1, r0, r1) {
     var span = (d1 - d0) || 1;
     return function (v) { return r0 + (v - d0) / span * (r1 - r0); };
@@ -135,8 +140,8 @@
     var xs = [], ys = [];
     series.forEach(function (s) { xs = xs.concat(s.x); ys = ys.concat(s.mean, s.low, s.high); });
     if (!xs.some(isNum) || !ys.some(isNum)) { note(container, title + ": no data"); return; }
-    var f = frame(container, {title: title, xDomain: extent(xs), yDomain: yDomain || extent(ys), xLabel: xLabel,
-                              yLabel: yLabel});
+    var f = frame(container, {title: title, xDomain: extent(xs), yDomain: padded(yDomain || extent(ys)),
+                              xLabel: xLabel, yLabel: yLabel});
     series.forEach(function (s) {
       var group = svgEl(f.svg, "g", {"data-series": s.name});
       var run = [];
@@ -233,7 +238,7 @@
       });
     });
     if (!values.some(isNum)) { note(container, "no scores"); return; }
-    var domain = extent(values);
+    var domain = padded(extent(values));
     STATS.conditions.forEach(function (condition) {
       intervalChart(container, condition + ": IQM of seed mean returns",
                     aggregateRows(condition, "iqm", STATS.variants), domain, null, "mean return");
@@ -246,7 +251,7 @@
     if (!others.length) { note(container, "only the baseline: nothing to compare"); return; }
     STATS.conditions.forEach(function (condition) {
       intervalChart(container, condition + ": P(variant > " + STATS.baseline + ")",
-                    aggregateRows(condition, "probability_of_improvement", others), [0, 1], 0.5,
+                    aggregateRows(condition, "probability_of_improvement", others), padded([0, 1]), 0.5,
                     "probability of improvement");
     });
     legend(container, others);
