@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import struct
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from experiments.compare.report.summary import Entry, RunKey
@@ -16,22 +17,52 @@ NOT_MODULATED = ("neuro/dopamine/",)
 _HOST_PATH = re.compile(r"^[^/:]+:(/.*)$")
 
 
-def read_scalars(tb_dir: Path, prefix: str = NEURO_PREFIX) -> dict[str, list[tuple[float, float]]]:
-    """Every scalar under ``prefix`` in the event files of ``tb_dir``, as (step, value) pairs by tag. Raises
-    FileNotFoundError when the folder or its event files are missing, ValueError when no scalar at all could be
-    read (a run always logs SB3's own; tensorboard skips a corrupt file with a warning only)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def _records(path: Path) -> Iterator[bytes]:
+    """The records of one TFRecord file (each: length as uint64, its masked CRC, the data, the data's masked CRC),
+    CRCs not checked: tensorboard checks them in pure Python, which makes its EventAccumulator ~40x slower on an SB3
+    run's event file (1.7 s against 0.04 s for 3 MB of histograms and scalars). A truncated last record ends the
+    file, as tensorboard treats a file still being written."""
+    data = path.read_bytes()
+    position = 0
+    while position + 12 <= len(data):
+        (length,) = struct.unpack_from("<Q", data, position)
+        start, end = position + 12, position + 12 + length
+        if end + 4 > len(data):
+            return
+        yield data[start:end]
+        position = end + 4
 
-    if not tb_dir.is_dir() or not any(tb_dir.glob("events.out.tfevents*")):
+
+def read_scalars(tb_dir: Path, prefix: str = NEURO_PREFIX) -> dict[str, list[tuple[float, float]]]:
+    """Every scalar under ``prefix`` in the event files of ``tb_dir``, as (step, value) pairs by tag, parsed with
+    tensorboard's own Event protobuf. Raises FileNotFoundError when the folder or its event files are missing,
+    ValueError when no event could be read at all (a corrupt file)."""
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.util import tensor_util
+
+    files = sorted(tb_dir.glob("events.out.tfevents*")) if tb_dir.is_dir() else []
+    if not files:
         raise FileNotFoundError(f"{tb_dir}: no TensorBoard event file")
-    # 0 keeps every scalar (the default samples 10,000); images, audio and histograms are not needed.
-    accumulator = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0, "images": 1, "audio": 1,
-                                                                "histograms": 1, "tensors": 1})
-    accumulator.Reload()
-    if not accumulator.Tags()["scalars"]:
-        raise ValueError(f"{tb_dir}: no scalar could be read from its event files")
-    return {tag: [(float(event.step), float(event.value)) for event in accumulator.Scalars(tag)]
-            for tag in accumulator.Tags()["scalars"] if tag.startswith(prefix)}
+    scalars: dict[str, list[tuple[float, float]]] = {}
+    events = 0
+    needle = prefix.encode()
+    for path in files:
+        for record in _records(path):
+            events += 1
+            if needle not in record:
+                continue  # SB3's own scalars and the histograms: skipped unparsed, which is most of the file
+            event = event_pb2.Event.FromString(record)
+            for value in event.summary.value:
+                kind = value.WhichOneof("value")
+                if not value.tag.startswith(prefix) or kind not in ("simple_value", "tensor"):
+                    continue
+                number = value.simple_value if kind == "simple_value" else tensor_util.make_ndarray(value.tensor)
+                if kind == "tensor" and number.size != 1:
+                    continue  # a histogram or other tensor, not a scalar
+                scalars.setdefault(value.tag, []).append((float(event.step), float(number)))
+    if not events:
+        raise ValueError(f"{tb_dir}: no event could be read from its event files")
+    return scalars
 
 
 def local_run_dir(run_dir: str) -> Path:

@@ -301,7 +301,7 @@ def iqm_band(matrix: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[
     return values, low, high
 
 
-def _band_entry(steps: Sequence[float], matrix: NDArray[np.float64], seeds: Sequence[int]) -> Entry:
+def _band_entry(steps: Iterable[float], matrix: NDArray[np.float64], seeds: Sequence[int]) -> Entry:
     values, low, high = iqm_band(matrix)
     return {"steps": _number_list(steps), "iqm": _number_list(values), "low": _number_list(low),
             "high": _number_list(high), "seeds": list(seeds), "n_seeds": len(seeds)}

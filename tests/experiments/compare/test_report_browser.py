@@ -46,7 +46,7 @@ def browser_rows(tmp_path: Path) -> list[dict]:
     return rows
 
 
-def test_report_renders_its_table_and_every_chart_offline_without_console_errors(tmp_path):
+def test_report_renders_its_table_and_every_chart_offline_without_console_errors(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     report = write_report(tmp_path / "report", browser_rows(tmp_path), "dqn", META)

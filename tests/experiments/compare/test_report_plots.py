@@ -152,12 +152,25 @@ def test_neuro_values_interpolate_seeds_onto_common_steps_and_take_the_iqm() -> 
 
 
 def test_tensorboard_reader_reads_neuro_scalars_and_skips_missing_or_broken_folders(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
     good = tmp_path / "good"
     write_tb(good / "tb", {"neuro/learning_rate/learning_rate": [(0, 1e-3), (100, 2e-3)],
                            "neuro/dopamine/td_error_mean": [(0, 0.5)], "train/loss": [(0, 1.0)]})
-    assert read_scalars(good / "tb") == {"neuro/learning_rate/learning_rate": [(0.0, pytest.approx(1e-3)),
-                                                                             (100.0, pytest.approx(2e-3))],
-                                         "neuro/dopamine/td_error_mean": [(0.0, 0.5)]}
+    with SummaryWriter(str(good / "tb")) as writer:  # a second file: a tensor-style scalar and a histogram
+        writer.add_scalar("neuro/discount/gamma", 0.95, 50, new_style=True)
+        writer.add_histogram("neuro/dopamine/signal", np.arange(10.0), 50)
+    scalars = read_scalars(good / "tb")
+    assert scalars == {"neuro/learning_rate/learning_rate": [(0.0, pytest.approx(1e-3)), (100.0, pytest.approx(2e-3))],
+                       "neuro/dopamine/td_error_mean": [(0.0, 0.5)],
+                       "neuro/discount/gamma": [(50.0, pytest.approx(0.95))]}
+    # tensorboard's own reader agrees on every scalar it sees as one
+    accumulator = EventAccumulator(str(good / "tb"), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    for tag in accumulator.Tags()["scalars"]:
+        if tag.startswith("neuro/"):
+            assert scalars[tag] == [(float(e.step), pytest.approx(e.value)) for e in accumulator.Scalars(tag)]
     broken = tmp_path / "broken" / "tb"
     broken.mkdir(parents=True)
     (broken / "events.out.tfevents.1.host").write_bytes(b"not an event file" * 20)
@@ -167,8 +180,8 @@ def test_tensorboard_reader_reads_neuro_scalars_and_skips_missing_or_broken_fold
             make_row("mod", 2, "clean", 1.0) | {"run_dir": str(tmp_path / "broken")}]
     series, notes = neuro_series(rows)
     # the dopamine TD statistics are signals, not a modulated value: left out
-    assert list(series) == [("mod", SCENARIO, 0)] and list(series[("mod", SCENARIO, 0)]) == [
-        "neuro/learning_rate/learning_rate"]
+    assert list(series) == [("mod", SCENARIO, 0)] and sorted(series[("mod", SCENARIO, 0)]) == [
+        "neuro/discount/gamma", "neuro/learning_rate/learning_rate"]
     assert len(notes) == 1 and "skipped 2 of 3 runs" in notes[0] and "seed 1" in notes[0] and "seed 2" in notes[0]
     assert local_run_dir(f"worker-3:{good}") == good  # a shared grid's host:path
 

@@ -307,7 +307,7 @@
                                          height: cellHeight - 2, fill: t === null ? "#eeeeee" : heat(t)});
         tooltip(rect, v + " under " + c + "\nIQM " + (e ? fmtCi(e.iqm) + "\nseeds: " + e.n_seeds : "-"));
         var label = svgEl(group, "text", {x: left + cellWidth * (j + 0.5), y: y + cellHeight / 2 + 4,
-                                          "text-anchor": "middle", "pointer-events": "none"}, fmt(value));
+                                          "text-anchor": "middle", "pointer-events": "none"}, fixed(value, 2));
         label.setAttribute("fill", "#111");
       });
     });
