@@ -4,6 +4,7 @@ inlined."""
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
@@ -11,12 +12,13 @@ import shlex
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from experiments.compare.report.files import json_safe
-from experiments.compare.report.plots import variant_colours
+from experiments.compare.report.plots import FIGURES, variant_colours
 from experiments.compare.report.summary import Entry
 from neuro.snn.config import ENERGY_CAVEAT
 
@@ -32,25 +34,39 @@ def _text(value: Any) -> str:
     return html.escape(str(value)).replace("://", "&#58;//")
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"
+# One precision per kind of number, whatever its size, so a column reads evenly (report.js uses the same).
+PRECISION = {"return": ".2f", "probability": ".2f", "rate": ".2f", "speed": ".1f", "energy": ",.0f", "ratio": ".2f"}
 
 
-def _fmt_estimate(estimate: dict[str, float | None] | None) -> str:
+def _fmt(value: float | None, kind: str = "return") -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    text = format(value, PRECISION[kind])
+    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text  # no "-0.00"
+
+
+def _fmt_estimate(estimate: dict[str, float | None] | None, kind: str = "return") -> str:
     """``value [low, high]``; "-" for an absent value or interval."""
     if not estimate or estimate.get("value") is None:
         return "-"
     low, high = estimate.get("low"), estimate.get("high")
-    interval = f"[{_fmt(low)}, {_fmt(high)}]" if low is not None and high is not None else "[-]"
-    return f"{_fmt(estimate['value'])} {interval}"
+    interval = f"[{_fmt(low, kind)}, {_fmt(high, kind)}]" if low is not None and high is not None else "[-]"
+    return f"{_fmt(estimate['value'], kind)} {interval}"
+
+
+def _estimate_cell(estimate: dict[str, float | None] | None, kind: str = "return") -> str:
+    """An estimate as table-cell HTML: the value, its interval on a second line (so the tables fit 1280 px)."""
+    value, _, interval = _fmt_estimate(estimate, kind).partition(" ")
+    return _text(value) + (f'<span class="ci">{_text(interval)}</span>' if interval else "")
 
 
 def _energy_cell(energy: Entry | None) -> tuple[str, str]:
     """(cell text, tooltip) for the per-decision energy of a spiking variant."""
     if not energy or energy.get("snn_pj") is None:
         return "-", "not a spiking agent, or no energy figures"
-    text = f"{_fmt(energy['snn_pj'])} vs ANN {_fmt(energy['ann_pj'])} (x{_fmt(energy['ratio'])})"
-    rates = ", ".join(f"{layer} {_fmt(rate)}" for layer, rate in energy["firing_rates"].items())
+    snn, ann, ratio = _fmt(energy["snn_pj"], "energy"), _fmt(energy["ann_pj"], "energy"), _fmt(energy["ratio"], "ratio")
+    text = f"{snn} vs ANN {ann} (x{ratio})"
+    rates = ", ".join(f"{layer} {_fmt(rate, 'rate')}" for layer, rate in energy["firing_rates"].items())
     return text, f"mean over {energy['seeds']} seeds; firing rates: {rates or '-'}; {ENERGY_CAVEAT}"
 
 
@@ -62,19 +78,19 @@ SUMMARY_HEADER = ["variant", "seeds", "mean [95% CI]", "median [95% CI]", "IQM [
 def _summary_row(variant: str, entry: Entry) -> str:
     crashes = entry["crash_episodes"]
     energy_text, energy_tip = _energy_cell(entry["energy"])
-    poi = "(baseline)" if entry["is_baseline"] else _fmt_estimate(entry["probability_of_improvement"])
+    poi = "(baseline)" if entry["is_baseline"] else _estimate_cell(entry["probability_of_improvement"], "probability")
     speed = entry["mean_speed"]
     cells = [
         (f"{_text(variant)}" + (' <span class="badge">baseline</span>' if entry["is_baseline"] else ""), "", True),
         (str(entry["n_seeds"]), f"seeds {entry['seeds']}", False),
-        (_fmt_estimate(entry["mean"]), "", False),
-        (_fmt_estimate(entry["median"]), "", False),
-        (_fmt_estimate(entry["iqm"]), "", False),
-        (poi, "", False),
-        (_fmt_estimate(entry["crash_rate"]), "", False),
-        (f"{crashes['crashes']}/{crashes['episodes']} [{_fmt(crashes.get('low'))}, {_fmt(crashes.get('high'))}]", "",
-         False),
-        (_fmt(speed.get("value")), f"95% t CI over seeds: {_fmt_estimate(speed)}", False),
+        (_estimate_cell(entry["mean"]), "", True),
+        (_estimate_cell(entry["median"]), "", True),
+        (_estimate_cell(entry["iqm"]), "", True),
+        (poi, "", True),
+        (_estimate_cell(entry["crash_rate"], "rate"), "", True),
+        (f'{crashes["crashes"]}/{crashes["episodes"]}<span class="ci">[{_fmt(crashes.get("low"), "rate")}, '
+         f'{_fmt(crashes.get("high"), "rate")}]</span>', "", True),
+        (_fmt(speed.get("value"), "speed"), f"95% t CI over seeds: {_fmt_estimate(speed, 'speed')}", False),
         (energy_text, energy_tip, False),
     ]
     tds = "".join(f'<td{f" title={_attr(tip)}" if tip else ""}>{cell if raw else _text(cell)}</td>'
@@ -111,11 +127,12 @@ def _summary_tables(stats: Entry) -> str:
         rows = []
         for condition, by_variant in stats["aggregate"].items():
             for variant, entry in by_variant.items():
-                poi = "(baseline)" if entry["is_baseline"] else _fmt_estimate(entry["probability_of_improvement"])
-                cells = [condition, variant, entry["n_seeds"], _fmt_estimate(entry["mean"]),
-                         _fmt_estimate(entry["median"]), _fmt_estimate(entry["iqm"]), poi,
-                         _fmt_estimate(entry["crash_rate"])]
-                rows.append("<tr>" + "".join(f"<td>{_text(c)}</td>" for c in cells) + "</tr>")
+                poi = ("(baseline)" if entry["is_baseline"]
+                       else _estimate_cell(entry["probability_of_improvement"], "probability"))
+                cells = [_text(condition), _text(variant), str(entry["n_seeds"]), _estimate_cell(entry["mean"]),
+                         _estimate_cell(entry["median"]), _estimate_cell(entry["iqm"]), poi,
+                         _estimate_cell(entry["crash_rate"], "rate")]
+                rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         parts.append(f'<div class="scroll"><table class="summary"><thead><tr>{cross_head}</tr></thead>'
                      f'<tbody>{"".join(rows)}</tbody></table></div>')
     return "\n".join(parts) or "<p>No rows: nothing was evaluated.</p>"
@@ -136,8 +153,10 @@ def _embedded_json(data: Any) -> str:
 
 
 CHART_SECTIONS = [
-    ("chart-curves", "Learning curves", "Training-time evaluations: mean over seeds with a 95% pointwise Student-t "
-     "band. Hover a point for exact values; click a legend entry to hide or show a variant everywhere."),
+    ("chart-curves", "Sample efficiency", "Training-time evaluations (eval.json): IQM over seeds at each evaluation "
+     "step with a 95% pointwise percentile bootstrap band over seeds. Seeds may evaluate at slightly different "
+     "steps: the curve keeps only the steps every seed has (results.json counts the dropped ones). Hover a point "
+     "for exact values; click a legend entry to hide or show a variant everywhere."),
     ("chart-iqm", "IQM with 95% CIs", "Per condition, IQM of the seeds' mean returns across training scenarios, "
      "with 95% stratified bootstrap intervals (percentile)."),
     ("chart-poi", "Probability of improvement over the baseline", "P(variant > baseline): the share of (seed, "
@@ -146,9 +165,48 @@ CHART_SECTIONS = [
      "with a 95% pointwise stratified bootstrap band."),
     ("chart-transfer", "Transfer matrix", "IQM of seed mean returns per variant and evaluation condition, coloured "
      "from the lowest (red) to the highest (green) value in the matrix."),
-    ("table-robustness", "Robustness", "Per variant, IQM under each robustness condition, its change from clean and "
-     "the crash rate (mean over seeds, 95% t interval)."),
+    ("table-robustness", "Robustness", "Per variant and robustness condition: the IQM there, its change from clean "
+     "(point estimates; red a drop, green a gain, a change of 0.00 neither) and the crash rate (mean over seeds, "
+     "95% t interval)."),
 ]
+
+
+# The PNG sections (plots.FIGURES), embedded as data: URIs so the page stays one file: (id, title, caption).
+FIGURE_SECTIONS = {
+    "difference.png": ("figure-difference", "Difference from the baseline", "Per condition, IQM of each variant's "
+                       "seed mean returns minus the baseline's, across training scenarios, with a 95% stratified "
+                       "bootstrap interval (each side's seeds resampled within scenario); an interval that crosses "
+                       "the dashed zero line does not separate the two."),
+    "seeds.png": ("figure-seeds", "Each seed beside its summary", "Per condition, every seed's mean return (one dot "
+                  "per seed and scenario; a cross: that seed's policy collapsed to one action), and beneath them "
+                  "the IQM across scenarios (diamond) with its 95% stratified bootstrap interval (bar)."),
+    "crash_rate.png": ("figure-crash-rate", "Crash rate per condition", "Per condition, each variant's crash rate: "
+                       "the mean over seeds of each seed's crash rate with a 95% Student-t interval over seeds "
+                       "(clipped to [0, 1])."),
+    "neuro_values.png": ("figure-neuro", "Neuromodulated values over training", "Every value a variant's neuro "
+                         "parts logged to TensorBoard (neuro/<kind>/<key>: learning rate, epsilon, gamma and the "
+                         "modulators' own statistics; the dopamine TD statistics are left out), per variant: IQM "
+                         "over seeds with a 95% pointwise bootstrap band. Seeds log at different steps, so each "
+                         "seed's values are interpolated linearly onto common steps within the range every seed "
+                         "covers. Only variants that log one are drawn."),
+}
+
+
+def _figure_sections(plots: Sequence[Path]) -> str:
+    """A section per PNG figure: the image inlined, or a line saying why there is none."""
+    by_name = {Path(path).name: Path(path) for path in plots}
+    parts = []
+    for name in FIGURES:
+        figure_id, title, caption = FIGURE_SECTIONS[name]
+        path = by_name.get(name)
+        if path is not None:
+            encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+            body = (f'<img class="figure" id="{figure_id}" alt={_attr(title)} '
+                    f'src="data:image/png;base64,{encoded}">')
+        else:
+            body = f'<p class="empty" id="{figure_id}">no data for this plot</p>'
+        parts.append(f'<section><h2>{_text(title)}</h2><p class="caption">{_text(caption)}</p>{body}</section>')
+    return "\n".join(parts)
 
 
 def _command_text(command: Any) -> str:
@@ -170,8 +228,9 @@ def _provenance(meta: Entry) -> str:
             "</pre>")
 
 
-def render_html(stats: Entry, meta: Entry, rows: Sequence[Entry]) -> str:
-    """The whole report page: static tables, chart containers, the embedded data and the drawing script."""
+def render_html(stats: Entry, meta: Entry, rows: Sequence[Entry], plots: Sequence[Path] = ()) -> str:
+    """The whole report page: static tables, chart containers, the PNG figures of ``plots`` inlined, the embedded
+    data and the drawing script."""
     data = {"statistics": stats, "colours": variant_colours(stats["variants"]), "name": meta.get("name")}
     charts = "\n".join(f'<section><h2>{_text(title)}</h2><p class="caption">{_text(caption)}</p>'
                        f'<div class="chart" id="{chart_id}"></div></section>'
@@ -219,6 +278,7 @@ scenarios of each scenario's mean (rliable). The IQM pools seeds x scenarios and
 {_summary_tables(stats)}
 </section>
 {charts}
+{_figure_sections(plots)}
 <section id="provenance"><h2>Provenance</h2>
 {_provenance(meta)}
 </section>

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import stats as scipy_stats
 
 from experiments.sequential import POWER, Verdict, holm_verdicts, seeds_for_power, verdict
 from experiments.statistics import (
@@ -16,10 +17,12 @@ from experiments.statistics import (
     CONFIDENCE,
     N_RESAMPLES,
     Estimate,
+    aggregate_iqm,
+    bootstrap_distribution,
     improvement_estimate,
     location_estimates,
-    mean_curve_band,
     mean_estimate,
+    percentile_interval,
     pooled_median_estimate,
     profile_estimate,
     wilson_ci,
@@ -273,28 +276,170 @@ def _profiles(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], s
     return {"thresholds": _number_list(thresholds), "variants": curves}
 
 
-def _curves(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], scenarios: Sequence[str],
-            conditions: Sequence[str]) -> dict[str, dict[str, Entry]]:
-    """Per scenario and variant, the mean training-time evaluation curve over seeds with its t band."""
+# --- the plots' statistics: sample efficiency, differences, seeds, neuromodulated values ---------------------
+
+CURVE_BAND_METHOD = ("IQM over seeds at each training-time evaluation step, on the steps every seed has, with a 95% "
+                     "pointwise percentile bootstrap over seeds")
+NEURO_BAND_METHOD = ("IQM over seeds of each seed's logged value, linearly interpolated onto common steps inside the "
+                     "range every seed covers, with a 95% pointwise percentile bootstrap over seeds")
+NEURO_POINTS = 100  # at most this many steps per neuromodulated-value curve: a PNG has no use for more
+
+RunKey = tuple[str, str, int]  # (variant, scenario, seed)
+Series = Sequence[tuple[float, float]]  # (step, value), as TensorBoard logs a scalar
+
+
+def iqm_band(matrix: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Per column (a step) of a finite (seeds x steps) matrix: the IQM over seeds and its 95% percentile bootstrap
+    interval (seeds resampled with replacement at each step); NaN intervals under 2 seeds."""
+    values = np.asarray(scipy_stats.trim_mean(matrix, 0.25, axis=0), dtype=float)
+    if matrix.shape[0] < 2:
+        return values, np.full_like(values, math.nan), np.full_like(values, math.nan)
+    distribution = bootstrap_distribution(
+        [matrix], lambda resamples: scipy_stats.trim_mean(resamples, 0.25, axis=-2), N_RESAMPLES, BOOTSTRAP_SEED,
+        matrix.size)
+    low, high = percentile_interval(distribution, CONFIDENCE)
+    return values, low, high
+
+
+def _band_entry(steps: Iterable[float], matrix: NDArray[np.float64], seeds: Sequence[int]) -> Entry:
+    values, low, high = iqm_band(matrix)
+    return {"steps": _number_list(steps), "iqm": _number_list(values), "low": _number_list(low),
+            "high": _number_list(high), "seeds": list(seeds), "n_seeds": len(seeds)}
+
+
+def _finite_points(curve: Iterable[Sequence[Any]]) -> dict[float, float]:
+    """A curve's ``[step, value]`` pairs as {step: value}, leaving out any with a missing or non-finite number."""
+    pairs = ((finite_or_none(step), finite_or_none(value)) for step, value in curve)
+    return {step: value for step, value in pairs if step is not None and value is not None}
+
+
+def _sample_efficiency(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], scenarios: Sequence[str],
+                       conditions: Sequence[str], notes: list[str]) -> dict[str, dict[str, Entry]]:
+    """Per scenario and variant, the IQM over seeds of the training-time evaluations (``curve``) with its
+    bootstrap band, on the steps every seed evaluated at (a step one seed lacks, or logged as non-finite, is
+    dropped, and counted in ``dropped_steps``)."""
     result: dict[str, dict[str, Entry]] = {}
     for scenario in scenarios:
         for variant in variants:
-            # A run's curve is the same under every condition: take each seed's first one found.
-            curve_by_seed: dict[int, dict[float, float]] = {}
+            # A run's curve is the same under every condition: each seed's first one found.
+            by_seed: dict[int, dict[float, float]] = {}
             for condition in conditions:
-                for seed, row in (index.get((variant, scenario, condition)) or {}).items():
-                    if seed in curve_by_seed or not row.get("curve"):
-                        continue
-                    # A missing or non-finite evaluation is a gap (NaN), which mean_curve_band skips.
-                    curve_by_seed[seed] = {float(step): nan_if_missing(value) for step, value in row["curve"]}
-            if not curve_by_seed:
+                for seed, row in sorted((index.get((variant, scenario, condition)) or {}).items()):
+                    if seed not in by_seed and row.get("curve"):
+                        by_seed[seed] = _finite_points(row["curve"])
+            if not by_seed:
                 continue
-            steps = sorted(set().union(*curve_by_seed.values()))
-            matrix = [[curve.get(step, math.nan) for step in steps] for curve in curve_by_seed.values()]
-            band = mean_curve_band(matrix)
-            result.setdefault(scenario, {})[variant] = {
-                "steps": steps, "mean": _number_list(band.mean), "low": _number_list(band.low),
-                "high": _number_list(band.high), "seeds": [int(n) for n in band.seeds]}
+            seeds = sorted(by_seed)
+            every = set.intersection(*(set(curve) for curve in by_seed.values()))
+            steps = sorted(every)
+            if not steps:
+                notes.append(f"{scenario} / {variant}: no training-time evaluation step that every seed has; "
+                             "no sample-efficiency curve")
+                continue
+            matrix = np.array([[by_seed[seed][step] for step in steps] for seed in seeds])
+            entry = _band_entry(steps, matrix, seeds)
+            entry["dropped_steps"] = len(set().union(*by_seed.values()) - every)
+            result.setdefault(scenario, {})[variant] = entry
+    return result
+
+
+def iqm_difference(x: NDArray[np.float64], y: NDArray[np.float64]) -> Estimate:
+    """IQM(x) - IQM(y) of (seeds x scenarios) scores, with the percentile interval of the bootstrap that resamples
+    each side's seeds independently within each scenario (stratified); of one scenario it is
+    ``experiments.sequential.iqm_difference_ci``, the verdicts' interval. The value alone under 2 seeds a side."""
+
+    def difference(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.asarray(aggregate_iqm(xs) - aggregate_iqm(ys), dtype=float)
+
+    value = float(difference(x, y))
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        return Estimate(value, math.nan, math.nan)
+    distribution = bootstrap_distribution([x, y], difference, N_RESAMPLES, BOOTSTRAP_SEED, x.size + y.size)
+    low, high = percentile_interval(distribution, CONFIDENCE)
+    return Estimate(value, float(low), float(high))
+
+
+def _differences(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], scenarios: Sequence[str],
+                 conditions: Sequence[str], baseline: str) -> dict[str, dict[str, Entry]]:
+    """Per condition and variant other than the baseline: the IQM difference from the baseline across the
+    scenarios both have (seeds every scenario has), with its stratified bootstrap interval."""
+    result: dict[str, dict[str, Entry]] = {}
+    for condition in conditions:
+        for variant in variants:
+            if variant == baseline:
+                continue
+            shared = [s for s in scenarios
+                      if index.get((variant, s, condition)) and index.get((baseline, s, condition))]
+            ours = _score_table(index, variant, condition, shared)
+            theirs = _score_table(index, baseline, condition, shared)
+            if ours is None or theirs is None:
+                continue
+            result.setdefault(condition, {})[variant] = {
+                **_json_estimate(iqm_difference(ours[1], theirs[1])), "scenarios": shared,
+                "n_seeds": len(ours[0]), "n_baseline_seeds": len(theirs[0])}
+    return result
+
+
+def _seed_scores(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], scenarios: Sequence[str],
+                 conditions: Sequence[str]) -> dict[str, dict[str, list[Entry]]]:
+    """Per condition and variant, each seed's score at each scenario (the dots beside the IQM), and whether that
+    seed's policy collapsed to one action."""
+    result: dict[str, dict[str, list[Entry]]] = {}
+    for condition in conditions:
+        for variant in variants:
+            dots = [{"scenario": scenario, "seed": seed, "score": finite_or_none(run["mean_return"]),
+                     "collapsed": run.get("dominant_action") is not None}
+                    for scenario in scenarios
+                    for seed, run in sorted((index.get((variant, scenario, condition)) or {}).items())]
+            if dots:
+                result.setdefault(condition, {})[variant] = dots
+    return result
+
+
+def plot_statistics(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], scenarios: Sequence[str],
+                    conditions: Sequence[str], baseline: str, notes: list[str]) -> Entry:
+    """The statistics only the plots show: sample-efficiency curves (``curves``), IQM differences from the
+    baseline and each seed's score."""
+    return {"curves": _sample_efficiency(index, variants, scenarios, conditions, notes),
+            "differences": _differences(index, variants, scenarios, conditions, baseline),
+            "seed_scores": _seed_scores(index, variants, scenarios, conditions)}
+
+
+def _common_grid(series: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
+    """Steps inside the range every series covers (their own logged steps there, at most NEURO_POINTS)."""
+    start, stop = max(s[0, 0] for s in series), min(s[-1, 0] for s in series)
+    steps = np.unique(np.concatenate([s[(s[:, 0] >= start) & (s[:, 0] <= stop), 0] for s in series]))
+    if steps.size > NEURO_POINTS:
+        steps = steps[np.unique(np.linspace(0, steps.size - 1, NEURO_POINTS).round().astype(int))]
+    return steps
+
+
+def neuro_values(series: Mapping[RunKey, Mapping[str, Series]], variants: Sequence[str],
+                 notes: list[str]) -> dict[str, dict[str, dict[str, Entry]]]:
+    """Per scenario, logged tag (``neuro/<kind>/<key>``) and variant: the IQM over seeds of the value over
+    training with its bootstrap band. Seeds log at different steps, so each seed's values are interpolated
+    linearly onto common steps within the range every seed of the variant covers."""
+    grouped: dict[tuple[str, str, str], dict[int, NDArray[np.float64]]] = {}
+    for (variant, scenario, seed), tags in series.items():
+        for tag, points in tags.items():
+            array = np.array(sorted(_finite_points(points).items()), dtype=float)
+            if array.size:
+                grouped.setdefault((scenario, tag, variant), {})[seed] = array
+    scenarios = ordered_unique(scenario for scenario, _, _ in grouped)
+    result: dict[str, dict[str, dict[str, Entry]]] = {}
+    for scenario in scenarios:
+        for tag in sorted({t for s, t, _ in grouped if s == scenario}):
+            for variant in variants:
+                by_seed = grouped.get((scenario, tag, variant))
+                if not by_seed:
+                    continue
+                seeds = sorted(by_seed)
+                steps = _common_grid([by_seed[seed] for seed in seeds])
+                if steps.size == 0:
+                    notes.append(f"{scenario} / {variant} / {tag}: the seeds' logged steps do not overlap; not drawn")
+                    continue
+                matrix = np.array([np.interp(steps, by_seed[seed][:, 0], by_seed[seed][:, 1]) for seed in seeds])
+                result.setdefault(scenario, {}).setdefault(tag, {})[variant] = _band_entry(steps, matrix, seeds)
     return result
 
 
@@ -411,12 +556,13 @@ def compute_statistics(rows: Sequence[Entry], baseline: str, meta: Entry | None 
                      "score": "mean_return of each seed under the condition",
                      "stratification": "training scenarios are the tasks, seeds the runs",
                      "crash_rate_ci": CRASH_CI_METHOD,
-                     "learning_curve_band": "pointwise Student-t band over seeds (mean_curve_band)",
+                     "learning_curve_band": CURVE_BAND_METHOD,
+                     "neuro_value_band": NEURO_BAND_METHOD,
                      "energy": ENERGY_CAVEAT},
         "summary": summary,
         "aggregate": aggregate,
         "profiles": profiles,
-        "curves": _curves(index, variants, scenarios, conditions),
+        **plot_statistics(index, variants, scenarios, conditions, baseline, notes),
         "verdicts": verdicts,
         "headline": [entry["sentence"] for entry in verdicts],
         "notes": notes,

@@ -15,6 +15,18 @@
     if (!e) { return "-"; }
     return fmt(e.value) + " [" + (isNum(e.low) && isNum(e.high) ? fmt(e.low) + ", " + fmt(e.high) : "-") + "]";
   }
+  // Table numbers: a fixed number of decimals per kind of number (page.py's PRECISION), never "-0.00".
+  function fixed(x, digits) {
+    if (!isNum(x)) { return "-"; }
+    var text = x.toFixed(digits);
+    return Number(text) === 0 ? (0).toFixed(digits) : text;
+  }
+  function ciCell(td, e, digits) {
+    if (!e || !isNum(e.value)) { td.textContent = "-"; return; }
+    td.textContent = fixed(e.value, digits);
+    htmlEl(td, "span", {"class": "ci"}, isNum(e.low) && isNum(e.high) ?
+      "[" + fixed(e.low, digits) + ", " + fixed(e.high, digits) + "]" : "[-]");
+  }
   function colour(name) { return (DATA.colours && DATA.colours[name]) || "#555555"; }
 
   function svgEl(parent, tag, attrs, text) {
@@ -42,6 +54,11 @@
     if (low > high) { return [0, 1]; }
     if (low === high) { var pad = Math.abs(low) * 0.1 || 1; return [low - pad, high + pad]; }
     return [low, high];
+  }
+  // A domain widened by 6% a side, so no interval end or dot sits on the frame (plots.py's padded_limits).
+  function padded(domain) {
+    var margin = (domain[1] - domain[0]) * 0.06;
+    return [domain[0] - margin, domain[1] + margin];
   }
   function linear(d0, d1, r0, r1) {
     var span = (d1 - d0) || 1;
@@ -123,8 +140,8 @@
     var xs = [], ys = [];
     series.forEach(function (s) { xs = xs.concat(s.x); ys = ys.concat(s.mean, s.low, s.high); });
     if (!xs.some(isNum) || !ys.some(isNum)) { note(container, title + ": no data"); return; }
-    var f = frame(container, {title: title, xDomain: extent(xs), yDomain: yDomain || extent(ys), xLabel: xLabel,
-                              yLabel: yLabel});
+    var f = frame(container, {title: title, xDomain: extent(xs), yDomain: padded(yDomain || extent(ys)),
+                              xLabel: xLabel, yLabel: yLabel});
     series.forEach(function (s) {
       var group = svgEl(f.svg, "g", {"data-series": s.name});
       var run = [];
@@ -196,10 +213,11 @@
       var byVariant = STATS.curves[scenario];
       var series = STATS.variants.filter(function (v) { return byVariant[v]; }).map(function (v) {
         var c = byVariant[v];
-        return {name: v, x: c.steps, mean: c.mean, low: c.low, high: c.high,
-                tip: function (i) { return "\nseeds: " + c.seeds[i]; }};
+        return {name: v, x: c.steps, mean: c.iqm, low: c.low, high: c.high,
+                tip: function () { return "\nseeds: " + c.n_seeds; }};
       });
-      lineChart(container, scenario + ": learning curves", series, "environment steps", "eval mean return");
+      lineChart(container, scenario + ": sample efficiency (IQM over seeds)", series, "environment steps",
+                "eval mean return");
     });
   }
 
@@ -220,7 +238,7 @@
       });
     });
     if (!values.some(isNum)) { note(container, "no scores"); return; }
-    var domain = extent(values);
+    var domain = padded(extent(values));
     STATS.conditions.forEach(function (condition) {
       intervalChart(container, condition + ": IQM of seed mean returns",
                     aggregateRows(condition, "iqm", STATS.variants), domain, null, "mean return");
@@ -233,7 +251,7 @@
     if (!others.length) { note(container, "only the baseline: nothing to compare"); return; }
     STATS.conditions.forEach(function (condition) {
       intervalChart(container, condition + ": P(variant > " + STATS.baseline + ")",
-                    aggregateRows(condition, "probability_of_improvement", others), [0, 1], 0.5,
+                    aggregateRows(condition, "probability_of_improvement", others), padded([0, 1]), 0.5,
                     "probability of improvement");
     });
     legend(container, others);
@@ -289,39 +307,38 @@
                                          height: cellHeight - 2, fill: t === null ? "#eeeeee" : heat(t)});
         tooltip(rect, v + " under " + c + "\nIQM " + (e ? fmtCi(e.iqm) + "\nseeds: " + e.n_seeds : "-"));
         var label = svgEl(group, "text", {x: left + cellWidth * (j + 0.5), y: y + cellHeight / 2 + 4,
-                                          "text-anchor": "middle", "pointer-events": "none"}, fmt(value));
+                                          "text-anchor": "middle", "pointer-events": "none"}, fixed(value, 2));
         label.setAttribute("fill", "#111");
       });
     });
     legend(container, variants);
   }
 
+  // One row per variant and robustness condition, so the table keeps its width however many conditions there are.
   function drawRobustness(container) {
     var conditions = STATS.robustness_conditions || [], variants = STATS.variants || [];
     if (!conditions.length || !variants.length) { note(container, "no robustness condition was evaluated"); return; }
     var aggregate = STATS.aggregate || {}, clean = aggregate.clean || {};
     var table = htmlEl(container, "table", {"class": "robustness"});
     var head = htmlEl(htmlEl(table, "thead"), "tr");
-    htmlEl(head, "th", null, "variant");
-    htmlEl(head, "th", null, "clean IQM [95% CI]");
-    conditions.forEach(function (c) {
-      htmlEl(head, "th", null, c + " IQM [95% CI]");
-      htmlEl(head, "th", null, c + ": change from clean");
-      htmlEl(head, "th", null, c + ": crash rate [95% CI]");
-    });
+    ["variant", "condition", "clean IQM [95% CI]", "IQM [95% CI]", "change from clean",
+     "crash rate [95% t CI]"].forEach(function (name) { htmlEl(head, "th", null, name); });
     var body = htmlEl(table, "tbody");
     variants.forEach(function (v) {
-      var tr = htmlEl(body, "tr", {"data-series": v});
-      htmlEl(tr, "td", null, v + (v === STATS.baseline ? " (baseline)" : ""));
       var cleanIqm = clean[v] ? clean[v].iqm : null;
-      htmlEl(tr, "td", null, fmtCi(cleanIqm));
       conditions.forEach(function (c) {
         var e = (aggregate[c] || {})[v];
-        htmlEl(tr, "td", null, e ? fmtCi(e.iqm) : "-");
+        var tr = htmlEl(body, "tr", {"data-series": v});
+        htmlEl(tr, "td", null, v + (v === STATS.baseline ? " (baseline)" : ""));
+        htmlEl(tr, "td", null, c);
+        ciCell(htmlEl(tr, "td"), cleanIqm, 2);
+        ciCell(htmlEl(tr, "td"), e ? e.iqm : null, 2);
         var change = e && cleanIqm && isNum(e.iqm.value) && isNum(cleanIqm.value) ? e.iqm.value - cleanIqm.value : null;
-        var td = htmlEl(tr, "td", {title: "IQM under " + c + " minus IQM clean (point estimates)"}, fmt(change));
-        if (isNum(change)) { td.className = change < 0 ? "worse" : "better"; }
-        htmlEl(tr, "td", null, e ? fmtCi(e.crash_rate) : "-");
+        var shown = fixed(change, 2);
+        var td = htmlEl(tr, "td", {title: "IQM under " + c + " minus IQM clean (point estimates)"}, shown);
+        // The colour follows the number shown: a change that reads 0.00 is neither a gain nor a drop.
+        if (isNum(change)) { td.className = Number(shown) > 0 ? "better" : Number(shown) < 0 ? "worse" : "same"; }
+        ciCell(htmlEl(tr, "td"), e ? e.crash_rate : null, 2);
       });
     });
     legend(container, variants);
