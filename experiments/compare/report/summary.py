@@ -427,7 +427,8 @@ def _sequential_sentence(entry: Entry, baseline: str, design: Entry) -> str:
     if entry["outcome"] == "not_separated":
         needed = entry["seeds_for_power"]
         sentence += (f"; about {needed} seeds a side would give {POWER:.0%} power at the observed effect "
-                     "(a noisy pilot estimate)" if needed is not None else "; no observed difference to power")
+                     "(a noisy pilot estimate)" if needed is not None
+                     else f"; no seed count up to 10000 a side would give {POWER:.0%} power at the observed effect")
     return sentence
 
 
