@@ -311,6 +311,31 @@ def test_a_grid_shared_through_a_journal_study_continues_on_another_machine(tmp_
         (variant, seed) for variant in ("standard", "same") for seed in SEEDS_20[5:10])
 
 
+@pytest.mark.slow  # the queue's workers poll the study between looks
+def test_the_command_runs_each_look_as_a_study_of_its_own_with_storage(tmp_path, monkeypatch, capsys):
+    """``--storage`` on the command line: look 1 is the plain grid's study, look 2 its own; rerunning trains
+    nothing and reports the same verdicts from the studies."""
+    import optuna
+
+    path = write_grid(tmp_path)
+    url = f"sqlite:///{tmp_path / 'grid.db'}"
+    fake = FakeCells()
+    monkeypatch.setattr("experiments.compare.shared.run_cell", fake)
+    args = ["compare", str(path), "--until-conclusive", "--max-seeds", "10", "--storage", url]
+    assert main(args) == 0
+    assert len(fake.calls) == 5 + 2 * 10
+    names = sorted(summary.study_name for summary in optuna.get_all_study_summaries(url))
+    assert names == ["compare-seq", "compare-seq-look2"]
+    first = capsys.readouterr().out
+    again = FakeCells()
+    monkeypatch.setattr("experiments.compare.shared.run_cell", again)
+    assert main(args) == 0 and again.calls == []
+    output = capsys.readouterr().out
+    assert "strong is better than standard on highway-fast-v0 / clean at look 1 of 2" in output
+    assert [line for line in output.splitlines() if " than " in line or "separated" in line] == [
+        line for line in first.splitlines() if " than " in line or "separated" in line]
+
+
 @pytest.mark.parametrize("args, body, expected", [
     (["--max-seeds", "8"], GRID, "--max-seeds: sets the last look of --until-conclusive; give --until-conclusive"),
     (["--until-conclusive", "--max-seeds", "5"], GRID,
