@@ -11,6 +11,10 @@ are skipped, interrupted ones resume from their last checkpoint.
 With ``--storage URL`` (or ``$NEURODRIVE_STORAGE``) the grid is a queue in a shared Optuna study that
 the same command started on other machines pulls from (``experiments.compare.shared``); the report
 then gathers every machine's cells from the study.
+
+With ``--until-conclusive`` (or a ``sequential:`` block in the file) the grid grows look by look, adding
+seeds only where a comparison is not settled yet, under a group-sequential design declared up front
+(``experiments.compare.conclusive``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from experiments.config.errors import ConfigError
 from experiments.terminal import make_console
 
 if TYPE_CHECKING:  # the heavy imports wait until the command runs: the CLI imports this module
+    from experiments.compare.conclusive import SequentialPlan
     from experiments.compare.spec import Cell, Comparison
     from experiments.distributed.storage import StorageTarget
 
@@ -46,6 +51,13 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
                               "$NEURODRIVE_STORAGE, else none: this machine runs the grid alone")
     compare.add_argument("--study-name", default=None,
                          help="with --storage: the study holding the grid (default compare-<name>, -quick included)")
+    compare.add_argument("--until-conclusive", action="store_true",
+                         help="add seeds in batches until each variant-vs-baseline comparison is settled, under a "
+                              "group-sequential design declared up front (O'Brien-Fleming alpha spending, Bonferroni "
+                              "across comparisons); the file's sequential: block sets it, these flags override")
+    compare.add_argument("--max-seeds", type=int, default=None,
+                         help="with --until-conclusive: the seeds per variant of the last look (default: the file's "
+                              "sequential.max_seeds, else 4 x seeds)")
     compare.set_defaults(handler=compare_command)
 
 
@@ -61,6 +73,7 @@ def compare_command(args: argparse.Namespace) -> int:
         raise ConfigError("--study-name: names the study of a grid shared through --storage; give --storage too "
                           f"(or set ${STORAGE_ENV})")
     comparison = load_comparison(args.compare_file, quick=args.quick)  # every check before any run
+    plan = _sequential_plan(comparison, args)
     if not args.report_only:  # said once here, not by each cell's worker process
         from envs.scenarios import note_superseded
 
@@ -70,8 +83,11 @@ def compare_command(args: argparse.Namespace) -> int:
     target = StorageTarget.resolve(url, comparison.folder) if url else None
     command = ["neurodrive", *mask_argv(sys.argv[1:])]  # saved in every run folder: no password
     held: list[str] = []  # the grid's one summary of its cells' warnings, said last
+    sequential = None
     try:
-        if target is None:
+        if plan is not None:
+            rows, failed, sequential = _run_sequential(comparison, plan, target, args, command, held)
+        elif target is None:
             rows, failed = _run_here(comparison, args, command, held)
         else:
             rows, failed = _run_shared(comparison, target, args, command)
@@ -84,7 +100,7 @@ def compare_command(args: argparse.Namespace) -> int:
                           "matches the file's conditions and evaluation settings; run the comparison first "
                           "(it redoes outdated evaluations)")
     if rows:
-        write_comparison_report(comparison, rows, command)
+        write_comparison_report(comparison, rows, command, sequential)
     else:
         say("no evaluated cell yet: no report")
     for line in held:
@@ -130,12 +146,45 @@ def _run_shared(comparison: Comparison, target: StorageTarget, args: argparse.Na
     return collect_study_results(comparison, load_grid_study(comparison, target, study_name)), failed
 
 
+def _sequential_plan(comparison: Comparison, args: argparse.Namespace) -> SequentialPlan | None:
+    """The design of ``--until-conclusive`` or the file's ``sequential:`` block; None for a plain grid."""
+    from experiments.compare.conclusive import check_design_record, plan_until_conclusive
+
+    if args.max_seeds is not None and args.max_seeds < 1:
+        raise ConfigError(f"--max-seeds: must be >= 1, got {args.max_seeds}")
+    plan = plan_until_conclusive(comparison, args.until_conclusive, args.max_seeds)
+    if plan is not None:
+        check_design_record(plan, comparison.folder, write=not args.report_only)
+    return plan
+
+
+def _run_sequential(comparison: Comparison, plan: SequentialPlan, target: StorageTarget | None,
+                    args: argparse.Namespace, command: list[str],
+                    held: list[str]) -> tuple[list[dict[str, Any]], dict[Cell, str], dict[str, Any]]:
+    """Look after look until every comparison is settled (``experiments.compare.conclusive``); ``held`` gets
+    each look's summary of its cells' warnings (this machine's)."""
+    from experiments.compare.conclusive import LocalLooks, LookRunner, SharedLooks, run_until_conclusive
+
+    say(plan.describe())
+    runner: LookRunner
+    if target is None:
+        runner = LocalLooks(args.workers, command, say, held)
+    else:
+        from experiments.compare.shared import default_study_name
+
+        runner = SharedLooks(target, args.study_name or default_study_name(comparison), args.workers, command, say)
+    run = run_until_conclusive(comparison, plan, runner, report_only=args.report_only, say=say)
+    return run.rows, run.failed, run.to_dict()
+
+
 def say(text: str) -> None:
     console.print(text, markup=False, highlight=False)  # cell labels and errors hold brackets
 
 
-def write_comparison_report(comparison: Comparison, rows: list[dict[str, Any]], command: Sequence[str]) -> None:
-    """Hand the rows to ``experiments.compare.report.write_report`` with what the report records."""
+def write_comparison_report(comparison: Comparison, rows: list[dict[str, Any]], command: Sequence[str],
+                            sequential: dict[str, Any] | None = None) -> None:
+    """Hand the rows to ``experiments.compare.report.write_report`` with what the report records (and, under
+    ``--until-conclusive``, the design and each comparison's outcome as ``meta["sequential"]``)."""
     from experiments.files import library_versions
     from experiments.runs.build import resolve_backend
     from experiments.runs.folder import LIBRARIES, platform_commit
@@ -152,6 +201,8 @@ def write_comparison_report(comparison: Comparison, rows: list[dict[str, Any]], 
         "versions": library_versions(LIBRARIES),
         "command": list(command),
     }
+    if sequential is not None:
+        meta["sequential"] = sequential
     try:
         from experiments.compare.report import condition_kinds, write_report
     except ModuleNotFoundError as error:
@@ -165,5 +216,5 @@ def write_comparison_report(comparison: Comparison, rows: list[dict[str, Any]], 
     written = write_report(out_dir, rows, comparison.baseline, meta)
     page = written.get("html") if isinstance(written, dict) else None  # the report's own paths, if it says
     for sentence in written.get("headline", []) if isinstance(written, dict) else []:
-        console.print(sentence, markup=False, highlight=False)  # the verdicts, Holm-corrected
+        console.print(sentence, markup=False, highlight=False)  # the verdicts (and a sequential design)
     console.print(f"{len(rows)} results; report: {page or out_dir}")

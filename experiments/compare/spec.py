@@ -19,6 +19,7 @@ model under named conditions::
     quick: {fixed: {training.total_timesteps: 300}, seeds: 2, evaluation: {episodes: 4}}
     root: runs/compare
     heartbeat: {interval: 30, grace_period: 120, max_retry: 2}  # with --storage: finding a dead worker's cell
+    sequential: {max_seeds: 20, batch: 5, alpha: 0.05}  # run until conclusive (experiments.compare.conclusive)
 
 Every cell's experiment is built and validated at load, and so is every condition applied on every
 cell (its backend resolved, its spaces equal to the training scenario's), so a bad override fails
@@ -84,6 +85,23 @@ class QuickEvaluationSpec(StrictModel):
     n_envs: PositiveInt | None = None
 
 
+class SequentialSpec(StrictModel):
+    """``sequential:``: the group-sequential design ``--until-conclusive`` runs under (its presence turns it on).
+    The first look is the file's ``seeds``; then ``batch`` more seeds per look up to ``max_seeds``."""
+
+    max_seeds: PositiveInt | None = None  # default: 4 x the first look's seeds
+    batch: PositiveInt | None = None  # default: the first look's seed count
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)  # family-wise, split over the comparisons
+    effect_size: float = Field(default=1.0, gt=0.0)  # Cohen's d at which the report states the design's power
+
+
+class QuickSequentialSpec(StrictModel):
+    """``quick.sequential``: the fields given replace the file's."""
+
+    max_seeds: PositiveInt | None = None
+    batch: PositiveInt | None = None
+
+
 class QuickSpec(StrictModel):
     """What ``--quick`` changes: ``fixed`` and ``evaluation`` merge key by key over the file's,
     ``seeds`` and ``scenarios`` replace them."""
@@ -92,6 +110,7 @@ class QuickSpec(StrictModel):
     seeds: PositiveInt | list[NonNegativeInt] | None = None
     scenarios: list[str] | None = Field(default=None, min_length=1)
     evaluation: QuickEvaluationSpec = Field(default_factory=QuickEvaluationSpec)
+    sequential: QuickSequentialSpec = Field(default_factory=QuickSequentialSpec)
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -121,6 +140,7 @@ class CompareSpec(StrictModel):
     quick: QuickSpec | None = None
     root: str = "runs/compare"  # relative to the working directory, like logging.root
     heartbeat: HeartbeatSpec = Field(default_factory=HeartbeatSpec)  # grids shared through --storage
+    sequential: SequentialSpec | None = None  # --until-conclusive's design
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -179,6 +199,7 @@ class Comparison:
     fixed: dict[str, Any]
     evaluation: EvaluationSpec
     quick: bool = False
+    sequential: SequentialSpec | None = None  # the file's, with quick.sequential applied under --quick
 
     @property
     def folder(self) -> Path:
@@ -275,6 +296,7 @@ def comparison_from_raw(raw: dict[str, Any], source: str, folder: Path, text: st
     _check_names(spec, source)
     base = _load_base(spec.experiment, source, folder)
     seeds_spec, scenarios, fixed, evaluation = spec.seeds, spec.scenarios, dict(spec.fixed), spec.evaluation
+    sequential = spec.sequential
     if quick:
         if spec.quick is None:
             raise ConfigError(f"--quick: {source} has no quick: block (what a short smoke run replaces)")
@@ -283,13 +305,15 @@ def comparison_from_raw(raw: dict[str, Any], source: str, folder: Path, text: st
         fixed.update(spec.quick.fixed)
         given = spec.quick.evaluation.model_dump(exclude_none=True)
         evaluation = EvaluationSpec.model_validate({**evaluation.model_dump(), **given})
+        if sequential is not None:
+            sequential = sequential.model_copy(update=spec.quick.sequential.model_dump(exclude_none=True))
     seeds = ([SEED_SPACING * index for index in range(seeds_spec)] if isinstance(seeds_spec, int)
              else list(seeds_spec))
     _check_overrides(spec, fixed, quick, source)
     base_config = _validated_base(base, fixed, spec, quick, source)
     comparison = Comparison(spec, source, text, base, spec.name + (QUICK_SUFFIX if quick else ""),
                             Path(spec.root), seeds, list(scenarios or [base_config.env.id]), fixed, evaluation,
-                            quick)
+                            quick, sequential)
     _check_cells(comparison)
     return comparison
 

@@ -228,6 +228,62 @@ def _provenance(meta: Entry) -> str:
             "</pre>")
 
 
+FIXED_VERDICT_CAPTION = """Better, worse or not separated: two-sided Mann-Whitney U on the seeds' scores, Holm-corrected
+across every variant x scenario x condition comparison of the grid at 5%; "not separated" is no evidence of no
+difference (the seeds it would need for 80% power are a noisy estimate from these seeds); "both collapsed": every
+seed of both took one action over 95% of its decisions (the notes name each collapsed cell)."""
+
+SEQUENTIAL_VERDICT_CAPTION = """Each comparison stopped at the first look where Welch's z of the mean difference
+crossed its boundary (better or worse), or ran to the last look (not separated); the seeds it used are the first
+seeds of both sides up to that look. The mean difference's interval is the repeated confidence interval of that
+look, valid whenever the comparison stopped and adjusted for the comparisons; it excludes 0 exactly when the
+boundary was crossed. P(improvement) and the IQM difference are on the same seeds, unadjusted (descriptive).
+"Both collapsed": every seed of both took one action over 95% of its decisions; "open": a look it needs is not
+complete yet (rerun the command)."""
+
+
+def _verdict_list(verdicts: Sequence[Entry]) -> str:
+    items = "".join(f'<li class={_attr(entry["outcome"])}>{_text(entry["sentence"])}</li>' for entry in verdicts)
+    return (f'<ul class="verdicts">{items}</ul>' if items
+            else "<p>No verdicts: a verdict needs at least 2 seeds a side.</p>")
+
+
+def _design_html(sequential: Entry, verdicts: Sequence[Entry]) -> str:
+    """The group-sequential design: its sentence, a table of the looks and the seeds each comparison used."""
+    design = sequential["design"]
+    stopped: dict[int, list[str]] = {}
+    for entry in verdicts:
+        if entry["outcome"] != "open":
+            stopped.setdefault(entry.get("look", 0), []).append(
+                f"{entry['variant']} ({entry['scenario']} / {entry['condition']}): {entry['outcome']}")
+    looks = zip(design["looks"], design["boundaries"], design["nominal_p"], design["alpha_spent"], strict=True)
+    rows = "".join(
+        f"<tr><td>{index}</td><td>{seeds}</td><td>{_fmt(bound)}</td><td>{_fmt(p)}</td><td>{_fmt(spent)}</td>"
+        f"<td>{_text(', '.join(stopped.get(index, [])) or '-')}</td></tr>"
+        for index, (seeds, bound, p, spent) in enumerate(looks, 1))
+    head = "".join(f"<th>{_text(name)}</th>" for name in ["look", "seeds per variant", "boundary |z|",
+                                                          "nominal p", "alpha spent", "stopped here"])
+    power = design["power"]
+    state = ("every comparison is settled" if sequential.get("complete")
+             else f"not finished: {sequential.get('looks_run', 0)} look(s) run so far; rerun the command to continue")
+    return (f'<p class="design">{_text(design["sentence"])}</p>'
+            f'<p class="design">Multiplicity: {_text(design["multiplicity"])}. Power of each comparison at a true '
+            f'effect of d = {_fmt(power["effect_size"])}: {_fmt(power["power"])}, expected seeds per variant '
+            f'{_fmt(power["expected_seeds"])} ({_text(power["method"])}). State: {_text(state)}.</p>'
+            f'<div class="scroll"><table class="design"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+            "</div>")
+
+
+def _verdicts_html(stats: Entry) -> str:
+    """The verdicts section's body: the design first when the grid ran ``--until-conclusive``."""
+    verdicts = stats.get("verdicts", [])
+    sequential = stats.get("sequential")
+    if sequential:
+        return (f"{_design_html(sequential, verdicts)}\n{_verdict_list(verdicts)}\n"
+                f'<p class="caption">{_text(SEQUENTIAL_VERDICT_CAPTION)}</p>')
+    return f'{_verdict_list(verdicts)}\n<p class="caption">{_text(FIXED_VERDICT_CAPTION)}</p>'
+
+
 def render_html(stats: Entry, meta: Entry, rows: Sequence[Entry], plots: Sequence[Path] = ()) -> str:
     """The whole report page: static tables, chart containers, the PNG figures of ``plots`` inlined, the embedded
     data and the drawing script."""
@@ -237,10 +293,6 @@ def render_html(stats: Entry, meta: Entry, rows: Sequence[Entry], plots: Sequenc
                        for chart_id, title, caption in CHART_SECTIONS)
     settings = stats["settings"]
     notes = "".join(f"<li>{_text(note)}</li>" for note in stats["notes"])
-    verdicts = "".join(f'<li class={_attr(entry["outcome"])}>{_text(entry["sentence"])}</li>'
-                       for entry in stats.get("verdicts", []))
-    verdict_list = (f'<ul class="verdicts">{verdicts}</ul>' if verdicts
-                    else "<p>No verdicts: a verdict needs at least 2 seeds a side.</p>")
     name = meta.get("name") or "comparison"
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -258,11 +310,7 @@ def render_html(stats: Entry, meta: Entry, rows: Sequence[Entry], plots: Sequenc
 Training scenarios: {_listing(stats["scenarios"])}. Conditions: {_listing(stats["conditions"])}.
 {len(rows)} evaluations.</p>
 <section id="verdicts"><h2>Verdicts</h2>
-{verdict_list}
-<p class="caption">Better, worse or not separated: two-sided Mann-Whitney U on the seeds' scores, Holm-corrected
-across every variant x scenario x condition comparison of the grid at 5%; "not separated" is no evidence of no
-difference (the seeds it would need for 80% power are a noisy estimate from these seeds); "both collapsed": every
-seed of both took one action over 95% of its decisions (the notes name each collapsed cell).</p>
+{_verdicts_html(stats)}
 </section>
 <section id="method"><h2>How to read it</h2><ul>
 <li>A seed is a run; its score is its mean return under the condition. Each condition is summarised separately.</li>

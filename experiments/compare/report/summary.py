@@ -514,6 +514,69 @@ def _verdict_sentence(entry: Entry, baseline: str) -> str:
     return sentence
 
 
+def _sequential_verdicts(index: dict[CellKey, dict[int, Entry]], baseline: str, sequential: Entry) -> list[Entry]:
+    """The verdicts of a grid run ``--until-conclusive`` (``meta["sequential"]``, from
+    ``experiments.compare.conclusive``): each comparison's group-sequential decision at the look it stopped at,
+    with its repeated confidence interval of the mean difference (adjusted for the looks and the comparisons), and
+    the probability of improvement and IQM difference on the same seeds (unadjusted, descriptive)."""
+    design = sequential["design"]
+    result = []
+    for record in sequential["comparisons"]:
+        where = {"variant": record["variant"], "scenario": record["scenario"], "condition": record["condition"]}
+        seeds = [int(seed) for seed in record["seeds"]]
+        ours = index.get((record["variant"], record["scenario"], record["condition"])) or {}
+        theirs = index.get((baseline, record["scenario"], record["condition"])) or {}
+        entry: Entry = {**where, **record, "outcome": record["decision"], "seeds_x": len(seeds),
+                        "seeds_y": len(seeds), "alpha": design["alpha_per_comparison"], "p_adjusted": None,
+                        "test": f"Welch's z against the {design['spending']} boundary of look {record['look']}",
+                        "correction": design["multiplicity"], "probability_of_improvement": None,
+                        "iqm_difference": None, "seeds_for_power": None}
+        if len(seeds) >= 2 and all(seed in ours and seed in theirs for seed in seeds):
+            x = np.array([float(ours[seed]["mean_return"]) for seed in seeds])
+            y = np.array([float(theirs[seed]["mean_return"]) for seed in seeds])
+            described = verdict(x, y)  # the descriptive numbers only; the decision is the design's
+            entry["probability_of_improvement"] = described.probability_of_improvement.to_dict()
+            entry["iqm_difference"] = described.iqm_difference.to_dict()
+            if record["decision"] == "not_separated":
+                entry["seeds_for_power"] = seeds_for_power(x, y)
+        entry["sentence"] = _sequential_sentence(entry, baseline, design)
+        result.append(entry)
+    return result
+
+
+def _sequential_sentence(entry: Entry, baseline: str, design: Entry) -> str:
+    """One line of the headline for a sequential verdict: the decision, the look and seeds, the adjusted interval."""
+    where = f"{entry['scenario']} / {entry['condition']}"
+    looks = f"look {entry['look']} of {entry['looks']}"
+    if entry["outcome"] == "open":
+        return (f"{entry['variant']} vs {baseline} on {where}: not settled yet (" +
+                (f"continuing after {looks}, {entry['n_seeds']} seeds a side" if entry["look"] else "no look complete")
+                + "); rerun the same command to continue")
+    difference = entry["mean_difference"]
+    confidence = 1.0 - design["alpha_per_comparison"]
+    numbers = (f"mean difference {difference['value']:+.2f} [{difference['low']:+.2f}, {difference['high']:+.2f}] "
+               f"(repeated {confidence:.1%} CI, adjusted for the looks and the {design['comparisons']} comparisons)")
+    improvement, iqm_difference = entry["probability_of_improvement"], entry["iqm_difference"]
+    if improvement and iqm_difference:
+        numbers += (f"; P(improvement) {improvement['value']:.2f} [{improvement['low']:.2f}, "
+                    f"{improvement['high']:.2f}], IQM difference {iqm_difference['value']:+.2f} "
+                    f"[{iqm_difference['low']:+.2f}, {iqm_difference['high']:+.2f}] (unadjusted)")
+    relation = ">=" if entry["outcome"] in ("better", "worse") else "<"
+    crossing = f"|z| {abs(entry['z']):.2f} {relation} {entry['boundary']:.2f}"
+    if entry["outcome"] == "both_collapsed":
+        return (f"{entry['variant']} and {baseline} both collapsed to one action on every seed on {where}: no verdict "
+                f"on their returns, stopped at {looks} ({entry['n_seeds']} seeds a side)")
+    words = {"better": "better than", "worse": "worse than", "not_separated": "not separated from"}[entry["outcome"]]
+    sentence = (f"{entry['variant']} is {words} {baseline} on {where} at {looks} ({entry['n_seeds']} seeds a side; "
+                f"{crossing}): {numbers}")
+    if entry["outcome"] == "not_separated":
+        needed = entry["seeds_for_power"]
+        sentence += (f"; about {needed} seeds a side would give {POWER:.0%} power at the observed effect "
+                     "(a noisy pilot estimate)" if needed is not None
+                     else f"; no seed count up to 10000 a side would give {POWER:.0%} power at the observed effect")
+    return sentence
+
+
 def compute_statistics(rows: Sequence[Entry], baseline: str, meta: Entry | None = None) -> Entry:
     """Every statistic the report shows, JSON-ready (NaN as None). Condition kinds come from
     ``meta["condition_kinds"]`` (see :func:`condition_kinds`)."""
@@ -539,7 +602,13 @@ def compute_statistics(rows: Sequence[Entry], baseline: str, meta: Entry | None 
                  for condition in conditions}
     profiles = {condition: profile for condition in conditions
                 if (profile := _profiles(index, variants, scenarios, condition)) is not None}
-    verdicts = _verdicts(index, variants, scenarios, conditions, baseline, notes)
+    sequential = meta.get("sequential")  # a grid run --until-conclusive: its design's verdicts replace Holm's
+    if sequential:
+        verdicts = _sequential_verdicts(index, baseline, sequential)
+        headline = [sequential["design"]["sentence"], *(entry["sentence"] for entry in verdicts)]
+    else:
+        verdicts = _verdicts(index, variants, scenarios, conditions, baseline, notes)
+        headline = [entry["sentence"] for entry in verdicts]
     notes.extend(_collapse_notes(index))
     kinds = _resolved_kinds(rows, conditions, meta)
     transfer = [c for c in conditions if kinds[c] in (CLEAN, "transfer", "other")]
@@ -564,6 +633,7 @@ def compute_statistics(rows: Sequence[Entry], baseline: str, meta: Entry | None 
         "profiles": profiles,
         **plot_statistics(index, variants, scenarios, conditions, baseline, notes),
         "verdicts": verdicts,
-        "headline": [entry["sentence"] for entry in verdicts],
+        "sequential": {key: value for key, value in sequential.items() if key != "comparisons"} if sequential else None,
+        "headline": headline,
         "notes": notes,
     }
