@@ -476,6 +476,10 @@ def _check_cells(comparison: Comparison) -> None:
                 _, choice = resolve_backend(evaluated)
             if comparison.evaluation.backend == "auto" and choice.backend != "envpool":
                 fallbacks.setdefault(condition, f"{evaluated.env.id}, {choice.reason}")
+            checked_on = comparison.cross_check_backend(cell)
+            if checked_on is not None and choice.backend != checked_on:  # the runner evaluates it there too
+                with _named(f"{source}: {where}.", f" (its cross-check on {checked_on}, {cell.label})"):
+                    resolve_backend(comparison.condition_config(config, condition, checked_on))
             spaces = _spaces(evaluated, f"{source}: {where}.")
             if spaces != trained_spaces:
                 raise ConfigError(
