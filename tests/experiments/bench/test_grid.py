@@ -33,7 +33,7 @@ def test_the_grid_section_splits_a_real_grid_into_training_evaluation_and_cross_
     assert figures["train_process_s"] == pytest.approx(train_s)
     assert figures["eval_process_s"] == pytest.approx(sum(record["wall_s"] for record in eval_records))
     assert figures["cross_check_process_s"] == pytest.approx(sum(record["wall_s"] for record in checks))
-    assert figures["eval_episodes"] == 4 and figures["cross_check_episodes"] == 4 and figures["cross_checked_cells"] == 2
+    assert figures["eval_episodes"] == figures["cross_check_episodes"] == 4 and figures["cross_checked_cells"] == 2
     # Two workers: the wall time covers the longest cell, and no more than the cells' total plus start-up.
     longest = max(json.loads((cell / "run.json").read_text())["wall_time_s"] for cell in cells)
     assert longest < figures["wall_s"] < train_s + figures["eval_process_s"] + figures["cross_check_process_s"] + 120

@@ -326,7 +326,8 @@ def test_ctrl_c_stops_the_workers_with_a_checkpoint_and_exits_130(tmp_path):
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.stem)
 def test_each_shipped_comparison_runs_quick_with_two_workers(path, tmp_path):
     """The CI smoke run of every ready comparison: every cell evaluated under every condition on the
-    reference simulator, spiking cells with their energy figures, and the report written."""
+    reference simulator (highway_ppo: on the native port, each variant's first seed also on the reference),
+    spiking cells with their energy figures, and the report written."""
     comparison = load_comparison(path, quick=True)
     command = [sys.executable, "-m", "experiments.cli", "compare", str(path), "--quick", "--workers", "2"]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
@@ -336,7 +337,10 @@ def test_each_shipped_comparison_runs_quick_with_two_workers(path, tmp_path):
         spiking = comparison.cell_config(cell).agent.policy == "spiking"
         for condition in comparison.conditions:
             record = json.loads((tmp_path / comparison.cell_dir(cell) / f"compare-{condition}.json").read_text())
-            assert record["backend"] == "highway-env", (cell.label, condition)
+            native = comparison.evaluation.backend != "highway-env"  # highway_ppo: every condition has a port
+            assert record["backend"] == ("envpool" if native else "highway-env"), (cell.label, condition)
+            check = tmp_path / comparison.cell_dir(cell) / f"compare-{condition}.highway-env.json"
+            assert check.is_file() == (native and cell.seed == comparison.seeds[0]), (cell.label, condition)
             assert record["summary"]["n_episodes"] == comparison.evaluation.episodes
             assert (record["snn"] is not None) == spiking, (cell.label, condition)
     results = json.loads((grid / "report" / "results.json").read_text())
