@@ -1,13 +1,15 @@
-"""Wall time of a comparison grid: ``neurodrive compare`` run as a user runs it, split into training
-and evaluation.
+"""Wall time of a comparison grid: ``neurodrive compare`` run as a user runs it, split into training,
+final evaluation, the cross-check's evaluation, and start-up.
 
-The grid is ``experiments/presets/compare/highway_ppo.yaml``: 4 variants x 5 seeds of the shipped
-PPO (200k steps each, intermediate evaluations on the native port), each final model judged over 100
-episodes on highway-env, 2 workers. The command runs in a fresh folder (``--grid-root``, default a
-temporary one), so no earlier cell is skipped. Afterwards each cell's own records say where the time
-went: ``run.json``'s ``wall_time_s`` (training, with its intermediate evaluations) and each
-``compare-<condition>.json``'s ``wall_s`` (the final evaluation). Their sums are process-seconds: with
-2 workers the wall time is about half their total.
+The grid is ``experiments/presets/compare/highway_ppo.yaml`` (P6, issue 23): 4 variants x 10 seeds of the
+shipped PPO (200k steps each, intermediate evaluations on the native port), each final model judged over
+100 episodes under 3 conditions (clean, observation noise, merge) on the verified native port, and each
+variant's first seed judged again on highway-env under every condition (the cross-check); 2 workers. The
+command runs in a fresh folder (``--grid-root``, default a temporary one), so no earlier cell is skipped.
+Afterwards each cell's own records say where the time went: ``run.json``'s ``wall_time_s`` (training,
+with its intermediate evaluations) and each ``compare-<condition>.json``'s ``wall_s`` (the final
+evaluation; ``compare-<condition>.<backend>.json`` for a cross-check). Their sums are process-seconds:
+with 2 workers the wall time is about half their total.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from experiments.bench.common import fmt_rate
 from experiments.bench.section import BenchOptions
 
 GRID_FILE = Path(__file__).resolve().parents[1] / "presets" / "compare" / "highway_ppo.yaml"
-TARGET_S = 40 * 60  # the full grid with 2 workers on a 2-core machine
+TARGET_S = 40 * 60  # the full grid (4 variants x 10 seeds x 3 conditions) with 2 workers on a 2-core machine
 WORKERS = 2
 
 
@@ -62,7 +64,9 @@ def read_cell_times(work_dir: Path) -> list[dict[str, Any]]:
     cells = []
     for run_json in sorted(work_dir.glob("runs/compare/*/*/*/seed*/run.json")):
         meta = json.loads(run_json.read_text())
-        evaluations = [json.loads(path.read_text()) for path in sorted(run_json.parent.glob("compare-*.json"))]
+        records = [json.loads(path.read_text()) for path in sorted(run_json.parent.glob("compare-*.json"))]
+        evaluations = [record for record in records if not record.get("cross_check")]
+        checks = [record for record in records if record.get("cross_check")]
         cells.append({
             "cell": str(run_json.parent.relative_to(work_dir)),
             "steps": meta.get("steps"),
@@ -70,6 +74,11 @@ def read_cell_times(work_dir: Path) -> list[dict[str, Any]]:
             "eval_s": sum(float(record["wall_s"]) for record in evaluations),
             "eval_episodes": sum(int(record["summary"]["n_episodes"]) for record in evaluations),
             "eval_steps": sum(int(sum(record["episodes"]["lengths"])) for record in evaluations),
+            "eval_backends": sorted({str(record["backend"]) for record in evaluations}),
+            "cross_check_s": sum(float(record["wall_s"]) for record in checks),
+            "cross_check_episodes": sum(int(record["summary"]["n_episodes"]) for record in checks),
+            "cross_check_steps": sum(int(sum(record["episodes"]["lengths"])) for record in checks),
+            "cross_check_backends": sorted({str(record["backend"]) for record in checks}),
             "mean_return": [record["summary"]["mean_return"] for record in evaluations],
         })
     if not cells:
@@ -80,19 +89,27 @@ def read_cell_times(work_dir: Path) -> list[dict[str, Any]]:
 def summarise(cells: list[dict[str, Any]], wall_s: float, workers: int, quick: bool) -> dict[str, Any]:
     train_s = sum(cell["train_s"] for cell in cells)
     eval_s = sum(cell["eval_s"] for cell in cells)
+    check_s = sum(cell["cross_check_s"] for cell in cells)
     steps = sum(cell["steps"] or 0 for cell in cells)
     eval_steps = sum(cell["eval_steps"] for cell in cells)
+    check_steps = sum(cell["cross_check_steps"] for cell in cells)
     return {
         "mode": "quick" if quick else "full",
         "workers": workers,
         "cells": len(cells),
         "wall_s": wall_s,
         "train_process_s": train_s,
-        "eval_process_s": eval_s,
-        "overhead_s": wall_s - (train_s + eval_s) / workers,  # start-up, model loading, report
+        "eval_process_s": eval_s,  # the final evaluation on the file's backend (the native port for P6)
+        "cross_check_process_s": check_s,  # the same models again on the reference simulator
+        "overhead_s": wall_s - (train_s + eval_s + check_s) / workers,  # start-up, model loading, report
         "train_steps_per_s_per_cell": steps / train_s if train_s else None,
         "eval_steps_per_s_per_cell": eval_steps / eval_s if eval_s else None,
+        "cross_check_steps_per_s": check_steps / check_s if check_s else None,
         "eval_episodes": sum(cell["eval_episodes"] for cell in cells),
+        "cross_check_episodes": sum(cell["cross_check_episodes"] for cell in cells),
+        "cross_checked_cells": sum(bool(cell["cross_check_episodes"]) for cell in cells),
+        "eval_backends": sorted({backend for cell in cells for backend in cell["eval_backends"]}),
+        "cross_check_backends": sorted({backend for cell in cells for backend in cell["cross_check_backends"]}),
         "target_s": None if quick else TARGET_S,
         "met": None if quick else wall_s <= TARGET_S,
         "per_cell": cells,
@@ -104,16 +121,24 @@ def print_grid(figures: dict[str, Any], console: Console) -> None:
                         f"{figures['workers']} workers")
     for column in ("", "seconds", "share", "per cell"):
         table.add_column(column, justify="right")
-    process_total = figures["train_process_s"] + figures["eval_process_s"]
-    for label, key in (("training (process-s)", "train_process_s"), ("final evaluation (process-s)", "eval_process_s")):
+    process_total = figures["train_process_s"] + figures["eval_process_s"] + figures["cross_check_process_s"]
+    checked = figures["cross_checked_cells"]
+    lines = (("training (process-s)", "train_process_s", figures["cells"]),
+             (f"final evaluation on {'+'.join(figures['eval_backends']) or '-'} (process-s)", "eval_process_s",
+              figures["cells"]),
+             (f"cross-check on {'+'.join(figures['cross_check_backends']) or '-'}, {checked} cells (process-s)",
+              "cross_check_process_s", checked))
+    for label, key, cells in lines:
         table.add_row(label, f"{figures[key]:,.0f}", f"{figures[key] / process_total:.0%}" if process_total else "-",
-                      f"{figures[key] / figures['cells']:,.1f}")
+                      f"{figures[key] / cells:,.1f}" if cells else "-")
     table.add_row("start-up, loading, report (wall)", f"{figures['overhead_s']:,.0f}", "", "")
     table.add_row("wall time", f"{figures['wall_s']:,.0f}", "", "")
     console.print(table)
     train_rate, eval_rate = figures["train_steps_per_s_per_cell"], figures["eval_steps_per_s_per_cell"]
     console.print(f"training {fmt_rate(train_rate)} env steps/s per cell; final evaluation {fmt_rate(eval_rate)} "
-                  f"env steps/s per cell over {figures['eval_episodes']} episodes")
+                  f"env steps/s per cell over {figures['eval_episodes']} episodes; cross-check "
+                  f"{fmt_rate(figures['cross_check_steps_per_s'])} env steps/s over {figures['cross_check_episodes']} "
+                  "episodes")
     if figures["target_s"] is not None:
         verdict = "met" if figures["met"] else "not met"
         console.print(f"Target: the grid in <= {figures['target_s'] / 60:.0f} min wall: {verdict}, "
@@ -121,7 +146,7 @@ def print_grid(figures: dict[str, Any], console: Console) -> None:
 
 
 class GridSection:
-    """``grid``: wall time of the PPO comparison grid with 2 workers, training apart from evaluation."""
+    """``grid``: wall time of the PPO comparison grid with 2 workers: training, final evaluation, cross-check."""
 
     name = "grid"
 

@@ -39,11 +39,12 @@ from experiments.workers import Job, JobResult, run_jobs
 logger = logging.getLogger("neurodrive.compare")
 
 CellAction = Literal["done", "evaluate", "resume", "retrain", "train"]
-CONDITION_FILE = "compare-{}.json"
+CONDITION_FILE = "compare-{}.json"  # a cross-check's: compare-<condition>.<backend>.json (the glob covers both)
 
 
-def condition_path(run_dir: Path, condition: str) -> Path:
-    return run_dir / CONDITION_FILE.format(condition)
+def condition_path(run_dir: Path, condition: str, backend: str | None = None) -> Path:
+    """A condition's evaluation record; with ``backend``, its cross-check's on that backend."""
+    return run_dir / CONDITION_FILE.format(f"{condition}.{backend}" if backend else condition)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -62,15 +63,48 @@ def read_meta(run: RunFolder) -> dict[str, Any] | None:
         return None
 
 
-def is_current(comparison: Comparison, condition: str, record: dict[str, Any] | None) -> bool:
-    """Whether an evaluation record was made with the condition's present settings."""
-    return record is not None and record.get("settings") == comparison.evaluation_settings(condition)
+def is_current(comparison: Comparison, condition: str, record: dict[str, Any] | None,
+               backend: str | None = None) -> bool:
+    """Whether an evaluation record (a cross-check's on ``backend``) was made with the condition's present
+    settings."""
+    return record is not None and record.get("settings") == comparison.evaluation_settings(condition, backend)
+
+
+def cross_checks(comparison: Comparison, run_dir: Path) -> dict[str, str]:
+    """The conditions a cell is cross-checked under, with the backend: none unless the cell is among its
+    variant's first seeds, and not a condition whose own evaluation already runs on that backend."""
+    from experiments.runs.build import resolve_backend
+
+    run = RunFolder(run_dir)
+    spec = comparison.evaluation.cross_check_spec()
+    if spec is None or read_config_seed(run) not in comparison.seeds[:spec.seeds]:
+        return {}
+    try:
+        run_config = run.load_config()
+    except (OSError, ValueError):  # a folder the plan retrains: nothing to cross-check yet
+        return {}
+    return {condition: spec.backend for condition in comparison.conditions
+            if resolve_backend(comparison.condition_config(run_config, condition))[1].backend != spec.backend}
+
+
+def read_config_seed(run: RunFolder) -> int | None:
+    """The cell's training seed from its saved config (cheaper than validating it), or None."""
+    try:
+        seed = yaml.safe_load(run.config_path.read_text())["training"]["seed"]
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        return None
+    return int(seed)
 
 
 def stale_conditions(comparison: Comparison, run_dir: Path) -> list[str]:
-    """Conditions whose evaluation file is missing or was made with other settings."""
+    """Conditions whose evaluation file, or cross-check file where the cell has one, is missing or was made
+    with other settings."""
+    checked = cross_checks(comparison, run_dir)
     return [condition for condition in comparison.conditions
-            if not is_current(comparison, condition, read_json(condition_path(run_dir, condition)))]
+            if not is_current(comparison, condition, read_json(condition_path(run_dir, condition)))
+            or (condition in checked and not is_current(
+                comparison, condition, read_json(condition_path(run_dir, condition, checked[condition])),
+                checked[condition]))]
 
 
 def plan_cell(comparison: Comparison, cell: Cell) -> CellAction:
@@ -145,43 +179,55 @@ def run_cell(comparison: Comparison, cell: Cell, command: Sequence[str] = ()) ->
 
 
 def evaluate_conditions(comparison: Comparison, cell: Cell, conditions: Sequence[str]) -> list[Path]:
-    """Evaluate a cell's final model under each condition; writes ``compare-<condition>.json``."""
-    from experiments.runs.build import resolve_backend
-    from experiments.runs.evaluate import evaluate_model
-    from neuro.snn.config import ENERGY_CAVEAT
-
+    """Evaluate a cell's final model under each condition: ``compare-<condition>.json`` on the evaluation's
+    backend, and ``compare-<condition>.<backend>.json`` where the cell is cross-checked; a record already up to
+    date is kept (a condition is listed when either of its records is stale)."""
     if not conditions:
         return []
     run = RunFolder(comparison.cell_dir(cell))
     run_config = run.load_config()
     model = run.load_model(run_config)
-    evaluation = comparison.evaluation
+    checked = cross_checks(comparison, run.path)
     written = []
     for condition in conditions:
-        config, choice = resolve_backend(comparison.condition_config(run_config, condition))
-        started = time.perf_counter()
-        metrics, spike_stats = evaluate_model(model, config, evaluation.episodes, evaluation.n_envs,
-                                              run_config.training.seed)
-        wall_s = time.perf_counter() - started
-        record = {
-            "condition": condition,
-            "settings": comparison.evaluation_settings(condition),
-            "env_id": config.env.id,
-            "backend": choice.backend,
-            "backend_reason": choice.reason,
-            "seed": run_config.training.seed,
-            "model": "final",
-            "wall_s": round(wall_s, 4),  # envs built, episodes played and closed
-            **metrics.to_dict(),  # summary and per-episode returns, lengths, crashes, speeds
-            "snn": {**spike_stats, "energy_caveat": ENERGY_CAVEAT} if spike_stats else None,
-        }
-        path = condition_path(run.path, condition)
-        write_json_atomic(path, record)
-        written.append(path)
-        summary = metrics.summary()
-        logger.info("%s under %s (%s on %s): return %.2f, crash rate %.2f", cell.label, condition, config.env.id,
-                    choice.backend, summary["mean_return"], summary["crash_rate"])
+        for backend in [None, *([checked[condition]] if condition in checked else [])]:
+            path = condition_path(run.path, condition, backend)
+            if is_current(comparison, condition, read_json(path), backend):
+                continue  # the condition's other record was the stale one
+            write_json_atomic(path, _evaluation_record(comparison, cell, model, run_config, condition, backend))
+            written.append(path)
     return written
+
+
+def _evaluation_record(comparison: Comparison, cell: Cell, model: Any, run_config: Any, condition: str,
+                       backend: str | None) -> dict[str, Any]:
+    """One final evaluation of the model under a condition (on ``backend`` for a cross-check), as its record."""
+    from experiments.runs.build import resolve_backend
+    from experiments.runs.evaluate import evaluate_model
+    from neuro.snn.config import ENERGY_CAVEAT
+
+    evaluation = comparison.evaluation
+    config, choice = resolve_backend(comparison.condition_config(run_config, condition, backend))
+    started = time.perf_counter()
+    metrics, spike_stats = evaluate_model(model, config, evaluation.episodes, evaluation.n_envs,
+                                          run_config.training.seed)
+    wall_s = time.perf_counter() - started
+    summary = metrics.summary()
+    logger.info("%s under %s (%s on %s%s): return %.2f, crash rate %.2f", cell.label, condition, config.env.id,
+                choice.backend, ", cross-check" if backend else "", summary["mean_return"], summary["crash_rate"])
+    return {
+        "condition": condition,
+        "settings": comparison.evaluation_settings(condition, backend),
+        "env_id": config.env.id,
+        "backend": choice.backend,
+        "backend_reason": choice.reason,
+        "cross_check": backend is not None,  # True: the same model again on the reference, for the report's check
+        "seed": run_config.training.seed,
+        "model": "final",
+        "wall_s": round(wall_s, 4),  # envs built, episodes played and closed
+        **metrics.to_dict(),  # summary and per-episode returns, lengths, crashes, speeds
+        "snn": {**spike_stats, "energy_caveat": ENERGY_CAVEAT} if spike_stats else None,
+    }
 
 
 @dataclass
@@ -455,10 +501,16 @@ def collect_results(comparison: Comparison) -> list[dict[str, Any]]:
 
 
 def cell_records(comparison: Comparison, run_dir: Path) -> dict[str, dict[str, Any]]:
-    """A cell's up-to-date evaluation records (``compare-<condition>.json``), by condition."""
+    """A cell's up-to-date evaluation records (``compare-<condition>.json``), by condition; a record whose
+    cross-check is up to date carries it as ``cross_check_record``."""
     records = {condition: read_json(condition_path(run_dir, condition)) for condition in comparison.conditions}
-    return {condition: record for condition, record in records.items()
-            if record is not None and is_current(comparison, condition, record)}
+    current = {condition: record for condition, record in records.items()
+               if record is not None and is_current(comparison, condition, record)}
+    for condition, backend in cross_checks(comparison, run_dir).items():
+        checked = read_json(condition_path(run_dir, condition, backend))
+        if condition in current and is_current(comparison, condition, checked, backend):
+            current[condition]["cross_check_record"] = checked
+    return current
 
 
 def training_curve(run_dir: Path) -> list[list[float]]:
@@ -495,10 +547,22 @@ def result_rows(cell: Cell, records: dict[str, dict[str, Any]], curve: list[list
             "returns": list(episodes["returns"]),
             "crashed": [bool(crashed) for crashed in episodes["crashed"]],
             "dominant_action": summary.get("dominant_action"),
+            "backend": saved.get("backend"),
+            "cross_check": _cross_check_row(saved.get("cross_check_record")),
             "snn": saved.get("snn"),
             "curve": curve,
         })
     return rows
+
+
+def _cross_check_row(saved: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The figures of a cross-check record the report compares with the main ones."""
+    if saved is None:
+        return None
+    summary, episodes = saved["summary"], saved["episodes"]
+    return {"backend": saved.get("backend"), "mean_return": summary["mean_return"], "crash_rate": summary["crash_rate"],
+            "n_episodes": summary["n_episodes"], "returns": list(episodes["returns"]),
+            "crashed": [bool(crashed) for crashed in episodes["crashed"]]}
 
 
 def warn_missing(missing: Sequence[str], total: int) -> None:

@@ -16,6 +16,8 @@ model under named conditions::
       clean: {}
       merge: {env.id: merge-v0}
     evaluation: {episodes: 100, backend: highway-env, n_envs: 1}
+    # on a native port (backend auto or envpool) each variant's first seed is also evaluated on highway-env
+    # under every condition by default: cross_check: {backend: highway-env, seeds: 1}; false turns it off
     quick: {fixed: {training.total_timesteps: 300}, seeds: 2, evaluation: {episodes: 4}}
     root: runs/compare
     heartbeat: {interval: 30, grace_period: 120, max_retry: 2}  # with --storage: finding a dead worker's cell
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,7 +41,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, ValidationError, field_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, ValidationError, field_validator, model_validator
 
 from envs.scenarios import BACKEND_CHOICES, get_scenario
 from experiments.config import (
@@ -52,6 +55,8 @@ from experiments.config import (
 )
 from experiments.config.experiment import NAME_PATTERN
 from experiments.distributed.heartbeat import HeartbeatSpec
+
+logger = logging.getLogger("neurodrive.compare")
 
 SEED_SPACING = 100  # seeds n -> 0, 100, 200, ...: far apart, so no two runs share a derived env seed
 REPORT_FOLDER = "report"  # <root>/<name>/report: so no variant may be called that
@@ -68,6 +73,21 @@ COMPARE_OWNED = {
 CONDITION_FIELDS = ("env.id", "env.backend", "env.config", "env.wrappers")
 
 
+class CrossCheckSpec(StrictModel):
+    """``evaluation.cross_check``: each variant's first ``seeds`` seeds (per training scenario) are evaluated
+    again on ``backend`` under every condition, so the report can compare the two simulators cell by cell."""
+
+    backend: Literal["highway-env", "envpool"] = "highway-env"  # the reference simulator, by default
+    seeds: PositiveInt = 1
+
+
+def _cross_check_switch(value: Any) -> Any:
+    """``false``/``null`` turn the cross-check off, ``true`` asks for the default one."""
+    if value is False:
+        return None
+    return {} if value is True else value
+
+
 class EvaluationSpec(StrictModel):
     """The final evaluation of each cell under each condition (fresh episodes, seed stream 2)."""
 
@@ -75,6 +95,33 @@ class EvaluationSpec(StrictModel):
     # The reference simulator by default: a final score should not depend on a port's fidelity.
     backend: Literal[BACKEND_CHOICES] = "highway-env"  # type: ignore[valid-type]
     n_envs: PositiveInt = 1
+    # Left out: the default cross-check when evaluating on a native port (auto or envpool), none on highway-env.
+    cross_check: CrossCheckSpec | None = Field(default_factory=CrossCheckSpec)
+
+    @field_validator("cross_check", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        return _cross_check_switch(value)
+
+    @model_validator(mode="after")
+    def _another_backend(self) -> EvaluationSpec:
+        spec = self.cross_check_spec()
+        if spec is not None and spec.backend == self.backend:
+            other = "envpool" if self.backend == "highway-env" else "highway-env"
+            raise ValueError(f"cross_check.backend: {self.backend} is the evaluation's own backend; a cross-check "
+                             f"needs the other one (allowed: {other}), or cross_check: false")
+        return self
+
+    def cross_check_spec(self) -> CrossCheckSpec | None:
+        """The cross-check this evaluation gets (the default resolved by the backend when the file gave none)."""
+        if "cross_check" not in self.model_fields_set:
+            return None if self.backend == "highway-env" else CrossCheckSpec()
+        return self.cross_check
+
+    def settings(self, backend: str | None = None) -> dict[str, Any]:
+        """What an evaluation record made on ``backend`` (default: the main one) must have been made with;
+        the cross-check's own setting is left out, so turning it on or off keeps the main records."""
+        return {**self.model_dump(mode="json", exclude={"cross_check"}), **({"backend": backend} if backend else {})}
 
 
 class QuickEvaluationSpec(StrictModel):
@@ -83,6 +130,21 @@ class QuickEvaluationSpec(StrictModel):
     episodes: PositiveInt | None = None
     backend: Literal[BACKEND_CHOICES] | None = None  # type: ignore[valid-type]
     n_envs: PositiveInt | None = None
+    cross_check: Any = None  # a cross_check mapping, true, or false (off under --quick)
+
+    @field_validator("cross_check")
+    @classmethod
+    def _cross_check(cls, value: Any) -> Any:
+        if value is None or value is False:
+            return value  # not given / off
+        value = _cross_check_switch(value)
+        try:
+            CrossCheckSpec.model_validate(value)
+        except ValidationError as error:
+            detail = error.errors()[0]
+            where = ".".join(map(str, detail["loc"]))
+            raise ValueError(f"{where + ': ' if where else ''}{detail['msg']} (got {detail['input']!r})") from None
+        return value
 
 
 class SequentialSpec(StrictModel):
@@ -254,12 +316,14 @@ class Comparison:
             raise ConfigError(f"{self.source}: {where}.{error}") from None
         return _validated(raw, f"{self.source}: {where} ({cell.scenario}, seed {cell.seed})", f"{where}.")
 
-    def condition_config(self, run_config: ExperimentConfig, condition: str) -> ExperimentConfig:
-        """The run's config as a condition evaluates it: ``evaluation.backend``, then the condition's
-        overrides (a condition's own ``env.backend`` wins); errors name ``conditions.<name>.<field>``."""
+    def condition_config(self, run_config: ExperimentConfig, condition: str,
+                         backend: str | None = None) -> ExperimentConfig:
+        """The run's config as a condition evaluates it: ``evaluation.backend`` (or ``backend``, a cross-check's),
+        then the condition's overrides (a condition's own ``env.backend`` wins); errors name
+        ``conditions.<name>.<field>``."""
         where = f"conditions.{condition}"
         raw = run_config.model_dump(mode="json")
-        set_path(raw, "env.backend", self.evaluation.backend)
+        set_path(raw, "env.backend", backend or self.evaluation.backend)
         try:
             for path, value in self.conditions[condition].items():
                 set_path(raw, path, value)
@@ -268,10 +332,18 @@ class Comparison:
         return _validated(raw, f"{self.source}: {where} (on {run_config.logging.name}/{run_config.logging.run_name})",
                           f"{where}.")
 
-    def evaluation_settings(self, condition: str) -> dict[str, Any]:
-        """What a condition's evaluation file must have been made with to count as done."""
+    def evaluation_settings(self, condition: str, backend: str | None = None) -> dict[str, Any]:
+        """What a condition's evaluation file (on ``backend``: a cross-check's) must have been made with to
+        count as done."""
         return json.loads(json.dumps({"overrides": self.conditions[condition],
-                                      "evaluation": self.evaluation.model_dump(mode="json")}, default=str))
+                                      "evaluation": self.evaluation.settings(backend)}, default=str))
+
+    def cross_check_backend(self, cell: Cell) -> str | None:
+        """The backend a cell is cross-checked on, or None: each variant's first ``cross_check.seeds`` seeds
+        of each training scenario are (a condition whose main evaluation already runs there is skipped by the
+        runner)."""
+        spec = self.evaluation.cross_check_spec()
+        return spec.backend if spec is not None and cell.seed in self.seeds[:spec.seeds] else None
 
 
 def scenario_folder(scenario: str) -> str:
@@ -303,8 +375,7 @@ def comparison_from_raw(raw: dict[str, Any], source: str, folder: Path, text: st
         seeds_spec = spec.quick.seeds if spec.quick.seeds is not None else seeds_spec
         scenarios = spec.quick.scenarios or scenarios
         fixed.update(spec.quick.fixed)
-        given = spec.quick.evaluation.model_dump(exclude_none=True)
-        evaluation = EvaluationSpec.model_validate({**evaluation.model_dump(), **given})
+        evaluation = _quick_evaluation(evaluation, spec.quick.evaluation, source)
         if sequential is not None:
             sequential = sequential.model_copy(update=spec.quick.sequential.model_dump(exclude_none=True))
     seeds = ([SEED_SPACING * index for index in range(seeds_spec)] if isinstance(seeds_spec, int)
@@ -316,6 +387,19 @@ def comparison_from_raw(raw: dict[str, Any], source: str, folder: Path, text: st
                             quick, sequential)
     _check_cells(comparison)
     return comparison
+
+
+def _quick_evaluation(evaluation: EvaluationSpec, quick: QuickEvaluationSpec, source: str) -> EvaluationSpec:
+    """The file's evaluation with ``quick.evaluation``'s given fields over it; a cross-check left to its
+    default follows the backend ``--quick`` may change (hence ``exclude_unset``)."""
+    try:
+        return EvaluationSpec.model_validate({**evaluation.model_dump(exclude_unset=True),
+                                              **quick.model_dump(exclude_none=True)})
+    except ValidationError as error:
+        detail = error.errors()[0]
+        where = ".".join(str(part) for part in detail["loc"])
+        raise ConfigError(f"{source}: quick.evaluation{'.' + where if where else ''}: "
+                          f"{detail['msg'].removeprefix('Value error, ')}") from None
 
 
 def _check_names(spec: CompareSpec, source: str) -> None:
@@ -391,7 +475,8 @@ def _check_overrides(spec: CompareSpec, fixed: dict[str, Any], quick: bool, sour
 
 
 def _check_cells(comparison: Comparison) -> None:
-    """Build and validate every cell, then every condition on every cell, before anything runs."""
+    """Build and validate every cell, then every condition on every cell, before anything runs; say once per
+    condition where ``auto`` evaluates on highway-env instead of a native port, and why."""
     from experiments.runs.build import resolve_backend
 
     source = comparison.source
@@ -400,6 +485,8 @@ def _check_cells(comparison: Comparison) -> None:
             get_scenario(scenario)
         except ValueError as error:
             raise ConfigError(f"{source}: scenarios.{index}: {str(error).removeprefix('env.id: ')}") from None
+    _check_cross_check_names(comparison)
+    fallbacks: dict[str, str] = {}
     for cell in comparison.cells():
         where = f"variants.{cell.variant}"
         config = comparison.cell_config(cell)  # env.config keys too (check_env_config_keys)
@@ -410,13 +497,32 @@ def _check_cells(comparison: Comparison) -> None:
             where = f"conditions.{condition}"
             evaluated = comparison.condition_config(config, condition)
             with _named(f"{source}: {where}.", f" ({cell.label})"):
-                resolve_backend(evaluated)
+                _, choice = resolve_backend(evaluated)
+            if comparison.evaluation.backend == "auto" and choice.backend != "envpool":
+                fallbacks.setdefault(condition, f"{evaluated.env.id}, {choice.reason}")
+            checked_on = comparison.cross_check_backend(cell)
+            if checked_on is not None and choice.backend != checked_on:  # the runner evaluates it there too
+                with _named(f"{source}: {where}.", f" (its cross-check on {checked_on}, {cell.label})"):
+                    resolve_backend(comparison.condition_config(config, condition, checked_on))
             spaces = _spaces(evaluated, f"{source}: {where}.")
             if spaces != trained_spaces:
                 raise ConfigError(
                     f"{source}: {where}.env: {evaluated.env.id} observes {spaces[0]} and acts in {spaces[1]}, but "
                     f"{cell.label} trained on {cell.scenario}, which observes {trained_spaces[0]} and acts in "
                     f"{trained_spaces[1]}; a condition must keep both (match env.config.observation and action)")
+    for condition, why in fallbacks.items():
+        logger.info("%s: conditions.%s is evaluated on highway-env, not a native port (%s)", source, condition, why)
+
+
+def _check_cross_check_names(comparison: Comparison) -> None:
+    """A cross-check record is ``compare-<condition>.<backend>.json``: no condition may be named so."""
+    spec = comparison.evaluation.cross_check_spec()
+    if spec is None:
+        return
+    for condition in comparison.conditions:
+        if f"{condition}.{spec.backend}" in comparison.conditions:
+            raise ConfigError(f"{comparison.source}: conditions.{condition}.{spec.backend}: this name is taken by "
+                              f"the cross-check of condition {condition} (evaluation.cross_check); rename it")
 
 
 @contextmanager

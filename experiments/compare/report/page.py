@@ -138,6 +138,30 @@ def _summary_tables(stats: Entry) -> str:
     return "\n".join(parts) or "<p>No rows: nothing was evaluated.</p>"
 
 
+def _cross_check_section(stats: Entry) -> str:
+    """Where each condition's numbers come from and, on the cross-checked cells, whether the native port and
+    the reference simulator agree (a flagged condition is marked; its verdicts deserve a second look)."""
+    check = stats.get("cross_check") or {}
+    backends = check.get("backends") or {}
+    sources = "; ".join(f"{_text(condition)}: {_text(backend or '-')}" for condition, backend in backends.items())
+    head = "".join(f"<th>{_text(name)}</th>" for name in ["condition", "backend", "reference", "cells",
+                                                          "return difference [95% CI]",
+                                                          "crash rate difference [95% CI]", "agreement"])
+    rows = []
+    for condition, entry in (check.get("conditions") or {}).items():
+        verdict = "FLAGGED: they disagree" if entry["flagged"] else "agree"
+        cells = [condition, entry["backend"], entry["reference_backend"], entry["cells"],
+                 _fmt_estimate(entry["return_difference"]), _fmt_estimate(entry["crash_rate_difference"])]
+        rows.append("<tr>" + "".join(f"<td>{_text(cell)}</td>" for cell in cells)
+                    + f'<td class="{"worse" if entry["flagged"] else ""}">{verdict}</td></tr>')
+    table = (f'<div class="scroll"><table class="summary" id="cross-check-table"><thead><tr>{head}</tr></thead>'
+             f'<tbody>{"".join(rows)}</tbody></table></div><p class="caption">{_text(check.get("method", ""))}.</p>'
+             if rows else "<p>No cross-check: every number comes from one simulator, or no cell was evaluated on "
+                          "both (evaluation.cross_check).</p>")
+    return (f'<section id="cross-check"><h2>Simulators</h2><p>The verdicts\' and tables\' numbers come from: '
+            f"{sources or '-'}.</p>\n{table}</section>")
+
+
 def _configs_text(configs: Any) -> str:
     try:
         return yaml.safe_dump(json_safe(configs), sort_keys=False)
@@ -325,6 +349,7 @@ scenarios of each scenario's mean (rliable). The IQM pools seeds x scenarios and
 <section id="summary"><h2>Summary</h2>
 {_summary_tables(stats)}
 </section>
+{_cross_check_section(stats)}
 {charts}
 {_figure_sections(plots)}
 <section id="provenance"><h2>Provenance</h2>

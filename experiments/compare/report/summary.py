@@ -4,6 +4,7 @@ performance profiles and learning curves (the estimators are :mod:`experiments.s
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -469,11 +470,12 @@ def _verdicts(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], s
         entry = {**where, **final.to_dict(), "seeds_for_power": None}
         cells = (index[(where["variant"], where["scenario"], where["condition"])],
                  index[(baseline, where["scenario"], where["condition"])])
+        entry["backend"] = _backend_of(row for cell in cells for row in cell.values())  # where the numbers come from
         if final.outcome == "not_separated" and all(_collapsed(cell) for cell in cells):
             entry["outcome"] = "both_collapsed"  # two degenerate policies: no evidence either way, and no seeds help
         elif final.outcome == "not_separated":
             entry["seeds_for_power"] = seeds_for_power(x, y)
-        entry["sentence"] = _verdict_sentence(entry, baseline)
+        entry["sentence"] = _verdict_sentence(entry, baseline) + _backend_clause(entry)
         result.append(entry)
     return result
 
@@ -493,6 +495,11 @@ def _collapse_notes(index: dict[CellKey, dict[int, Entry]]) -> list[str]:
             notes.append(f"{scenario} / {condition} / {variant}: {len(collapsed)} of {len(cell)} seeds collapsed to "
                          f"one action (action {', '.join(map(str, actions))} over 95% of decisions; seeds {collapsed})")
     return notes
+
+
+def _backend_clause(entry: Entry) -> str:
+    """Which simulator the verdict's scores come from, said in its sentence (the native port or the reference)."""
+    return f"; scores on {entry['backend']}" if entry.get("backend") else ""
 
 
 def _verdict_sentence(entry: Entry, baseline: str) -> str:
@@ -539,7 +546,8 @@ def _sequential_verdicts(index: dict[CellKey, dict[int, Entry]], baseline: str, 
             entry["iqm_difference"] = described.iqm_difference.to_dict()
             if record["decision"] == "not_separated":
                 entry["seeds_for_power"] = seeds_for_power(x, y)
-        entry["sentence"] = _sequential_sentence(entry, baseline, design)
+        entry["backend"] = _backend_of(row for cell in (ours, theirs) for row in cell.values())  # the numbers' source
+        entry["sentence"] = _sequential_sentence(entry, baseline, design) + _backend_clause(entry)
         result.append(entry)
     return result
 
@@ -575,6 +583,99 @@ def _sequential_sentence(entry: Entry, baseline: str, design: Entry) -> str:
                      "(a noisy pilot estimate)" if needed is not None
                      else f"; no seed count up to 10000 a side would give {POWER:.0%} power at the observed effect")
     return sentence
+
+
+# --- cross-check: the native port against the reference simulator ---------------------------------------------
+
+CROSS_CHECK_METHOD = (
+    "each cross-checked cell (a variant's first seeds) is evaluated twice under each condition, on the main backend "
+    "and on the reference; per condition the paired difference (main - reference) of mean return and of crash rate "
+    "over those cells, with a 95% Student-t interval over cells; per cell a Welch interval over episodes (return) "
+    "and Newcombe's interval (crash rate); a condition is flagged when a paired interval excludes 0 (with one "
+    "cell: when that cell's interval does). Intervals are uncorrected: a flag asks for a look at that condition")
+
+
+def _backend_of(runs: Iterable[Entry]) -> str | None:
+    """The backend a set of rows' numbers come from ("a+b" when they mix), None when the rows do not say."""
+    backends = sorted({str(row["backend"]) for row in runs if row.get("backend")})
+    return "+".join(backends) if backends else None
+
+
+def _cross_check_cell(row: Entry) -> Entry:
+    """One cell's two evaluations side by side, with the per-episode intervals of their differences."""
+    from scipy import stats
+
+    from experiments.statistics import newcombe_diff_ci, welch_diff_ci
+
+    reference = row["cross_check"]
+    returns, reference_returns = _finite_values(row.get("returns") or []), _finite_values(reference["returns"])
+    crashes, episodes = _episode_crashes(row)
+    reference_crashes, reference_episodes = _episode_crashes(reference)
+    enough = len(returns) >= 2 and len(reference_returns) >= 2
+    welch = welch_diff_ci(returns, reference_returns) if enough else None
+    with warnings.catch_warnings():  # identical episodes: scipy warns of precision loss and the p is NaN (None)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p_value = float(stats.ttest_ind(returns, reference_returns, equal_var=False).pvalue) if enough else None
+    crash = (newcombe_diff_ci(crashes, episodes, reference_crashes, reference_episodes)
+             if episodes and reference_episodes else None)
+    return {
+        "variant": row["variant"], "scenario": row["scenario"], "seed": int(row["seed"]),
+        "backend": row.get("backend"), "reference_backend": reference.get("backend"),
+        "mean_return": finite_or_none(row["mean_return"]),
+        "reference_mean_return": finite_or_none(reference["mean_return"]),
+        "crash_rate": finite_or_none(row.get("crash_rate")),
+        "reference_crash_rate": finite_or_none(reference["crash_rate"]),
+        "return_difference": _json_estimate(welch) if welch else _estimate(math.nan),
+        "welch_p": finite_or_none(p_value),
+        "crash_rate_difference": _json_estimate(crash) if crash else _estimate(math.nan),
+    }
+
+
+def _excludes_zero(estimate: Entry) -> bool:
+    low, high = estimate.get("low"), estimate.get("high")
+    return low is not None and high is not None and (low > 0.0 or high < 0.0)
+
+
+def _cross_check_condition(condition: str, runs: Sequence[Entry]) -> Entry:
+    """The paired comparison of one condition over its cross-checked cells, and whether it is flagged."""
+    cells = [_cross_check_cell(row) for row in runs]
+    return_gaps = [float(row["mean_return"]) - float(row["cross_check"]["mean_return"]) for row in runs]
+    crash_gaps = [float(row["crash_rate"]) - float(row["cross_check"]["crash_rate"]) for row in runs]
+    paired = {"return_difference": _json_estimate(mean_estimate(return_gaps)),
+              "crash_rate_difference": _json_estimate(mean_estimate(crash_gaps))}
+    sources = [paired] if len(runs) >= 2 else cells  # one cell: its own episode intervals decide
+    off = [key.removesuffix("_difference").replace("_", " ") for key in ("return_difference", "crash_rate_difference")
+           if any(_excludes_zero(source[key]) for source in sources)]
+    return {
+        "condition": condition,
+        "backend": _backend_of(runs),
+        "reference_backend": _backend_of(row["cross_check"] for row in runs),
+        "cells": len(runs),
+        **paired,
+        "flagged": bool(off),
+        "sentence": (f"{condition}: {_backend_of(runs)} and {_backend_of(row['cross_check'] for row in runs)} "
+                     f"{'disagree on ' + ' and '.join(off) if off else 'agree within their intervals'} "
+                     f"over {len(runs)} cross-checked cell(s)"),
+        "per_cell": cells,
+    }
+
+
+def cross_check_statistics(rows: Sequence[Entry], conditions: Sequence[str]) -> Entry:
+    """Per condition, the main backend's scores against the reference's on the cells evaluated on both (rows
+    whose ``cross_check`` is set); ``flagged`` lists the conditions where they disagree beyond their intervals."""
+    by_condition: dict[str, list[Entry]] = {}
+    for row in rows:
+        if isinstance(row.get("cross_check"), dict) and finite_or_none(row.get("mean_return")) is not None:
+            by_condition.setdefault(str(row["condition"]), []).append(row)
+    checked = {condition: _cross_check_condition(condition, by_condition[condition])
+               for condition in conditions if condition in by_condition}
+    return {
+        "method": CROSS_CHECK_METHOD,
+        "backends": {condition: _backend_of(row for row in rows if row["condition"] == condition)
+                     for condition in conditions},
+        "conditions": checked,
+        "flagged": [condition for condition, entry in checked.items() if entry["flagged"]],
+    }
 
 
 def compute_statistics(rows: Sequence[Entry], baseline: str, meta: Entry | None = None) -> Entry:
@@ -635,5 +736,6 @@ def compute_statistics(rows: Sequence[Entry], baseline: str, meta: Entry | None 
         "verdicts": verdicts,
         "sequential": {key: value for key, value in sequential.items() if key != "comparisons"} if sequential else None,
         "headline": headline,
+        "cross_check": cross_check_statistics(rows, conditions),
         "notes": notes,
     }

@@ -28,7 +28,7 @@ from tests_support import EXPERIMENTS, REPO
 SMOKE = EXPERIMENTS / "smoke.yaml"
 SHIPPED = sorted((EXPERIMENTS / "compare").glob("*.yaml"))
 ROW_KEYS = {"variant", "scenario", "seed", "condition", "run_dir", "mean_return", "crash_rate", "mean_speed",
-            "n_episodes", "returns", "crashed", "dominant_action", "snn", "curve"}
+            "n_episodes", "returns", "crashed", "dominant_action", "backend", "cross_check", "snn", "curve"}
 
 # Two variants x two seeds, 200 steps each, judged on 2 native episodes clean and after a transfer to merge.
 TINY = """
@@ -71,11 +71,16 @@ def test_there_are_shipped_comparisons_to_validate():
 def test_shipped_comparisons_validate(path, quick):
     comparison = load_comparison(path, quick=quick)
     assert comparison.scenarios == ["highway-fast-v0"]
-    # Transfer and robustness in every ready comparison; the speed grid (highway_ppo) is judged clean only.
+    # Transfer and robustness in every ready comparison; the speed grid (highway_ppo, P6) under three of them.
     everything = {"clean", "merge", "roundabout", "noise", "dropout", "dense"}
-    expected = {"clean"} if path.stem == "highway_ppo" else everything
+    expected = {"clean", "noise", "merge"} if path.stem == "highway_ppo" else everything
     assert set(comparison.conditions) == expected
-    assert comparison.evaluation.backend == "highway-env"  # final scores on the reference simulator
+    if path.stem == "highway_ppo":  # on the verified native port, each variant's first seed also on highway-env
+        assert comparison.evaluation.backend == "auto" and comparison.seeds[:2] == [0, 100]
+        assert [comparison.cross_check_backend(cell) for cell in comparison.cells()[:2]] == ["highway-env", None]
+        assert len(comparison.variants) == 4 and len(comparison.seeds) == (2 if quick else 10)
+    else:
+        assert comparison.evaluation.backend == "highway-env"  # final scores on the reference simulator
     if quick:  # a CI smoke run: a few hundred steps (a few PPO rollouts), two seeds, in its own folder
         assert comparison.seeds == [0, 100] and comparison.name.endswith("-quick")
         assert all(comparison.cell_config(cell).training.total_timesteps <= 4096 for cell in comparison.cells())
@@ -211,6 +216,14 @@ def test_results_have_one_complete_row_per_cell_and_condition(grid):
         assert row["mean_return"] == pytest.approx(sum(row["returns"]) / 2)
         assert row["crash_rate"] == pytest.approx(sum(row["crashed"]) / 2)
         assert row["scenario"] == "highway-fast-v0" and row["snn"] is None  # no spiking policy here
+        assert row["backend"] == "envpool"
+        # Each variant's first seed again on highway-env (the default cross-check of a native evaluation).
+        check = Path(row["run_dir"]) / f"compare-{row['condition']}.highway-env.json"
+        assert check.is_file() == (row["seed"] == 0) and (row["cross_check"] is not None) == (row["seed"] == 0)
+        if row["seed"] == 0:
+            reference = json.loads(check.read_text())
+            assert reference["backend"] == row["cross_check"]["backend"] == "highway-env"
+            assert row["cross_check"]["returns"] == reference["episodes"]["returns"]
         assert [step for step, _ in row["curve"]] == [100, 200]
 
 
@@ -313,7 +326,8 @@ def test_ctrl_c_stops_the_workers_with_a_checkpoint_and_exits_130(tmp_path):
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.stem)
 def test_each_shipped_comparison_runs_quick_with_two_workers(path, tmp_path):
     """The CI smoke run of every ready comparison: every cell evaluated under every condition on the
-    reference simulator, spiking cells with their energy figures, and the report written."""
+    reference simulator (highway_ppo: on the native port, each variant's first seed also on the reference),
+    spiking cells with their energy figures, and the report written."""
     comparison = load_comparison(path, quick=True)
     command = [sys.executable, "-m", "experiments.cli", "compare", str(path), "--quick", "--workers", "2"]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
@@ -323,7 +337,10 @@ def test_each_shipped_comparison_runs_quick_with_two_workers(path, tmp_path):
         spiking = comparison.cell_config(cell).agent.policy == "spiking"
         for condition in comparison.conditions:
             record = json.loads((tmp_path / comparison.cell_dir(cell) / f"compare-{condition}.json").read_text())
-            assert record["backend"] == "highway-env", (cell.label, condition)
+            native = comparison.evaluation.backend != "highway-env"  # highway_ppo: every condition has a port
+            assert record["backend"] == ("envpool" if native else "highway-env"), (cell.label, condition)
+            check = tmp_path / comparison.cell_dir(cell) / f"compare-{condition}.highway-env.json"
+            assert check.is_file() == (native and cell.seed == comparison.seeds[0]), (cell.label, condition)
             assert record["summary"]["n_episodes"] == comparison.evaluation.episodes
             assert (record["snn"] is not None) == spiking, (cell.label, condition)
     results = json.loads((grid / "report" / "results.json").read_text())
