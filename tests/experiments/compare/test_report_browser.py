@@ -6,6 +6,7 @@ and the page logs no console errors."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -106,3 +107,34 @@ def test_report_renders_its_table_and_every_chart_offline_without_console_errors
         finally:
             browser.close()
     assert errors == []
+
+
+def test_a_report_run_until_conclusive_shows_its_design_and_headline(tmp_path: Path) -> None:
+    """The report of a grid run ``--until-conclusive`` (cells faked, as in test_until_conclusive.py): the design's
+    sentence and its table of looks sit in the verdicts section with every headline sentence, and fit the window."""
+    from playwright.sync_api import sync_playwright
+    from test_until_conclusive import FakeCells, write_grid
+
+    from experiments.cli import main
+
+    path = write_grid(tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("experiments.compare.runner.run_cell", FakeCells())
+        assert main(["compare", str(path), "--until-conclusive", "--max-seeds", "10"]) == 0
+    report = tmp_path / "runs" / "seq" / "report"
+    headline = json.loads((report / "results.json").read_text())["statistics"]["headline"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(offline=True, viewport={"width": 1280, "height": 900}).new_page()
+            page.goto((report / "report.html").resolve().as_uri())
+            page.wait_for_load_state("load")
+            verdicts = page.inner_text("#verdicts")
+            assert headline[0].startswith("Group-sequential design") and all(line in verdicts for line in headline)
+            looks = page.eval_on_selector_all("#verdicts table.design tbody tr", "rows => rows.length")
+            assert looks == 2  # looks at 5 and 10 seeds
+            assert page.eval_on_selector("#verdicts table.design",
+                                         "t => t.scrollWidth <= t.parentElement.clientWidth")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        finally:
+            browser.close()
