@@ -53,12 +53,35 @@ def register(name: str) -> Callable[[type[VecEnvWrapper]], type[VecEnvWrapper]]:
 
 
 def NonNegative() -> AfterValidator:  # noqa: N802  (reads as a type)
+    """``[0, inf)``, finite: an infinite noise or seed is no setting."""
+
     def check(value: float) -> float:
-        if not value >= 0:
-            raise ValueError("must be >= 0")
+        if not 0 <= value < float("inf"):
+            raise ValueError("must be a finite number >= 0")
         return value
 
     return AfterValidator(check)
+
+
+# A delay's buffer holds steps x envs x observation; 1e12 steps asked for 182 TiB. A thousand steps is
+# over a minute of driving at highway-env's fastest policy frequencies.
+MAX_DELAY_STEPS = 1000
+MAX_WRAPPER_SEED = 2**63 - 1  # what numpy's SeedSequence mixes
+
+
+def Bounded(low: int, high: int, why: str = "") -> AfterValidator:  # noqa: N802
+    """``[low, high]``; ``why`` says why the upper bound."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"must be in [{low}, {high}]" + (f" ({why})" if why else ""))
+        return value
+
+    return AfterValidator(check)
+
+
+DelaySteps = Annotated[int, Bounded(0, MAX_DELAY_STEPS, "steps of delay, kept in memory per env")]
+WrapperSeed = Annotated[int, Bounded(0, MAX_WRAPPER_SEED)]
 
 
 def Probability() -> AfterValidator:  # noqa: N802
@@ -101,7 +124,7 @@ class ObservationNoise(VecEnvWrapper):
     observations get noise on every entry.
     """
 
-    def __init__(self, venv: VecEnv, std: Annotated[float, NonNegative()], seed: Annotated[int, NonNegative()] = 0,
+    def __init__(self, venv: VecEnv, std: Annotated[float, NonNegative()], seed: WrapperSeed = 0,
                  keep_presence: bool = True) -> None:
         space = venv.observation_space
         if not isinstance(space, spaces.Box) or not np.issubdtype(space.dtype, np.floating):
@@ -144,8 +167,7 @@ class SensorDropout(VecEnvWrapper):
     (2-D float Box, ``(vehicles, features)``); others are a ValueError at construction.
     """
 
-    def __init__(self, venv: VecEnv, probability: Annotated[float, Probability()],
-                 seed: Annotated[int, NonNegative()] = 0) -> None:
+    def __init__(self, venv: VecEnv, probability: Annotated[float, Probability()], seed: WrapperSeed = 0) -> None:
         self.vehicles, _ = _kinematics_shape(venv.observation_space, "sensor_dropout")
         super().__init__(venv)
         self.probability = float(probability)
@@ -183,7 +205,7 @@ class ObservationDelay(VecEnvWrapper):
     of step T - ``steps``), which is what the agent would have seen. Box and Dict observations.
     """
 
-    def __init__(self, venv: VecEnv, steps: Annotated[int, NonNegative()]) -> None:
+    def __init__(self, venv: VecEnv, steps: DelaySteps) -> None:
         space = venv.observation_space
         if not isinstance(space, spaces.Box | spaces.Dict):
             raise ValueError(f"{WHERE}: observation_delay needs a Box or Dict observation; "
@@ -240,7 +262,7 @@ class ActionDelay(VecEnvWrapper):
     unchanged.
     """
 
-    def __init__(self, venv: VecEnv, steps: Annotated[int, NonNegative()], default_action: int = 1) -> None:
+    def __init__(self, venv: VecEnv, steps: DelaySteps, default_action: int = 1) -> None:
         space = venv.action_space
         if isinstance(space, spaces.Discrete) and not space.start <= default_action < space.start + space.n:
             raise ValueError(f"{WHERE}: action_delay default_action {default_action} is not an "

@@ -53,6 +53,7 @@ from experiments.config import (
     set_path,
     validate_config,
 )
+from experiments.config.bounds import MAX_ENVS, MAX_EPISODES, MAX_SEEDS, check_process_envs, check_seeds
 from experiments.config.experiment import NAME_PATTERN
 from experiments.distributed.heartbeat import HeartbeatSpec
 
@@ -78,7 +79,7 @@ class CrossCheckSpec(StrictModel):
     again on ``backend`` under every condition, so the report can compare the two simulators cell by cell."""
 
     backend: Literal["highway-env", "envpool"] = "highway-env"  # the reference simulator, by default
-    seeds: PositiveInt = 1
+    seeds: int = Field(default=1, ge=1, le=MAX_SEEDS)
 
 
 def _cross_check_switch(value: Any) -> Any:
@@ -91,10 +92,10 @@ def _cross_check_switch(value: Any) -> Any:
 class EvaluationSpec(StrictModel):
     """The final evaluation of each cell under each condition (fresh episodes, seed stream 2)."""
 
-    episodes: PositiveInt = 100
+    episodes: int = Field(default=100, ge=1, le=MAX_EPISODES)
     # The reference simulator by default: a final score should not depend on a port's fidelity.
     backend: Literal[BACKEND_CHOICES] = "highway-env"  # type: ignore[valid-type]
-    n_envs: PositiveInt = 1
+    n_envs: int = Field(default=1, ge=1, le=MAX_ENVS)  # on highway-env also check_process_envs
     # Left out: the default cross-check when evaluating on a native port (auto or envpool), none on highway-env.
     cross_check: CrossCheckSpec | None = Field(default_factory=CrossCheckSpec)
 
@@ -127,9 +128,9 @@ class EvaluationSpec(StrictModel):
 class QuickEvaluationSpec(StrictModel):
     """``quick.evaluation``: the fields given replace the file's."""
 
-    episodes: PositiveInt | None = None
+    episodes: int | None = Field(default=None, ge=1, le=MAX_EPISODES)
     backend: Literal[BACKEND_CHOICES] | None = None  # type: ignore[valid-type]
-    n_envs: PositiveInt | None = None
+    n_envs: int | None = Field(default=None, ge=1, le=MAX_ENVS)
     cross_check: Any = None  # a cross_check mapping, true, or false (off under --quick)
 
     @field_validator("cross_check")
@@ -151,8 +152,8 @@ class SequentialSpec(StrictModel):
     """``sequential:``: the group-sequential design ``--until-conclusive`` runs under (its presence turns it on).
     The first look is the file's ``seeds``; then ``batch`` more seeds per look up to ``max_seeds``."""
 
-    max_seeds: PositiveInt | None = None  # default: 4 x the first look's seeds
-    batch: PositiveInt | None = None  # default: the first look's seed count
+    max_seeds: int | None = Field(default=None, ge=1, le=MAX_SEEDS)  # default: 4 x the first look's seeds
+    batch: int | None = Field(default=None, ge=1, le=MAX_SEEDS)  # default: the first look's seed count
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)  # family-wise, split over the comparisons
     effect_size: float = Field(default=1.0, gt=0.0)  # Cohen's d at which the report states the design's power
 
@@ -160,8 +161,8 @@ class SequentialSpec(StrictModel):
 class QuickSequentialSpec(StrictModel):
     """``quick.sequential``: the fields given replace the file's."""
 
-    max_seeds: PositiveInt | None = None
-    batch: PositiveInt | None = None
+    max_seeds: int | None = Field(default=None, ge=1, le=MAX_SEEDS)
+    batch: int | None = Field(default=None, ge=1, le=MAX_SEEDS)
 
 
 class QuickSpec(StrictModel):
@@ -222,15 +223,8 @@ def _check_distinct_scenarios(value: list[str] | None) -> list[str] | None:
 
 
 def _check_seeds(value: Any) -> Any:
-    """One sentence instead of pydantic's error per union member."""
-
-    def whole(number: Any, low: int) -> bool:
-        return isinstance(number, int) and not isinstance(number, bool) and number >= low
-
-    if whole(value, 1) or (isinstance(value, list) and value and all(whole(seed, 0) for seed in value)
-                           and len(set(value)) == len(value)):
-        return value
-    raise ValueError(f"give a count >= 1 or a list of distinct seeds >= 0 (got {value!r})")
+    """One sentence instead of pydantic's error per union member (bounded: each seed is a run)."""
+    return check_seeds(value)
 
 
 @dataclass(frozen=True)
@@ -381,6 +375,8 @@ def comparison_from_raw(raw: dict[str, Any], source: str, folder: Path, text: st
     seeds = ([SEED_SPACING * index for index in range(seeds_spec)] if isinstance(seeds_spec, int)
              else list(seeds_spec))
     _check_overrides(spec, fixed, quick, source)
+    with _named(f"{source}: "):
+        check_process_envs("evaluation.n_envs", evaluation.n_envs, evaluation.backend)
     base_config = _validated_base(base, fixed, spec, quick, source)
     comparison = Comparison(spec, source, text, base, spec.name + (QUICK_SUFFIX if quick else ""),
                             Path(spec.root), seeds, list(scenarios or [base_config.env.id]), fixed, evaluation,

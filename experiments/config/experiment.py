@@ -21,6 +21,8 @@ from pydantic import (
 )
 
 from envs.scenarios import BACKEND_CHOICES, get_scenario, highway_env_default_config
+from experiments.config.bounds import MAX_ENVS, MAX_EPISODES, MAX_SEED, MAX_TIMESTEPS, check_process_envs
+from experiments.config.env_values import check_env_config_values
 from experiments.config.toolkit import (
     ConfigError,
     StrictModel,
@@ -37,7 +39,7 @@ class EnvConfig(StrictModel):
 
     id: str = "highway-fast-v0"
     backend: Literal[BACKEND_CHOICES] = "auto"  # type: ignore[valid-type]
-    n_envs: PositiveInt = 1
+    n_envs: int = Field(default=1, ge=1, le=MAX_ENVS)  # highway-env's processes: also check_process_envs
     config: dict[str, Any] = Field(default_factory=dict)  # highway-env config overrides
     # Robustness wrappers on training and evaluation envs, in order: {type: name or package.module:Class, **params}.
     wrappers: list[dict[str, Any]] = Field(default_factory=list)
@@ -51,6 +53,8 @@ class EnvConfig(StrictModel):
     @model_validator(mode="after")
     def _known_config_keys(self) -> EnvConfig:
         check_env_config_keys(self.id, self.config)
+        check_env_config_values(self.id, self.config, highway_env_default_config(self.id))
+        check_process_envs("env.n_envs", self.n_envs, self.backend)
         return self
 
     @field_validator("wrappers")
@@ -99,11 +103,11 @@ class AgentConfig(StrictModel):
 class TrainingConfig(StrictModel):
     """Budget, seed, evaluation and checkpoint cadence (all counted in env steps)."""
 
-    total_timesteps: PositiveInt
-    seed: NonNegativeInt = 0
+    total_timesteps: int = Field(ge=1, le=MAX_TIMESTEPS)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)  # numpy's seed range
     eval_every: NonNegativeInt = 10_000  # 0: evaluate only at the end
-    eval_episodes: PositiveInt = 10
-    eval_n_envs: PositiveInt = 1
+    eval_episodes: int = Field(default=10, ge=1, le=MAX_EPISODES)
+    eval_n_envs: int = Field(default=1, ge=1, le=MAX_ENVS)  # highway-env's processes: also check_process_envs
     checkpoint_every: NonNegativeInt = 0  # 0: no periodic checkpoints
     device: str = "cpu"
     torch_threads: PositiveInt = 1  # small MLPs run fastest on one thread beside the env threads

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from envs.factory import BackendChoice, check_highway_env_config, choose_backend, make_vec_env
 from experiments.config import ConfigError, ExperimentConfig
+from experiments.config.bounds import check_process_envs
 from experiments.config.wrappers import robustness_wrappers
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ def resolve_backend(config: ExperimentConfig, backend: str | None = None) -> tup
         choice = choose_backend(config.env.id, backend or config.env.backend, config.env.config)
         if choice.backend == "highway-env":
             check_highway_env_config(config.env.id, config.env.config)
+    check_process_envs("env.n_envs", config.env.n_envs, choice.backend)  # `auto` may have chosen processes
+    check_process_envs("training.eval_n_envs", config.training.eval_n_envs, choice.backend)
     resolved = config.model_copy(deep=True)
     resolved.env.backend = choice.backend
     return resolved, choice

@@ -25,7 +25,7 @@ import copy
 import inspect
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,11 +49,13 @@ from experiments.config import (
     ExperimentConfig,
     StrictModel,
     check_env_config_keys,
+    did_you_mean,
     format_validation_error,
     read_yaml_mapping,
     set_path,
     validate_config,
 )
+from experiments.config.bounds import MAX_SEED, MAX_TIMESTEPS, MAX_TRIALS, Rule, check_seeds, rule_of_default
 from experiments.config.experiment import NAME_PATTERN
 from experiments.distributed.heartbeat import HeartbeatSpec
 
@@ -89,6 +91,31 @@ SWEEP_OWNED = {
     "logging.name": "the trial folder name",
 }
 STUDY_NAME_PATTERN = NAME_PATTERN  # it names the sweep folder
+# Sampler and pruner options by name (one meaning across optuna's classes): type and range.
+_FLAG = Rule("bool")
+OPTION_RULES: dict[str, Rule] = {
+    "n_startup_trials": Rule("int", 0, MAX_TRIALS),
+    "n_warmup_steps": Rule("int", 0),
+    "interval_steps": Rule("int", 1),
+    "n_min_trials": Rule("int", 1),
+    "min_resource": Rule("int", 1, words=("auto",)),
+    "max_resource": Rule("int", 1, words=("auto",)),
+    "reduction_factor": Rule("int", 2),
+    "min_early_stopping_rate": Rule("int", 0),
+    "bootstrap_count": Rule("int", 0),
+    "n_ei_candidates": Rule("int", 1),
+    "prior_weight": Rule("number", 0, low_open=True),
+    "sigma0": Rule("number", 0, low_open=True, optional=True),
+    "popsize": Rule("int", 1, optional=True),
+    "inc_popsize": Rule("int", -1),
+    "restart_strategy": Rule("str", optional=True, words=("ipop", "bipop")),
+    "x0": Rule("dict", optional=True),
+    **{name: Rule("object") for name in ("gamma", "weights", "constraints_func", "independent_sampler",
+                                         "source_trials")},
+    **{name: _FLAG for name in ("consider_prior", "consider_magic_clip", "consider_endpoints", "multivariate",
+                                "group", "warn_independent_sampling", "constant_liar", "consider_pruned_trials",
+                                "use_separable_cma", "with_margin", "lr_adapt", "deterministic_objective")},
+}
 
 
 class ParameterSpec(StrictModel):
@@ -216,7 +243,7 @@ class _Typed(BaseModel):
 
 class SamplerSpec(_Typed):
     type: Literal["tpe", "random", "cmaes", "gp", "grid"] = "tpe"
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
 
 
 class PrunerSpec(_Typed):
@@ -231,12 +258,12 @@ class SweepSpec(StrictModel):
     objective: list[ObjectiveSpec] = Field(default_factory=lambda: [ObjectiveSpec(metric="mean_return")],
                                            min_length=1)
     seeds: PositiveInt | list[NonNegativeInt] = 1
-    budget: PositiveInt | None = None  # env steps per seed; default: the experiment's total_timesteps
+    budget: int | None = Field(default=None, ge=1, le=MAX_TIMESTEPS)  # env steps per seed; default: the experiment's
     eval_every: NonNegativeInt | None = None  # default: the experiment's training.eval_every
     fixed: dict[str, Any] = Field(default_factory=dict)  # dotted-path overrides of the base experiment
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
-    n_trials: PositiveInt = 20
+    n_trials: int = Field(default=20, ge=1, le=MAX_TRIALS)
     enqueue: list[dict[str, Any]] = Field(default_factory=list)  # trials to run first, e.g. a baseline
     heartbeat: HeartbeatSpec = Field(default_factory=HeartbeatSpec)
     study_name: str | None = Field(default=None, pattern=STUDY_NAME_PATTERN)
@@ -253,12 +280,10 @@ class SweepSpec(StrictModel):
     def _type_shorthand(cls, value: Any) -> Any:
         return {"type": value} if isinstance(value, str) else value
 
-    @field_validator("seeds")
+    @field_validator("seeds", mode="before")
     @classmethod
-    def _distinct_seeds(cls, value: int | list[int]) -> int | list[int]:
-        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
-            raise ValueError(f"give a count or a list of distinct seeds, got {value}")
-        return value
+    def _count_or_seeds(cls, value: Any) -> Any:
+        return check_seeds(value)
 
 
 def choice_label(value: Any) -> None | bool | int | float | str:
@@ -401,6 +426,9 @@ def sweep_from_raw(raw: dict[str, Any], source: str, folder: Path, default_name:
     training = base_config.training
     seeds = ([training.seed + index for index in range(spec.seeds)] if isinstance(spec.seeds, int)
              else list(spec.seeds))
+    if seeds[-1] > MAX_SEED:
+        raise ConfigError(f"{source}: seeds: {spec.seeds} seeds from training.seed {training.seed} reach "
+                          f"{seeds[-1]}; seeds must be <= {MAX_SEED} (numpy's seed range)")
     eval_every = training.eval_every if spec.eval_every is None else spec.eval_every
     sweep = Sweep(spec, base, source, name, sweep_root, seeds, spec.budget or training.total_timesteps, eval_every)
     _check_sweep(sweep, base_config)
@@ -548,13 +576,36 @@ def _check_sampler_and_pruner(sweep: Sweep) -> None:
 
 
 def _check_options(cls: type, options: dict[str, Any], where: str, reserved: tuple[str, ...]) -> None:
-    accepted = [name for name in inspect.signature(cls.__init__).parameters  # type: ignore[misc]
-
-                if name != "self" and name not in reserved]
-    for key in options:
+    """Each option a name of ``cls``'s signature, of its type and range (``OPTION_RULES``; else the
+    annotation, else the default's type): optuna checks few, and a bad one failed a trial, not the sweep."""
+    signature = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+    accepted = [name for name in signature if name != "self" and name not in reserved]
+    for key, value in options.items():
         if key not in accepted:
             raise ConfigError(f"{where}.{key}: {cls.__name__} has no such option; "
-                              f"allowed: {', '.join(accepted) or 'none'}")
+                              f"allowed: {', '.join(accepted) or 'none'}{did_you_mean(key, accepted)}")
+        rule = _option_rule(signature[key])
+        if not rule.accepts(value):
+            raise ConfigError(f"{where}.{key}: must be {rule.allowed()} (got {value!r})")
+    low, high = options.get("min_resource"), options.get("max_resource")
+    if isinstance(low, int) and isinstance(high, int) and high < low:
+        raise ConfigError(f"{where}.max_resource: must be 'auto' or an int >= min_resource ({low}) (got {high})")
+
+
+def _option_rule(parameter: inspect.Parameter) -> Rule:
+    """The rule of one optuna option: by name, or by an ``int``/``float``/``bool`` annotation, or by its default."""
+    rule = OPTION_RULES.get(parameter.name)
+    annotation = parameter.annotation
+    if rule is not None:
+        # "auto" only where the signature takes a string (SuccessiveHalving's min_resource, not Hyperband's)
+        return replace(rule, words=()) if annotation in (int, "int") else rule
+    if annotation in (int, "int"):
+        return Rule("int")
+    if annotation in (float, "float"):
+        return Rule("number")
+    if annotation in (bool, "bool"):
+        return Rule("bool")
+    return rule_of_default(None if parameter.default is inspect.Parameter.empty else parameter.default)
 
 
 def _describe(parameter: ParameterSpec) -> str:

@@ -287,7 +287,7 @@ BASE = {"name": "robust", "training": {"total_timesteps": 100}}
                          r"(\w+, )*sensor_dropout, (\w+, )*observation_delay, (\w+, )*action_delay(, \w+)* "
                          r"or a dotted path"),
     ([{"type": "observation_delay"}], r"env\.wrappers\.0\.steps: required parameter is missing"),
-    ([{"type": "action_delay", "steps": -1}], r"env\.wrappers\.0\.steps: must be >= 0"),
+    ([{"type": "action_delay", "steps": -1}], r"env\.wrappers\.0\.steps: must be in \[0, 1000\]"),
     ([{"type": "observation_noise", "sigma": 0.1}], r"env\.wrappers\.0\.sigma: observation_noise takes no such "
                                                     r"parameter; allowed: .*std"),
     ([{"type": "collections:OrderedDict"}], r"env\.wrappers\.0\.type: .* does not implement the "

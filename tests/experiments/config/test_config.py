@@ -72,7 +72,7 @@ def test_saved_config_reloads_equal(tmp_path):
      r"env.config.vehicles_density: merge-v0 has no config key"),  # highway-fast-v0 has it; merge-v0 does not
     (GOOD, ["training.total_timestep=5"], r"training.total_timestep: unknown key; .*did you mean total_timesteps\?"),
     (GOOD, ["training.total_timesteps=lots"], r"training.total_timesteps: .*valid integer.*'lots'"),
-    (GOOD, ["env.n_envs=0"], r"env.n_envs: Input should be greater than 0"),
+    (GOOD, ["env.n_envs=0"], r"env.n_envs: Input should be greater than or equal to 1"),
     (GOOD, ["env.backend=gpu"], r"env.backend: Input should be 'auto', 'envpool' or 'highway-env'"),
     (GOOD, ["env.id=highway-v9"], r"env.id: unknown scenario 'highway-v9'; allowed: .*highway-fast-v0, highway-v0"),
     (GOOD, ["agent.algo=dqm"], r"agent.algo: unknown algorithm 'dqm'; allowed: dqn, ppo"),
