@@ -253,7 +253,7 @@ def envpool_kwargs(env_id: str, config: dict[str, Any] | None) -> dict[str, Any]
         elif key == "initial_lane_id" and key in spec:
             kwargs[key] = -1 if value is None else int(value)
         elif key in spec and key in defaults:
-            kwargs[key] = value
+            kwargs[key] = _envpool_value(env_id, key, value, spec[key])
         else:
             raise BackendConfigError(
                 f"env.config.{key}: the EnvPool port of {env_id} cannot honour this key; "
@@ -265,6 +265,17 @@ def envpool_kwargs(env_id: str, config: dict[str, Any] | None) -> dict[str, Any]
         policy_frequency = kwargs.get("policy_frequency", spec["policy_frequency"])
         kwargs["max_episode_steps"] = int(round(duration * policy_frequency))
     return kwargs
+
+
+def _envpool_value(env_id: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` as the port's typed spec takes it: its int fields refuse a float (``duration: 3.5`` was
+    a TypeError inside EnvPool); a whole float becomes an int, a fractional one is a key it cannot honour."""
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
+        if not value.is_integer():
+            raise BackendConfigError(f"env.config.{key}: the EnvPool port of {env_id} takes whole numbers here "
+                                     f"(got {value}); use backend: highway-env for fractional values")
+        return int(value)
+    return value
 
 
 def _supported_keys(spec: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
