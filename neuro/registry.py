@@ -40,7 +40,7 @@ def load_object(dotted_path: str) -> Any:
         module_name, _, attr = dotted_path.rpartition(".")
     try:
         return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as error:
+    except (ImportError, AttributeError, ValueError, TypeError) as error:  # TypeError: "." is a relative import
         raise ValueError(f"cannot load {dotted_path!r}: {error}") from None
 
 

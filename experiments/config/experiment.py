@@ -29,6 +29,7 @@ from experiments.config.toolkit import (
     apply_override,
     did_you_mean,
     format_validation_error,
+    printable,
     read_yaml_mapping,
 )
 from neuro.snn.config import SnnConfig
@@ -73,7 +74,7 @@ def check_env_config_keys(env_id: str, config: Mapping[str, Any]) -> None:
     known = highway_env_default_config(env_id)
     for key in config:
         if key not in known:
-            raise ConfigError(f"env.config.{key}: {env_id} has no config key {key!r}; "
+            raise ConfigError(f"env.config.{printable(key)}: {env_id} has no config key {key!r}; "
                               f"allowed: {', '.join(sorted(known))}{did_you_mean(key, known)}")
 
 

@@ -132,7 +132,7 @@ def format_validation_error(error: ValidationError, source: str | Callable[[str]
     problems: list[tuple[str, str]] = []
     # unknown keys first: a misspelt required key is also reported missing, and the misspelling is the news
     for item in sorted(error.errors(), key=lambda item: item["type"] != "extra_forbidden"):
-        location = ".".join(str(part) for part in item["loc"])
+        location = ".".join(printable(part) for part in item["loc"])
         allowed = allowed_keys(schema, item["loc"][:-1])
         unknown = f"unknown key; allowed: {', '.join(allowed)}"
         message = validation_message(item, unknown, "required field is missing", quote_checked_input=False)
@@ -144,6 +144,12 @@ def format_validation_error(error: ValidationError, source: str | Callable[[str]
     named = [f"{prefix if isinstance(prefix, str) else prefix(field)}{field}" for field in (path, *more)]
     line = f"{source if isinstance(source, str) else source(path)}: {named[0]}: {text}"
     return line + (f" (and {len(more)} more: {', '.join(named[1:])})" if more else "")
+
+
+def printable(part: Any) -> str:
+    """A path part as written, or quoted where it holds a newline or another unprintable character."""
+    text = str(part)
+    return text if text.isprintable() else repr(text)
 
 
 def allowed_keys(schema: type[BaseModel], location: tuple[Any, ...]) -> list[str]:

@@ -27,6 +27,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agents.registry import constructor_arguments, get_algorithm
 from envs.scenarios import highway_env_default_config
 from experiments.compare.spec import comparison_from_raw
 from experiments.config import ConfigError, set_path, validate_config
@@ -85,6 +86,8 @@ def _container(raw: Any, path: Path_) -> Any:
     return node
 
 
+# Keys as a user types them: a key with a newline is a line break in the message naming it (test_values).
+PRINTABLE = st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"))
 VALUES = st.one_of(
     st.none(),
     st.booleans(),
@@ -106,13 +109,21 @@ COUNTS = ("env.n_envs", "env.backend", "env.wrappers", "training.total_timesteps
           "training.eval_episodes", "training.eval_n_envs", "training.eval_every")
 
 
+AGENT_FIELDS = ("agent.policy_kwargs.net_arch", "agent.policy_kwargs.activation_fn", "training.device",
+                "training.torch_threads")
+
+
 def _targets(raw: dict[str, Any], path: Path) -> list[str]:
+    """The fields the "set" mutation writes in this file: its scenario's env.config keys, the counts, and
+    its algorithm's hyperparameters (mutated once ``AGENT_PATHS_PENDING`` no longer holds them back)."""
     experiment = raw
     if isinstance(raw.get("experiment"), str):  # a sweep or comparison names its base experiment
         experiment = read_yaml_mapping(path.parent / raw["experiment"])
-    env = experiment.get("env")
-    env_id = env.get("id", "highway-fast-v0") if isinstance(env, dict) else "highway-fast-v0"
-    return [*COUNTS, *(f"env.config.{key}" for key in highway_env_default_config(env_id))]
+    env, agent = experiment.get("env") or {}, experiment.get("agent") or {}
+    hyperparameters = [name for name in constructor_arguments(get_algorithm(agent.get("algo", "dqn")))
+                       if name not in ("policy", "env", "seed", "device", "verbose", "tensorboard_log", "neuro")]
+    return [*COUNTS, *(f"env.config.{key}" for key in highway_env_default_config(env.get("id", "highway-fast-v0"))),
+            *(f"agent.hyperparameters.{name}" for name in hyperparameters), *AGENT_FIELDS]
 
 
 WRAPPER_SPECS = st.fixed_dictionaries(
@@ -127,6 +138,8 @@ def _mutation(draw: st.DrawFn, raw: dict[str, Any], targets: list[str]) -> tuple
     operation = draw(st.sampled_from(["replace", "replace", "replace", "wrap", "delete", "add", "set", "set"]))
     if operation == "set":
         target = draw(st.sampled_from(targets))
+        if _pending(tuple(target.split("."))):
+            return "none", ()
         value = draw(st.lists(WRAPPER_SPECS, max_size=2) if target == "env.wrappers" else VALUES)
         if "parameters" in raw or "variants" in raw:  # a sweep or comparison: through its fixed overrides
             raw.setdefault("fixed", {})
@@ -141,7 +154,7 @@ def _mutation(draw: st.DrawFn, raw: dict[str, Any], targets: list[str]) -> tuple
     if operation == "add" or not paths:
         mappings = [()] + [path for path in paths if isinstance(_container(raw, (*path, None)), dict)]
         where = draw(st.sampled_from(mappings))
-        key = draw(st.sampled_from(["unknown_key", "seeds", "n_envs", "type", "steps"]) | st.text(min_size=1,
+        key = draw(st.sampled_from(["unknown_key", "seeds", "n_envs", "type", "steps"]) | st.text(PRINTABLE, min_size=1,
                                                                                                max_size=5))
         if _pending((*where, key)):
             return "none", where
@@ -277,21 +290,60 @@ RUN_MUTATIONS = [
 ]
 
 
+# Small runs: whatever a mutation set, these decide how long a run takes.
+SHORT_RUN = ["training.total_timesteps=64", "training.eval_every=0", "training.eval_episodes=1",
+             "training.eval_n_envs=1", "env.n_envs=1", "logging.progress_bar=false", "training.checkpoint_every=0"]
+
+
+def _train(config: Path, overrides: list[str], folder: Path) -> subprocess.CompletedProcess[str]:
+    """``neurodrive train`` of this checkout (not an installed copy) in a fresh process."""
+    command = [sys.executable, "-m", "experiments.cli", "train", str(config)]
+    for override in [*overrides, *SHORT_RUN, f"logging.root={folder}"]:
+        command += ["--set", override]
+    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment, cwd=folder)
+
+
+def _assert_ran_or_one_line(result: subprocess.CompletedProcess[str]) -> None:
+    """Exit 0, or 2 with one ``error:`` line, the last; never a traceback."""
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode in (0, 2), result.stderr[-3000:]
+    if result.returncode == 2:
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and result.stderr.strip().splitlines()[-1] == errors[0], result.stderr
+        assert ONE_LINE.match(errors[0].removeprefix("error: ")), errors[0]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("preset", "assignment"), RUN_MUTATIONS)
 def test_mutated_experiments_that_validate_run_or_exit_2_in_one_line(preset: str, assignment: str,
                                                                      tmp_path: Path) -> None:
-    overrides = [assignment, "training.total_timesteps=64", "training.eval_every=0", "training.eval_episodes=1",
-                 "training.eval_n_envs=1", "env.n_envs=1", f"logging.root={tmp_path}", "logging.progress_bar=false"]
-    raw = yaml.safe_load((PRESETS / preset).read_text())
-    assert isinstance(raw, dict)
-    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}  # this checkout, not an installed copy
-    command = [sys.executable, "-m", "experiments.cli", "train", str(PRESETS / preset)]
-    for override in overrides:
-        command += ["--set", override]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path)
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert result.returncode in (0, 2), result.stderr[-3000:]
-    if result.returncode == 2:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and ONE_LINE.match(lines[0]), result.stderr
+    _assert_ran_or_one_line(_train(PRESETS / preset, [assignment], tmp_path))
+
+
+@pytest.mark.slow
+def test_fuzzed_experiments_that_validate_run_or_exit_2_in_one_line(tmp_path: Path) -> None:
+    """The first few fuzzed experiments (derandomized) that validate, each trained a few steps."""
+    valid: list[tuple[Path, dict[str, Any], list[Any]]] = []
+
+    @settings(max_examples=80, derandomize=True, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(mutated_files())
+    def collect(case: tuple[str, Path, dict[str, Any], list[Any]]) -> None:
+        kind, path, raw, done = case
+        if kind == "experiment" and len(valid) < 4 and all(operation != "none" for operation, _ in done) and \
+                check_loads_or_one_line(kind, path, raw, done) is None:
+            valid.append((path, copy.deepcopy(raw), done))
+
+    collect()
+    assert valid, "no fuzzed experiment validated"
+    for index, (path, raw, done) in enumerate(valid):
+        config = tmp_path / f"{index}-{path.name}"
+        config.write_text(yaml.safe_dump(raw, allow_unicode=True))
+        folder = tmp_path / f"run{index}"
+        folder.mkdir()
+        result = _train(config, [], folder)
+        try:
+            _assert_ran_or_one_line(result)
+        except AssertionError as error:
+            raise AssertionError(f"{path.name} after {done}: {error}") from None

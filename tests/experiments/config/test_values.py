@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from experiments.compare.spec import comparison_from_raw
-from experiments.config import ConfigError, bounds, load_config
+from experiments.config import ConfigError, bounds, load_config, validate_config
 from experiments.config.bounds import check_process_envs, max_process_envs
 from experiments.config.toolkit import read_yaml_mapping
 from experiments.sweeps.spec import sweep_from_raw
@@ -187,3 +187,23 @@ def test_comparison_evaluation_processes_fit_the_machine() -> None:
     raw["evaluation"] = {"n_envs": max_process_envs() + 1, "backend": "highway-env"}
     with pytest.raises(ConfigError, match=r": evaluation\.n_envs: must be an int in \[1, \d+\] on highway-env"):
         comparison_from_raw(raw, str(COMPARISON), COMPARISON.parent)
+
+
+@pytest.mark.parametrize("section", ["training", "env.config"])
+def test_an_unknown_key_with_a_line_break_is_named_on_one_line(section: str) -> None:
+    """A key is named quoted where it holds a newline, so the error stays one line."""
+    raw = read_yaml_mapping(SMOKE)
+    node = raw
+    for part in section.split("."):
+        node = node.setdefault(part, {})
+    node["a\nb"] = 1
+    with pytest.raises(ConfigError) as caught:
+        validate_config(raw, "config")
+    assert "\n" not in str(caught.value)
+    assert f"{section}.'a\\nb': " in str(caught.value)
+
+
+def test_a_dotted_path_of_a_lone_dot_is_a_config_error() -> None:
+    """Found by the fuzzer: ``type: .`` reached importlib as a relative import (a TypeError)."""
+    with pytest.raises(ConfigError, match=r"neuro\.exploration\.type: cannot load '\.'"):
+        load_config(PRESETS / "modulation" / "dqn_exploration_surprise.yaml", ["neuro.exploration.type=."])
