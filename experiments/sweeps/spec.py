@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -152,6 +153,8 @@ class ParameterSpec(StrictModel):
         if len(low_high) != 2:
             raise ValueError(f"{kinds[0]}: expected [low, high], got {low_high}")
         low, high = low_high
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError(f"{kinds[0]}: expected finite [low, high], got {low_high}")
         if low == high:
             raise ValueError(f"{kinds[0]}: empty range [{low}, {high}]; low must be < high "
                              "(fix the value in the experiment or under `fixed` instead)")
@@ -202,6 +205,18 @@ class ParameterSpec(StrictModel):
         if self.choices is None:
             return optuna_value
         return self.choices[self.labels.index(optuna_value)]
+
+    def grid_count(self) -> int:
+        """How many values ``grid_values`` lists, without listing them (a range may hold billions)."""
+        if self.choices is not None:
+            return len(self.choices)
+        if self.int_range is not None:
+            low, high = self.int_range
+            return (high - low) // int(self.step or 1) + 1
+        if self.step is None:
+            return 0  # grid_values says why
+        start, stop = self.float_range  # type: ignore[misc]
+        return int(np.floor((stop - start) / self.step + 1e-9)) + 1
 
     def grid_values(self, path: str) -> list[Any]:
         if self.choices is not None:
@@ -566,6 +581,12 @@ def _check_sampler_and_pruner(sweep: Sweep) -> None:
         raise ConfigError(f"{source}: sampler: grid enumerates every combination, so the conditional "
                           f"{', '.join(conditional)} would repeat configurations; allowed with conditions: "
                           "tpe, random, cmaes, gp")
+    if spec.sampler.type == "grid":
+        counts = {path: parameter.grid_count() for path, parameter in spec.parameters.items()}
+        if math.prod(counts.values()) > MAX_TRIALS:
+            raise ConfigError(f"{source}: sampler: the grid has {math.prod(counts.values()):.3g} points "
+                              f"({', '.join(f'{path}: {count:.3g}' for path, count in counts.items())}); at most "
+                              f"{MAX_TRIALS} (use a larger step or fewer values)")
     try:
         if spec.sampler.type == "grid":
             sweep.grid_space()

@@ -152,6 +152,12 @@ def _sweep_error(**changes: Any) -> str:
     ({"seeds": [0, 2**40]}, r"seeds: give a count in \[1, 10000\]"),
     ({"n_trials": 10**12}, r"n_trials: Input should be less than or equal to 1000000"),
     ({"budget": 10**15}, r"budget: Input should be less than or equal to 1000000000000"),
+    ({"parameters": {"agent.hyperparameters.n_epochs": {"int": [1, 10**12]}}, "sampler": "grid"},
+     r"sampler: the grid has 1e\+12 points \(agent\.hyperparameters\.n_epochs: 1e\+12\); at most 1000000"),
+    ({"parameters": {"agent.hyperparameters.gamma": {"float": [0.5, 0.9], "step": 1e-9}}, "sampler": "grid"},
+     r"sampler: the grid has 4e\+08 points"),
+    ({"parameters": {"agent.hyperparameters.gamma": {"float": [0.5, float("inf")]}}},
+     r"parameters\.agent\.hyperparameters\.gamma: float: expected finite \[low, high\]"),
 ])
 def test_bad_sweep_options_and_counts_are_one_line(changes: dict[str, Any], expected: str) -> None:
     message = _sweep_error(**changes)
