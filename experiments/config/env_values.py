@@ -88,6 +88,12 @@ NUMBER_LISTS: dict[str, tuple[int | None, bool]] = {
     "centering_position": (2, False),
     "reward_weights": (None, False),
 }
+# highway-env's observation and action types (its factories' names), less the multi-agent ones.
+SPACE_TYPES: dict[str, tuple[str, ...]] = {
+    "observation": ("Kinematics", "OccupancyGrid", "TimeToCollision", "KinematicsGoal", "GrayscaleObservation",
+                    "AttributesObservation", "TupleObservation", "LidarObservation", "ExitObservation"),
+    "action": ("DiscreteMetaAction", "DiscreteAction", "ContinuousAction"),
+}
 # Counts inside ``observation`` / ``action``: an array of that many rows is allocated.
 _SPACE_COUNTS = {"vehicles_count": _count(1, MAX_VEHICLES, "rows of the observation array")}
 
@@ -144,9 +150,10 @@ def _check_number_list(key: str, value: list[Any], default: Any) -> None:
 def _check_space(key: str, value: dict[str, Any]) -> None:
     """``observation`` / ``action``: a ``type`` name and bounded counts (highway-env checks the rest when
     ``resolve_backend`` builds one env)."""
-    kind = value.get("type")
-    if "type" in value and not isinstance(kind, str):
-        raise ConfigError(f"env.config.{key}.type: must be a highway-env {key} type name (got {kind!r})")
+    kind, known = value.get("type"), SPACE_TYPES[key]
+    if kind not in known:  # highway-env replaces the whole mapping, so its type is required
+        raise ConfigError(f"env.config.{key}.type: " + ("required" if "type" not in value else f"got {kind!r}") +
+                          f"; allowed: {', '.join(known)}")
     for name, item in value.items():
         rule = _SPACE_COUNTS.get(name)
         if rule is not None and not rule.accepts(item):

@@ -45,7 +45,11 @@ def _error(overrides: list[str], preset: Path = SMOKE) -> str:
                                                r"numbers, increasing"),
     ("env.config.reward_speed_range=[20, .inf]", r"env\.config\.reward_speed_range: "),
     ("env.config.initial_lane_id=3", r"env\.config\.initial_lane_id: must be null or an int in \[0, 2\]"),
-    ("env.config.observation={type: 5}", r"env\.config\.observation\.type: "),
+    ("env.config.observation={type: 5}", r"env\.config\.observation\.type: got 5; allowed: Kinematics, "),
+    ("env.config.observation={vehicles_count: 5}", r"env\.config\.observation\.type: required; allowed: "
+                                                    r"Kinematics, "),
+    ("env.config.action={type: MultiAgentAction}", r"env\.config\.action\.type: got 'MultiAgentAction'; "
+                                                   r"allowed: DiscreteMetaAction, DiscreteAction, ContinuousAction"),
     ("env.config.observation={type: Kinematics, vehicles_count: 1000000000}",
      r"env\.config\.observation\.vehicles_count: must be an int in \[1, 1000\]"),
     ("env.config.observation={type: OccupancyGrid, grid_step: [0.0001, 0.0001]}",
