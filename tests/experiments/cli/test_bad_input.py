@@ -30,10 +30,12 @@ def finished_run(tmp_path_factory):
     (["env.n_envs=[1"], "malformed YAML"),
     (["env.lane=3"], "env.lane: unknown key; allowed: id, backend, n_envs, config"),
     (["training.seed=abc"], "training.seed: Input should be a valid integer"),
-    (["training.eval_episodes=0"], "training.eval_episodes: Input should be greater than 0"),
+    (["training.eval_episodes=0"], "training.eval_episodes: Input should be greater than or equal to 1"),
     (["env.id=highway-v7"], "env.id: unknown scenario 'highway-v7'; allowed:"),
-    (["env.backend=envpool", "env.config.other_vehicles_type=x.Y"],
+    (["env.backend=envpool", "env.config.other_vehicles_type=highway_env.vehicle.behavior.AggressiveVehicle"],
      "env.config.other_vehicles_type: the EnvPool port of highway-fast-v0 cannot honour this key"),
+    (["env.config.other_vehicles_type=x.Y"], "env.config.other_vehicles_type: must be the dotted path of a "
+                                             "highway-env Vehicle class"),
 ])
 def test_train_rejects_bad_config_before_any_work(capsys, tmp_path, overrides, message):
     args = ["train", SMOKE, "--set", f"logging.root={tmp_path / 'runs'}"]

@@ -128,7 +128,8 @@ def test_a_good_file_loads_with_its_cells_folders_and_quick_block(tmp_path):
     ({"colour": "red"}, ["colour: unknown key; allowed: name, experiment, baseline, variants"]),
     ({"evaluation": {"backend": "gpu"}}, ["evaluation.backend", "'auto', 'envpool' or 'highway-env'"]),
     ({"quick": {"seedz": 2}}, ["quick.seedz: unknown key; allowed: fixed, seeds, scenarios, evaluation"]),
-    ({"fixed": {"training.total_timesteps": -1}}, ["fixed.training.total_timesteps: Input should be greater than 0"]),
+    ({"fixed": {"training.total_timesteps": -1}},
+     ["fixed.training.total_timesteps: Input should be greater than or equal to 1"]),
     ({"scenarios": ["nope-v0"]}, ["scenarios.0: unknown scenario 'nope-v0'; allowed:"]),
 ])
 def test_bad_comparison_files_name_the_field_and_the_allowed_values(tmp_path, change, expected):

@@ -32,7 +32,8 @@ def test_the_built_model_is_stock_sb3_with_the_configs_arguments():
 
 
 def test_building_errors_are_configuration_errors():
-    config = load_config(EXPERIMENTS / "smoke.yaml", ["env.backend=envpool", "env.config.other_vehicles_type=x.Y"])
+    config = load_config(EXPERIMENTS / "smoke.yaml", [
+        "env.backend=envpool", "env.config.other_vehicles_type=highway_env.vehicle.behavior.AggressiveVehicle"])
     with pytest.raises(ConfigError, match="env.config.other_vehicles_type: the EnvPool port"):
         resolve_backend(config)
     bad = load_config(EXPERIMENTS / "smoke.yaml", [
