@@ -94,7 +94,8 @@ VALUES = st.one_of(
     st.sampled_from([0, -1, 1, -5, 2, 10**9, 10**12, 10**18, 2**64, -(10**12)]),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.sampled_from([float("nan"), float("inf"), float("-inf"), 0.0, -0.5, 1e-300, 1e300, 0.5]),
-    st.floats(allow_nan=True, allow_infinity=True),
+    # no subnormals: a run in the same process may flush them to zero (training.flush_denormal)
+    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False),
     st.sampled_from(["abc", "", "auto", ".", "..", "os:system", "1e3", "highway-v0", "none"]),
     st.text(max_size=6),
     st.lists(st.integers(min_value=-3, max_value=3), max_size=3),
