@@ -375,8 +375,10 @@ def comparison_from_raw(raw: dict[str, Any], source: str, folder: Path, text: st
     seeds = ([SEED_SPACING * index for index in range(seeds_spec)] if isinstance(seeds_spec, int)
              else list(seeds_spec))
     _check_overrides(spec, fixed, quick, source)
-    with _named(f"{source}: "):
-        check_process_envs("evaluation.n_envs", evaluation.n_envs, evaluation.backend)
+    cross_check = evaluation.cross_check_spec()
+    with _named(f"{source}: "):  # the cross-check evaluates with the same n_envs on its own backend
+        for backend in (evaluation.backend, *((cross_check.backend,) if cross_check is not None else ())):
+            check_process_envs("evaluation.n_envs", evaluation.n_envs, backend)
     base_config = _validated_base(base, fixed, spec, quick, source)
     comparison = Comparison(spec, source, text, base, spec.name + (QUICK_SUFFIX if quick else ""),
                             Path(spec.root), seeds, list(scenarios or [base_config.env.id]), fixed, evaluation,

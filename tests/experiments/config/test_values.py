@@ -217,3 +217,14 @@ def test_a_dotted_path_of_a_lone_dot_is_a_config_error() -> None:
     """Found by the fuzzer: ``type: .`` reached importlib as a relative import (a TypeError)."""
     with pytest.raises(ConfigError, match=r"neuro\.exploration\.type: cannot load '\.'"):
         load_config(PRESETS / "modulation" / "dqn_exploration_surprise.yaml", ["neuro.exploration.type=."])
+
+
+def test_a_cross_check_on_highway_env_counts_its_processes_too() -> None:
+    """The main evaluation on the native port, its cross-check on highway-env with the same n_envs."""
+    raw = copy.deepcopy(read_yaml_mapping(COMPARISON))
+    raw["evaluation"] = {"n_envs": max_process_envs() + 1, "backend": "envpool",
+                         "cross_check": {"backend": "highway-env"}}
+    with pytest.raises(ConfigError, match=r": evaluation\.n_envs: must be an int in \[1, \d+\] on highway-env"):
+        comparison_from_raw(raw, str(COMPARISON), COMPARISON.parent)
+    raw["evaluation"]["cross_check"] = False
+    comparison_from_raw(raw, str(COMPARISON), COMPARISON.parent)
