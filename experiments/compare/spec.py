@@ -485,7 +485,14 @@ def _check_cells(comparison: Comparison) -> None:
             raise ConfigError(f"{source}: scenarios.{index}: {str(error).removeprefix('env.id: ')}") from None
     _check_cross_check_names(comparison)
     fallbacks: dict[str, str] = {}
+    checked: set[tuple[str, str, str | None]] = set()
     for cell in comparison.cells():
+        # Seeds differ in training.seed alone (check_seeds bounds it): one seed per variant, scenario and
+        # cross-check stands for the rest, so 10,000 seeds validate in the time of one.
+        kind = (cell.variant, cell.scenario, comparison.cross_check_backend(cell))
+        if kind in checked:
+            continue
+        checked.add(kind)
         where = f"variants.{cell.variant}"
         config = comparison.cell_config(cell)  # env.config keys too (check_env_config_keys)
         with _named(f"{source}: {where}.", f" ({cell.label})"):

@@ -228,3 +228,15 @@ def test_a_cross_check_on_highway_env_counts_its_processes_too() -> None:
         comparison_from_raw(raw, str(COMPARISON), COMPARISON.parent)
     raw["evaluation"]["cross_check"] = False
     comparison_from_raw(raw, str(COMPARISON), COMPARISON.parent)
+
+
+def test_the_most_seeds_a_comparison_takes_validate_quickly() -> None:
+    """10,000 seeds x 4 variants: one cell per variant stands for its seeds (they differ in the seed alone)."""
+    import time
+
+    raw = copy.deepcopy(read_yaml_mapping(COMPARISON))
+    comparison_from_raw(copy.deepcopy(raw), str(COMPARISON), COMPARISON.parent)  # imports and scenario builds
+    raw["seeds"] = bounds.MAX_SEEDS
+    start = time.monotonic()
+    comparison = comparison_from_raw(raw, str(COMPARISON), COMPARISON.parent)
+    assert len(comparison.seeds) == 10_000 and time.monotonic() - start < 10
