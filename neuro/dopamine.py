@@ -386,9 +386,12 @@ def _valid_taus(taus: list[float] | None) -> list[float] | None:
     return sorted(float(tau) for tau in taus)
 
 
+MAX_CHANNELS = 1000  # each channel is a value head per action; 1e12 hung the config check listing its taus
+
+
 def _positive_count(n_channels: int) -> int:
-    if n_channels < 1:
-        raise ValueError("must be >= 1")
+    if not 1 <= n_channels <= MAX_CHANNELS:
+        raise ValueError(f"must be in [1, {MAX_CHANNELS}]")
     return n_channels
 
 

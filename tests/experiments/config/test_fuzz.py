@@ -218,7 +218,8 @@ def check_loads_or_one_line(kind: str, path: Path, raw: dict[str, Any], done: li
     except Exception as error:  # the property: nothing but a ConfigError
         raise AssertionError(f"{path.name} after {done}: {type(error).__name__}: {error}") from error
     finally:
-        assert time.monotonic() - start < LOAD_SECONDS
+        elapsed = time.monotonic() - start
+        assert elapsed < LOAD_SECONDS, f"{path.name} after {done}: loading took {elapsed:.0f} s"
     return None
 
 
