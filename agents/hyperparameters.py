@@ -265,8 +265,12 @@ def signature_rule(parameter: inspect.Parameter) -> Rule | None:
     if annotation in _PLAIN or (len(plain) == 1 and plain[0] in _PLAIN and len(members) == 2):
         rule = _PLAIN[annotation if annotation in _PLAIN else plain[0]]
         return rule if annotation in _PLAIN else NULL | rule
-    adapter = TypeAdapter(annotation, config=ConfigDict(strict=True, arbitrary_types_allowed=True)) \
-        if not _has_model(annotation) else None
+    adapter = None
+    if not _has_model(annotation):
+        try:
+            adapter = TypeAdapter(annotation, config=ConfigDict(strict=True, arbitrary_types_allowed=True))
+        except Exception:  # an annotation pydantic cannot read (a user's class) says nothing checkable
+            return None
 
     def accepts(value: Any) -> bool:
         if adapter is None:
@@ -394,7 +398,7 @@ def check_policy_kwargs(policy_cls: type, policy_kwargs: Mapping[str, Any], on_p
     check_keywords(where, policy_cls, {key: value for key, value in policy_kwargs.items()
                                        if key not in ("net_arch", "optimizer_kwargs", "features_extractor_kwargs")},
                    _SET_BY_SB3["policy_kwargs"])
-    if "net_arch" in policy_kwargs:
+    if policy_kwargs.get("net_arch") is not None:  # None: the policy's default layers
         check_net_arch(f"{where}.net_arch", policy_kwargs["net_arch"], _takes_mapping(policy_cls),
                        ("pi", "vf") if on_policy else ("pi", "qf"))
     parameters = {parameter.name: parameter.default for parameter in constructor_signature(policy_cls)[0]}
@@ -449,7 +453,7 @@ def check_combinations(cls: type[BaseAlgorithm], hyperparameters: Mapping[str, A
         if value("batch_size") == 1:
             raise ValueError(f"{where}.batch_size: must be > 1 with normalize_advantage: true (a mini-batch "
                              "of one has no spread to normalise by)")
-        if value("n_steps") * n_envs == 1:
+        if value("n_steps") == 1 and n_envs == 1:
             raise ValueError(f"{where}.n_steps: n_steps x env.n_envs must be > 1 with normalize_advantage: true "
                              f"(got n_steps={value('n_steps')}, n_envs={n_envs})")
     if issubclass(cls, OffPolicyAlgorithm):
@@ -463,7 +467,7 @@ def check_combinations(cls: type[BaseAlgorithm], hyperparameters: Mapping[str, A
                              "{handle_timeout_termination: false} (SB3 cannot do both)")
     if issubclass(cls, TQC):
         n_quantiles = (policy_kwargs or {}).get("n_quantiles", 25)
-        if value("top_quantiles_to_drop_per_net") >= n_quantiles:
+        if is_integer(n_quantiles) and value("top_quantiles_to_drop_per_net") >= n_quantiles:
             raise ValueError(f"{where}.top_quantiles_to_drop_per_net: must be below policy_kwargs.n_quantiles "
                              f"({n_quantiles}), or no quantile is left to learn from "
                              f"(got {value('top_quantiles_to_drop_per_net')})")

@@ -117,7 +117,7 @@ class TrainingConfig(StrictModel):
     eval_episodes: PositiveInt = 10
     eval_n_envs: PositiveInt = 1
     checkpoint_every: NonNegativeInt = 0  # 0: no periodic checkpoints
-    device: str = "cpu"  # DEVICE_PATTERN: cpu, cuda, cuda:N, mps or auto
+    device: str = "cpu"
     torch_threads: PositiveInt = 1  # small MLPs run fastest on one thread beside the env threads
     # Flush denormal floats to zero: Adam's moment estimates of rarely-moved weights decay into denormals,
     # whose arithmetic is many times slower on x86 CPUs (figures: docs/benchmarks.md). Process-wide.
