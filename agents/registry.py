@@ -1,8 +1,9 @@
 """Agents by name: a registry from a YAML ``algo`` name to an SB3 algorithm class, and ``build``.
 
 A user's own class loads by dotted path (``mypkg.mymod:MyAlgo``), and so does a policy class
-(``agent.policy``). Hyperparameters pass through to the class unchanged, but are checked against
-its signature before anything is built. An algorithm takes neuro parts when it lists their kinds
+(``agent.policy``). Hyperparameters pass through to the class unchanged (a YAML ``train_freq`` pair
+as SB3's tuple), but are checked against its signature and ``agents.hyperparameters``' ranges before
+anything is built. An algorithm takes neuro parts when it lists their kinds
 in ``neuro_parts`` and accepts them all in one ``neuro`` argument.
 """
 
@@ -21,6 +22,13 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.dopamine_dqn import DopamineDQN
 from agents.dopamine_ppo import DopaminePPO
+from agents.hyperparameters import (
+    check_combinations,
+    check_hyperparameter_values,
+    check_policy_kwargs,
+    sb3_hyperparameters,
+    sb3_policy_kwargs,
+)
 from agents.neuro_agent import check_modulators
 from agents.neuro_algorithms import NeuroA2C, NeuroQRDQN, NeuroRecurrentPPO, NeuroSAC, NeuroTD3, NeuroTQC
 from agents.spiking_policies import NetworkPolicy, SpikingPolicy, network_policy_for, spiking_policy_for
@@ -53,8 +61,6 @@ _RESERVED = (
     "policy", "env", "seed", "tensorboard_log", "verbose", "policy_kwargs", "device", "_init_setup_model",
     "neuro",
 )
-# policy_kwargs entries that name a class; YAML gives them as dotted paths.
-_CLASS_KWARGS = ("activation_fn", "features_extractor_class", "optimizer_class", "net_arch_class")
 
 
 def register_algorithm(name: str) -> Callable[[type[BaseAlgorithm]], type[BaseAlgorithm]]:
@@ -100,7 +106,8 @@ def neuro_parts(cls: type[BaseAlgorithm]) -> tuple[str, ...]:
 
 
 def check_hyperparameters(cls: type[BaseAlgorithm], hyperparameters: dict[str, Any]) -> None:
-    """Fail early on a hyperparameter the algorithm does not take, listing those it does."""
+    """Fail early on a hyperparameter the algorithm does not take, listing those it does, or on a value
+    out of its type and range (``agents.hyperparameters``)."""
     accepted = constructor_arguments(cls)
     allowed = [name for name in accepted if name not in _RESERVED]
     for key in hyperparameters:
@@ -111,6 +118,7 @@ def check_hyperparameters(cls: type[BaseAlgorithm], hyperparameters: dict[str, A
                 f"agent.hyperparameters.{key}: {cls.__name__} has no such argument; "
                 f"allowed: {', '.join(allowed)}"
             )
+    check_hyperparameter_values(cls, hyperparameters)
 
 
 def check_neuro(cls: type[BaseAlgorithm], neuro: dict[str, Any] | None,
@@ -192,6 +200,9 @@ def check_policy(cls: type[BaseAlgorithm], policy: str | None, snn: dict[str, An
         message = str(error)
         raise ValueError(message if message.startswith("agent.policy") else f"agent.policy: {message}") from None
     check_network_parts(cls, policy_cls, policy_kwargs or {})
+    checked_cls = policy_class(cls, policy_cls)
+    if checked_cls is not None:
+        check_policy_kwargs(checked_cls, policy_kwargs or {}, issubclass(cls, OnPolicyAlgorithm))
     if snn is None:
         return
     if not is_spiking_policy(policy_cls):
@@ -200,6 +211,18 @@ def check_policy(cls: type[BaseAlgorithm], policy: str | None, snn: dict[str, An
     if snn.get("critic", "ann") != "ann" and not issubclass(cls, OnPolicyAlgorithm):
         raise ValueError(f"agent.snn.critic: only PPO/A2C's critic can spike; {algorithm_name(cls)}'s stays "
                          "an ANN (allowed here: ann)")
+
+
+def policy_class(cls: type[BaseAlgorithm], policy: str | type[BasePolicy] | None) -> type | None:
+    """The class of a resolved policy (an alias looked up; None: the MLP alias the run defaults to), or
+    None for an alias the algorithm does not list."""
+    if inspect.isclass(policy):
+        return policy
+    aliases = getattr(cls, "policy_aliases", {})
+    if policy is None:
+        policy = "MlpLstmPolicy" if issubclass(cls, RecurrentPPO) else "MlpPolicy"
+    found = aliases.get(policy)
+    return found if inspect.isclass(found) else None
 
 
 def check_network_parts(cls: type[BaseAlgorithm], policy_cls: str | type[BasePolicy] | None,
@@ -258,16 +281,6 @@ def network_policy_kwargs(policy_kwargs: dict[str, Any] | None, snn: dict[str, A
     return policy_kwargs
 
 
-def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Turn dotted-path strings for classes (``torch.nn.ReLU``) into the classes."""
-    if not policy_kwargs:
-        return None
-    return {
-        key: load_object(value) if key in _CLASS_KWARGS and isinstance(value, str) else value
-        for key, value in policy_kwargs.items()
-    }
-
-
 def build(
     algo: str,
     env: VecEnv,
@@ -291,12 +304,14 @@ def build(
     cls = get_algorithm(algo)
     hyperparameters = dict(hyperparameters or {})
     check_hyperparameters(cls, hyperparameters)
+    check_combinations(cls, hyperparameters, policy_kwargs, env.num_envs)
     check_neuro(cls, neuro, hyperparameters)
     check_policy(cls, policy, snn, policy_kwargs)
+    hyperparameters = sb3_hyperparameters(hyperparameters)
     if neuro:
         hyperparameters["neuro"] = dict(neuro)
     policy_cls = resolve_policy(cls, policy, policy_kwargs)
-    policy_kwargs = resolve_policy_kwargs(policy_kwargs)
+    policy_kwargs = sb3_policy_kwargs(policy_kwargs)
     if is_network_policy(policy_cls):
         policy_kwargs = network_policy_kwargs(policy_kwargs, snn, env, is_spiking_policy(policy_cls))
     return cls(

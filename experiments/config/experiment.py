@@ -6,6 +6,8 @@ scenarios, algorithms or hyperparameters all fail with the field's dotted path a
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -101,6 +103,16 @@ class AgentConfig(StrictModel):
         return None if self.snn is None else self.snn.model_dump()
 
 
+# torch's device strings a run can use (checked without importing torch).
+DEVICE_PATTERN = r"cpu|cuda|cuda:\d+|mps|auto"
+THREADS_PER_CPU = 4  # more threads than this only contend (and a million of them crash torch)
+
+
+def max_torch_threads() -> int:
+    """The most ``training.torch_threads`` this machine allows."""
+    return (os.cpu_count() or 1) * THREADS_PER_CPU
+
+
 class TrainingConfig(StrictModel):
     """Budget, seed, evaluation and checkpoint cadence (all counted in env steps)."""
 
@@ -115,6 +127,24 @@ class TrainingConfig(StrictModel):
     # Flush denormal floats to zero: Adam's moment estimates of rarely-moved weights decay into denormals,
     # whose arithmetic is many times slower on x86 CPUs (figures: docs/benchmarks.md). Process-wide.
     flush_denormal: bool = True
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(DEVICE_PATTERN, device):
+            raise ValueError(f"training.device: must be cpu, cuda, cuda:N (N a GPU index), mps or auto "
+                             f"(got {device!r})")
+        return device
+
+    @field_validator("torch_threads")
+    @classmethod
+    def _threads_fit_machine(cls, threads: int) -> int:
+        limit = max_torch_threads()
+        if threads > limit:
+            raise ValueError(f"training.torch_threads: must be an integer in [1, {limit}]: this machine has "
+                             f"{os.cpu_count() or 1} CPUs (allowed: up to {THREADS_PER_CPU} threads each), "
+                             f"got {threads}")
+        return threads
 
 
 # A name that becomes a folder: letters, digits, '_', '.' and '-', not dots alone ('.' and '..' would put the
@@ -151,6 +181,16 @@ class ExperimentConfig(StrictModel):
         from agents.registry import check_neuro, get_algorithm
 
         check_neuro(get_algorithm(self.agent.algo), self.neuro, self.agent.hyperparameters)
+        return self
+
+    @model_validator(mode="after")
+    def _agent_fits_envs(self) -> ExperimentConfig:
+        """Hyperparameters SB3 refuses together, or with ``env.n_envs`` envs (``agents.hyperparameters``)."""
+        from agents.hyperparameters import check_combinations
+        from agents.registry import get_algorithm
+
+        check_combinations(get_algorithm(self.agent.algo), self.agent.hyperparameters, self.agent.policy_kwargs,
+                           self.env.n_envs)
         return self
 
 
