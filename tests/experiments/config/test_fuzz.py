@@ -40,10 +40,6 @@ SWEEPS = sorted((PRESETS / "sweeps").glob("*.yaml"))
 COMPARISONS = sorted((PRESETS / "compare").glob("*.yaml"))
 EXPERIMENTS = sorted(path for path in PRESETS.rglob("*.yaml") if path.parent.name not in ("sweeps", "compare"))
 
-# Fields held back from mutation while their checks are missing: none now (agent hyperparameters, policy_kwargs,
-# training.device and training.torch_threads are checked since agents/hyperparameters.py).
-AGENT_PATHS_PENDING: tuple[str, ...] = ()
-
 LOAD_SECONDS = 60  # one load, a comparison's scenario builds included, on a busy two-core machine
 # One line naming a field: "<source>: <field or file>: <what is wrong>".
 ONE_LINE = re.compile(r"^[^\n]*?\S: [^\n]*\S$")
@@ -71,12 +67,6 @@ def _paths(node: Any, prefix: Path_ = ()) -> Iterator[Path_]:
         for index, value in enumerate(node):
             yield (*prefix, index)
             yield from _paths(value, (*prefix, index))
-
-
-def _pending(path: Path_) -> bool:
-    """Whether ``path`` (``("variants", "x", "agent.hyperparameters.gamma")`` too) reaches a pending field."""
-    dotted = ".".join(str(part) for part in path)
-    return any(re.search(rf"(^|\.){re.escape(field)}(\.|$)", dotted) for field in AGENT_PATHS_PENDING)
 
 
 def _container(raw: Any, path: Path_) -> Any:
@@ -116,7 +106,7 @@ AGENT_FIELDS = ("agent.policy_kwargs.net_arch", "agent.policy_kwargs.activation_
 
 def _targets(raw: dict[str, Any], path: Path) -> list[str]:
     """The fields the "set" mutation writes in this file: its scenario's env.config keys, the counts, and
-    its algorithm's hyperparameters (mutated once ``AGENT_PATHS_PENDING`` no longer holds them back)."""
+    its algorithm's hyperparameters, policy keywords, device and threads."""
     experiment = raw
     if isinstance(raw.get("experiment"), str):  # a sweep or comparison names its base experiment
         experiment = read_yaml_mapping(path.parent / raw["experiment"])
@@ -135,12 +125,10 @@ WRAPPER_SPECS = st.fixed_dictionaries(
 @st.composite
 def _mutation(draw: st.DrawFn, raw: dict[str, Any], targets: list[str]) -> tuple[str, Path_]:
     """Mutate ``raw`` in place at one random path; returns what was done, for the failure message."""
-    paths = [path for path in _paths(raw) if not _pending(path)]
+    paths = list(_paths(raw))
     operation = draw(st.sampled_from(["replace", "replace", "replace", "wrap", "delete", "add", "set", "set"]))
     if operation == "set":
         target = draw(st.sampled_from(targets))
-        if _pending(tuple(target.split("."))):
-            return "none", ()
         value = draw(st.lists(WRAPPER_SPECS, max_size=2) if target == "env.wrappers" else VALUES)
         if "parameters" in raw or "variants" in raw:  # a sweep or comparison: through its fixed overrides
             raw.setdefault("fixed", {})
@@ -157,8 +145,6 @@ def _mutation(draw: st.DrawFn, raw: dict[str, Any], targets: list[str]) -> tuple
         where = draw(st.sampled_from(mappings))
         key = draw(st.sampled_from(["unknown_key", "seeds", "n_envs", "type", "steps"]) | st.text(PRINTABLE, min_size=1,
                                                                                                max_size=5))
-        if _pending((*where, key)):
-            return "none", where
         _container(raw, (*where, None))[key] = draw(VALUES)
         return f"add {key!r}", where
     path = draw(st.sampled_from(paths))
@@ -248,17 +234,6 @@ def test_the_shipped_files_load_unmutated() -> None:
         assert check_loads_or_one_line(kind, path, copy.deepcopy(RAW[path]), []) is None, path
 
 
-@pytest.mark.parametrize(("path", "pending"), [
-    (("agent", "hyperparameters", "gamma"), True),
-    (("variants", "asymmetric", "agent.hyperparameters.learning_rate"), True),
-    (("fixed", "training.torch_threads"), True),
-    (("training", "device"), True),
-    (("training", "total_timesteps"), False),
-    (("env", "config", "agent_count"), False),
-    (("neuro", "dopamine", "kappa"), False),
-])
-def test_pending_paths_are_those_under_the_listed_fields(path: Path_, pending: bool) -> None:
-    assert _pending(path) is pending
 
 
 def test_the_property_catches_a_traceback_and_a_multi_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
