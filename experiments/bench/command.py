@@ -11,8 +11,9 @@ Sections (each in its own module, imported only when it runs):
 - ``startup``: wall time and peak memory of ``neurodrive --help`` and friends, in fresh processes;
 - ``spiking`` (``experiments.bench.spiking``): training steps/s of the spiking DQN, PPO and SAC agents
   against their ANN twins and their MAC-bound limit, energy per decision, firing rates and peak memory;
-- ``grid`` (``experiments.bench.grid``): wall time of the 4 x 5 PPO comparison grid with 2 workers, split
-  into training and final evaluation (~30 min; not part of ``all``).
+- ``grid`` (``experiments.bench.grid``): wall time of the 4 x 10 PPO comparison grid under 3 conditions with 2
+  workers, split into training, final evaluation on the native port and the highway-env cross-check (~30 min; not
+  part of ``all``).
 
 Each section is one ``Section`` (``experiments.bench.section``): ``run`` measures and returns its
 figures, ``print`` shows them; the command runs those ``--section`` names from the registry ``SECTIONS``.
