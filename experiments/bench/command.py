@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from experiments.config.errors import ConfigError
+from experiments.config.bounds import MAX_REPEATS, check_flag
 
 # The per-section repeat flags before one --repeats: refused with the new spelling, not silently ignored.
 OLD_REPEAT_FLAGS = ("--neuro-repeats", "--training-repeats", "--spiking-repeats")
@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def run_bench(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """Run the chosen sections, print their tables, write the JSON file; return the results."""
-    if args.repeats is not None and args.repeats < 1:
-        raise ConfigError("--repeats: must be >= 1")
+    check_flag("--repeats", args.repeats, MAX_REPEATS)
     from experiments.bench.common import machine_info
     from experiments.bench.section import BenchOptions, selected
     from experiments.terminal import make_console

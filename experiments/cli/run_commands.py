@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from experiments.config.bounds import MAX_ENVS, MAX_EPISODES, MAX_VIDEOS, check_flag, check_process_envs
 from experiments.config.errors import ConfigError
 from experiments.terminal import make_console
 
@@ -97,10 +98,9 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from experiments.runs.evaluate import evaluate_run
     from neuro.snn.config import ENERGY_CAVEAT
 
-    if args.episodes < 1:
-        raise ConfigError(f"--episodes: must be >= 1, got {args.episodes}")
-    if args.n_envs < 1:
-        raise ConfigError(f"--n-envs: must be >= 1, got {args.n_envs}")
+    check_flag("--episodes", args.episodes, MAX_EPISODES)
+    check_flag("--n-envs", args.n_envs, MAX_ENVS)
+    check_process_envs("--n-envs", args.n_envs, args.backend)
     metrics, out, spike_stats = evaluate_run(args.run_dir, args.episodes, args.backend, args.n_envs, args.seed,
                                              args.model)
     table = Table(title=f"evaluation ({metrics.n_episodes} episodes)")
@@ -129,6 +129,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
 def record_command(args: argparse.Namespace) -> int:
     from experiments.runs.evaluate import record_run
 
+    check_flag("--episodes", args.episodes, MAX_VIDEOS, "each is a video file")
     console = make_console()
     for video in record_run(args.run_dir, args.episodes, args.seed):
         console.print(f"video: {video}")

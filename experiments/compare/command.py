@@ -25,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from experiments.config.bounds import check_workers
 from experiments.config.errors import ConfigError
 from experiments.terminal import make_console
 
@@ -66,8 +67,7 @@ def compare_command(args: argparse.Namespace) -> int:
     from experiments.distributed import STORAGE_ENV
     from experiments.distributed.storage import StorageTarget, mask_argv
 
-    if args.workers < 1:
-        raise ConfigError(f"--workers: must be >= 1, got {args.workers}")
+    check_workers("--workers", args.workers)
     url = args.storage or os.environ.get(STORAGE_ENV) or None
     if args.study_name is not None and url is None:
         raise ConfigError("--study-name: names the study of a grid shared through --storage; give --storage too "

@@ -132,3 +132,26 @@ def check_process_envs(field: str, n_envs: int, backend: str) -> None:
         raise ConfigError(
             f"{field}: must be an int in [1, {limit}] on highway-env, where each env is a process: this machine "
             f"has {os.cpu_count()} CPUs and an open-file limit of {soft} (ulimit -n); got {n_envs}")
+
+
+MAX_VIDEOS = 1000  # episodes recorded to video by one command
+MAX_REPEATS = 1000  # timed repeats of a benchmark section
+_WORKERS_PER_CPU = 4  # worker processes each train a model: beyond a few per CPU they only wait and fill memory
+
+
+def max_workers() -> int:
+    """How many worker processes (each training one run) this machine takes at once."""
+    return _WORKERS_PER_CPU * (os.cpu_count() or 1)
+
+
+def check_flag(flag: str, value: int | None, high: int, why: str = "", low: int = 1) -> None:
+    """A command-line count in ``[low, high]``, or one line naming the flag, the range and why the bound."""
+    if value is not None and not low <= value <= high:
+        reason = f" ({why})" if why else ""
+        raise ConfigError(f"{flag}: must be an int in [{low}, {high}]{reason}; got {value}")
+
+
+def check_workers(flag: str, value: int) -> None:
+    """``--workers``: at least 1, and at most a few per CPU of this machine."""
+    check_flag(flag, value, max_workers(),
+               f"worker processes each train a run: this machine has {os.cpu_count()} CPUs")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, model_validator
 
 from experiments.config import StrictModel
 
@@ -10,9 +10,9 @@ from experiments.config import StrictModel
 class HeartbeatSpec(StrictModel):
     """How a dead worker's trial is found (RDB storages; the journal checks worker liveness)."""
 
-    interval: PositiveInt = 30  # seconds between a running trial's heartbeats
-    grace_period: PositiveInt = 120  # a trial silent this long is failed and retried
-    max_retry: NonNegativeInt = 2
+    interval: int = Field(default=30, ge=1, le=3600)  # seconds between a running trial's heartbeats
+    grace_period: int = Field(default=120, ge=2, le=86_400)  # a trial silent this long is failed and retried
+    max_retry: int = Field(default=2, ge=0, le=100)  # a trial that dies more often is a bug, not bad luck
 
     @model_validator(mode="after")
     def _grace_exceeds_interval(self) -> HeartbeatSpec:

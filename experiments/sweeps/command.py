@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from experiments.config.bounds import MAX_TRIALS, check_flag, check_workers
 from experiments.config.errors import ConfigError
 from experiments.distributed import JOURNAL_NAME, STORAGE_ENV
 from experiments.terminal import make_console
@@ -76,10 +77,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     from experiments.distributed.storage import StorageTarget, mask_argv
     from experiments.sweeps.spec import load_sweep
 
-    if args.n_trials is not None and args.n_trials < 1:
-        raise ConfigError(f"--n-trials: must be >= 1, got {args.n_trials}")
-    if args.workers < 1:
-        raise ConfigError(f"--workers: must be >= 1, got {args.workers}")
+    check_flag("--n-trials", args.n_trials, MAX_TRIALS)
+    check_workers("--workers", args.workers)
     sweep = load_sweep(args.sweep_file, args.study_name)  # every check before any trial
     if not args.report:  # said once here, not by each trial's envs
         from envs.scenarios import note_superseded

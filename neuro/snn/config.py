@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator
 
 from neuro.registry import HalfOpenInterval, SpecError
 
@@ -24,6 +24,9 @@ ENERGY_CAVEAT = ("45 nm compute only (Horowitz 2014): 4.6 pJ/MAC, 0.9 pJ/SOP, 4.
                  "(leak multiply + integrate add); memory traffic ignored")
 MEMORY_CAVEAT = ("with memory: + 50 pJ per weight read (one per SOP or MAC, 1 MB SRAM, Horowitz 2014); "
                  "membrane, activation and DRAM traffic still ignored")
+
+
+MAX_TIMESTEPS = 1000  # simulation steps per forward pass: every decision costs T layer passes
 
 
 class SnnConfig(BaseModel):
@@ -48,7 +51,7 @@ class SnnConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timesteps: PositiveInt = 5
+    timesteps: Annotated[int, Field(ge=1, le=MAX_TIMESTEPS)] = 5
     encoder: str | dict[str, Any] = "direct"
     neurons: Literal["lif"] = "lif"
     beta: Annotated[float, HalfOpenInterval(0.0, 1.0)] = 0.9

@@ -143,7 +143,7 @@ class PopulationEncoder(Encoder):
 
     threshold = 0.999  # PopSAN's 1 - epsilon: an input at a field's centre fires at every step
 
-    def __init__(self, in_features: int, population_size: Annotated[int, Field(ge=2)] = 10,
+    def __init__(self, in_features: int, population_size: Annotated[int, Field(ge=2, le=1000)] = 10,
                  low: float = -1.0, high: float = 1.0,
                  surrogate_slope: Annotated[float, Positive()] = 25.0) -> None:
         super().__init__(in_features)

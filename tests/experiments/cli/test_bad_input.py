@@ -150,3 +150,37 @@ def test_a_value_error_while_training_is_a_crash_not_a_config_error(capsys, tmp_
     (run_dir,) = (tmp_path / "smoke").iterdir()
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "failed" and "a bug in the module" in meta["error"] and meta["steps"] > 0
+
+
+COMPARE_FILE = str(EXPERIMENTS / "compare" / "highway_ppo.yaml")
+SWEEP_FILE = str(next((EXPERIMENTS / "sweeps").glob("*.yaml")))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compare", COMPARE_FILE, "--workers", "1000000"], "--workers: must be an int in [1, "),
+    (["compare", COMPARE_FILE, "--workers", "0"], "--workers: must be an int in [1, "),
+    (["sweep", SWEEP_FILE, "--workers", "1000000"], "--workers: must be an int in [1, "),
+    (["sweep", SWEEP_FILE, "--n-trials", "10000000000"], "--n-trials: must be an int in [1, 1000000]"),
+    (["bench", "--repeats", "100000"], "--repeats: must be an int in [1, 1000]"),
+    (["fidelity", "--episodes", "10000000"], "--episodes: must be an int in [1, 1000000]"),
+])
+def test_command_line_counts_are_bounded_before_any_work(capsys, tmp_path, monkeypatch, args, message):
+    """A count typed on the command line gets the bound of the config's counts: one line, exit 2, nothing run."""
+    monkeypatch.chdir(tmp_path)
+    code, err = run(capsys, *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    if "--workers" in args:
+        assert "CPUs" in err  # the bound is the machine's, and the line says so
+    assert list(tmp_path.iterdir()) == []  # no run folder, grid, study or results file
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evaluate", "RUN", "--episodes", "10000000"], "--episodes: must be an int in [1, 1000000]"),
+    (["evaluate", "RUN", "--n-envs", "100000"], "--n-envs: must be an int in [1, 1024]"),
+    (["record", "RUN", "--episodes", "100000"], "--episodes: must be an int in [1, 1000] (each is a video file)"),
+])
+def test_evaluate_and_record_counts_are_bounded(capsys, finished_run, args, message):
+    before = sorted(path.name for path in finished_run.iterdir())
+    code, err = run(capsys, *[str(finished_run) if arg == "RUN" else arg for arg in args])
+    assert code == 2 and message in err
+    assert sorted(path.name for path in finished_run.iterdir()) == before

@@ -67,7 +67,8 @@ def test_the_cross_check_defaults_by_backend_and_turns_off(tmp_path, evaluation,
 @pytest.mark.parametrize("evaluation, expected", [
     ("{backend: envpool, cross_check: {backend: envpool}}",
      "evaluation: cross_check.backend: envpool is the evaluation's own backend"),
-    ("{backend: auto, cross_check: {seeds: 0}}", "evaluation.cross_check.seeds: Input should be greater than or equal to 1 (got 0)"),
+    ("{backend: auto, cross_check: {seeds: 0}}",
+     "evaluation.cross_check.seeds: Input should be greater than or equal to 1 (got 0)"),
     ("{backend: auto, cross_check: {backend: carla}}", "evaluation.cross_check.backend: Input should be"),
     ("{backend: auto, cross_check: {episodes: 5}}", "evaluation.cross_check.episodes"),
 ])

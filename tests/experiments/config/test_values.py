@@ -184,6 +184,9 @@ COMPARISON = PRESETS / "compare" / "highway_ppo.yaml"
     ({"seeds": 1_000_000_000_000}, r"seeds: give a count in \[1, 10000\]"),
     ({"evaluation": {"n_envs": 1_000_000_000}}, r"evaluation\.n_envs: Input should be less than or equal to 1024"),
     ({"evaluation": {"episodes": 10**12}}, r"evaluation\.episodes: Input should be less than or equal to 1000000"),
+    ({"heartbeat": {"interval": 10**9, "grace_period": 10**10}},
+     r"heartbeat\.interval: Input should be less than or equal to 3600"),
+    ({"heartbeat": {"max_retry": 10**9}}, r"heartbeat\.max_retry: Input should be less than or equal to 100"),
 ])
 def test_bad_comparison_counts_are_one_line(changes: dict[str, Any], expected: str) -> None:
     raw = copy.deepcopy(read_yaml_mapping(COMPARISON))
@@ -240,3 +243,12 @@ def test_the_most_seeds_a_comparison_takes_validate_quickly() -> None:
     start = time.monotonic()
     comparison = comparison_from_raw(raw, str(COMPARISON), COMPARISON.parent)
     assert len(comparison.seeds) == 10_000 and time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("agent.snn.timesteps=1000000", r"agent\.snn\.timesteps: Input should be less than or equal to 1000"),
+    ("agent.snn.encoder={type: population, population_size: 1000000}", r"agent\.snn\.encoder: .*population_size"),
+])
+def test_spiking_counts_are_bounded(override: str, expected: str) -> None:
+    """Each decision costs T layer passes over population_size x inputs neurons: both have a ceiling."""
+    assert re.search(expected, _error([override], PRESETS / "spiking" / "dqn_spiking.yaml"))
