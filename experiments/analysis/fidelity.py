@@ -44,6 +44,7 @@ from experiments.analysis.fidelity_options import (
     REFERENCE,
     fidelity_scenarios,
 )
+from experiments.config.bounds import MAX_EPISODES
 from experiments.config.toolkit import ConfigError
 from experiments.files import library_versions, write_json_atomic
 from experiments.statistics import CONFIDENCE, Estimate, mean_ci, newcombe_diff_ci, welch_diff_ci, wilson_ci
@@ -404,9 +405,9 @@ class FidelitySettings:
 
     def __post_init__(self) -> None:
         for backend in COMPARED_BACKENDS:
-            if self.episodes.get(backend, 0) < 2:
-                raise ConfigError(f"--{backend}-episodes: must be >= 2 (a CI needs two episodes), "
-                                 f"got {self.episodes.get(backend)}")
+            if not 2 <= self.episodes.get(backend, 0) <= MAX_EPISODES:
+                raise ConfigError(f"--{backend}-episodes: must be an int in [2, {MAX_EPISODES}] (a CI needs two "
+                                  f"episodes), got {self.episodes.get(backend)}")
         if not 0.0 < self.relative_tolerance:
             raise ConfigError(f"--tolerance: must be > 0, got {self.relative_tolerance}")
         if self.seed < 0:

@@ -15,7 +15,6 @@ from experiments.analysis.fidelity_options import (
     fidelity_scenarios,
     parse_scenarios,
 )
-from experiments.config.bounds import MAX_EPISODES, check_flag
 from experiments.config.errors import ConfigError
 from experiments.terminal import make_console
 
@@ -48,9 +47,6 @@ def add_fidelity_command(commands: argparse._SubParsersAction) -> argparse.Argum
 
 def episodes_from_args(args: argparse.Namespace) -> dict[str, int]:
     """Per-backend episodes: the backend's own flag, else ``--episodes``, else the default."""
-    for flag, value in (("--episodes", args.episodes), ("--envpool-episodes", args.envpool_episodes),
-                        ("--highway-env-episodes", args.highway_env_episodes)):
-        check_flag(flag, value, MAX_EPISODES)
     chosen = {}
     for backend, specific in ((CANDIDATE, args.envpool_episodes), (REFERENCE, args.highway_env_episodes)):
         chosen[backend] = specific if specific is not None else (

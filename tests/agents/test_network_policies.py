@@ -141,5 +141,6 @@ def test_refusals_name_the_field_and_the_allowed_values():
 def test_a_bad_network_in_an_experiment_file_is_a_config_error():
     raw = {"name": "x", "training": {"total_timesteps": 10},
            "agent": {"algo": "dqn", "policy_kwargs": {"network": {"type": "spiking", "timesteps": 0}}}}
-    with pytest.raises(ConfigError, match=r"agent.policy_kwargs.network.timesteps: Input should be greater than 0"):
+    with pytest.raises(ConfigError,
+                       match=r"agent.policy_kwargs.network.timesteps: Input should be greater than or equal to 1"):
         validate_config(raw)

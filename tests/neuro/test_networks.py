@@ -27,7 +27,8 @@ def test_an_unknown_type_lists_the_allowed_ones():
 
 
 def test_the_spiking_settings_are_checked_before_anything_is_built():
-    with pytest.raises(SpecError, match=r"^agent.policy_kwargs.network.timesteps: Input should be greater than 0"):
+    with pytest.raises(SpecError,
+                       match=r"^agent.policy_kwargs.network.timesteps: Input should be greater than or equal to 1"):
         NETWORKS.check({"type": "spiking", "timesteps": 0}, given=SIZES)
     with pytest.raises(SpecError, match=r"^agent.policy_kwargs.network.tau: spiking takes no such parameter; "
                                         r"allowed: timesteps, encoder"):

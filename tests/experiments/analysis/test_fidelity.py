@@ -294,8 +294,8 @@ def no_envs(monkeypatch):
     (["--scenarios", "highway-fast-v0,nowhere-v0"],
      "--scenarios: unknown scenario 'nowhere-v0'; allowed: " + ", ".join(
          s.env_id for s in SCENARIOS.values() if s.envpool_id)),
-    (["--episodes", "1"], "--envpool-episodes: must be >= 2 (a CI needs two episodes), got 1"),
-    (["--highway-env-episodes", "0"], "--highway-env-episodes: must be >= 2"),
+    (["--episodes", "1"], "--envpool-episodes: must be an int in [2, 1000000] (a CI needs two episodes), got 1"),
+    (["--highway-env-episodes", "0"], "--highway-env-episodes: must be an int in [2, 1000000]"),
     (["--tolerance", "0"], "--tolerance: must be > 0, got 0.0"),
     (["--seed", "-1"], "--seed: must be >= 0, got -1"),
     (["--run", "/nonexistent/run"], "/nonexistent/run: no such run folder"),

@@ -162,7 +162,7 @@ SWEEP_FILE = str(next((EXPERIMENTS / "sweeps").glob("*.yaml")))
     (["sweep", SWEEP_FILE, "--workers", "1000000"], "--workers: must be an int in [1, "),
     (["sweep", SWEEP_FILE, "--n-trials", "10000000000"], "--n-trials: must be an int in [1, 1000000]"),
     (["bench", "--repeats", "100000"], "--repeats: must be an int in [1, 1000]"),
-    (["fidelity", "--episodes", "10000000"], "--episodes: must be an int in [1, 1000000]"),
+    (["fidelity", "--episodes", "10000000"], "--envpool-episodes: must be an int in [2, 1000000]"),
 ])
 def test_command_line_counts_are_bounded_before_any_work(capsys, tmp_path, monkeypatch, args, message):
     """A count typed on the command line gets the bound of the config's counts: one line, exit 2, nothing run."""
