@@ -117,7 +117,12 @@ def test_a_sweep_on_postgresql_with_a_query_password_saves_and_prints_none(tmp_p
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     saved = [path.read_text() for path in (tmp_path / "runs").rglob("*.json")]
     assert any(json.loads(text).get("command") for text in saved)  # run.json files with their command
+    # CI's role is neurodrive:neurodrive on neurodrive_test: the bare word is also the user and the database, so
+    # look for the password where a URL would carry it, and for the bare word only when nothing else holds it.
+    password = url.password
+    public = f"{url.username}@{url.host}:{url.port}/{url.database}"
+    leaks = [f"password={password}", f":{password}@", *([password] if password not in public else [])]
     for text in [*saved, result.stdout, result.stderr]:
-        assert url.password not in text
+        assert not [leak for leak in leaks if leak in text]
     import optuna
     optuna.delete_study(study_name=name, storage=StorageTarget.resolve(secret_url, Path(".")).open())
