@@ -524,20 +524,44 @@ def test_dashboard_refuses_a_folder_without_a_study(tmp_path):
         dashboard_command(argparse.Namespace(target=str(tmp_path), port=free_port(), storage=None))
 
 
-def test_a_crashing_trial_is_recorded_with_its_error_and_the_sweep_goes_on(tmp_path):
+def test_a_value_the_algorithm_refuses_is_a_config_error_before_any_trial(tmp_path):
     path = write_sweep(tmp_path, """
         parameters:
           agent.hyperparameters.learning_rate: {categorical: [5.0e-4, fast]}
+        n_trials: 2
+    """, name="refused")
+    with pytest.raises(ConfigError, match=r"parameters\.agent\.hyperparameters\.learning_rate = 'fast': "
+                                          r"agent\.hyperparameters\.learning_rate: must be a number > 0"):
+        load_sweep(path)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_crashing_trial_is_recorded_with_its_error_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    """A trial whose training raises (a stand-in for a run that crashes mid-training: its values are valid, so
+    nothing before the run can catch it) is FAIL with its error, and the next trial runs."""
+    from experiments.runs import session
+
+    real_train = session.train
+
+    def crash_at_1e_3(config, *args, **kwargs):
+        if config.agent.hyperparameters["learning_rate"] == 1.0e-3:
+            raise RuntimeError("the simulated crash of a trial")
+        return real_train(config, *args, **kwargs)
+
+    monkeypatch.setattr(session, "train", crash_at_1e_3)
+    path = write_sweep(tmp_path, """
+        parameters:
+          agent.hyperparameters.learning_rate: {categorical: [5.0e-4, 1.0e-3]}
         eval_every: 150
         pruner: none
         n_trials: 2
-        enqueue: [{agent.hyperparameters.learning_rate: fast}, {agent.hyperparameters.learning_rate: 5.0e-4}]
+        enqueue: [{agent.hyperparameters.learning_rate: 1.0e-3}, {agent.hyperparameters.learning_rate: 5.0e-4}]
     """, name="crash")
-    sweep = load_sweep(path)  # the schema cannot know that SB3 wants a number here
+    sweep = load_sweep(path)
     study, failed_workers = run_sweep(sweep, StorageTarget.resolve(None, sweep.sweep_dir))
     crashed, finished = study.trials
     assert failed_workers == 0 and budget_used(study.trials) == 2  # a crash uses up its trial
-    assert crashed.state == TrialState.FAIL and "must be a float" in crashed.user_attrs["error"]
+    assert crashed.state == TrialState.FAIL and "the simulated crash of a trial" in crashed.user_attrs["error"]
     assert finished.state == TrialState.COMPLETE
     assert finished.value == pytest.approx(final_record(finished.user_attrs["run_dirs"][0])["mean_return"])
 
