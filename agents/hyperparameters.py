@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 from pydantic import ConfigDict, TypeAdapter, ValidationError
-from sb3_contrib import TQC
+from sb3_contrib import QRDQN, TQC
+from stable_baselines3 import DQN, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer, RolloutBuffer
 from stable_baselines3.common.noise import ActionNoise
@@ -438,6 +439,29 @@ def check_net_arch(where: str, net_arch: Any, mapping: bool, keys: tuple[str, ..
         raise ValueError(f"{where}: must be {allowed} (got {short(net_arch)})")
     for index, layer in enumerate(net_arch):
         check_value(f"{where}.{index}", layer, width)
+
+
+# The action spaces of each family (SB3 hands them to BaseAlgorithm inside __init__, so no class attribute says):
+# Q-learning picks among discrete actions; the deterministic and entropy-regularised actor-critics output
+# continuous ones (DDPG is a TD3); PPO and A2C take both.
+DISCRETE_ONLY: tuple[type[BaseAlgorithm], ...] = (DQN, QRDQN)
+CONTINUOUS_ONLY: tuple[type[BaseAlgorithm], ...] = (SAC, TD3, TQC)
+HIGHWAY_ACTION_KINDS = {"DiscreteMetaAction": "discrete", "DiscreteAction": "discrete",
+                        "ContinuousAction": "continuous"}
+
+
+def check_action_type(cls: type[BaseAlgorithm], action_type: str | None, scenario: str | None = None) -> None:
+    """A highway-env action type the algorithm can act in: ``env.config.action.type``, or with ``scenario`` set,
+    that scenario's default (named in the error)."""
+    kind = HIGHWAY_ACTION_KINDS.get(action_type or "")
+    takes = ("discrete" if issubclass(cls, DISCRETE_ONLY) else "continuous" if issubclass(cls, CONTINUOUS_ONLY)
+             else None)
+    if kind is None or takes is None or kind == takes:
+        return
+    allowed = [name for name, name_kind in HIGHWAY_ACTION_KINDS.items() if name_kind == takes]
+    given = f"{action_type} ({scenario}'s default)" if scenario else action_type
+    raise ValueError(f"env.config.action.type: {given} gives {kind} actions, which {cls.__name__} cannot take; "
+                     f"allowed with it: {', '.join(allowed)} (or an algorithm that takes {kind} actions)")
 
 
 def check_combinations(cls: type[BaseAlgorithm], hyperparameters: Mapping[str, Any],

@@ -185,12 +185,18 @@ class ExperimentConfig(StrictModel):
 
     @model_validator(mode="after")
     def _agent_fits_envs(self) -> ExperimentConfig:
-        """Hyperparameters SB3 refuses together, or with ``env.n_envs`` envs (``agents.hyperparameters``)."""
-        from agents.hyperparameters import check_combinations
+        """Hyperparameters SB3 refuses together, or with ``env.n_envs`` envs, and an action type the algorithm
+        cannot take (``agents.hyperparameters``)."""
+        from agents.hyperparameters import check_action_type, check_combinations
         from agents.registry import get_algorithm
+        from envs.scenarios import highway_env_default_config
 
-        check_combinations(get_algorithm(self.agent.algo), self.agent.hyperparameters, self.agent.policy_kwargs,
-                           self.env.n_envs)
+        algorithm = get_algorithm(self.agent.algo)
+        check_combinations(algorithm, self.agent.hyperparameters, self.agent.policy_kwargs, self.env.n_envs)
+        given = (self.env.config or {}).get("action")
+        action = given or highway_env_default_config(self.env.id).get("action")
+        check_action_type(algorithm, action.get("type") if isinstance(action, dict) else None,
+                          None if given else self.env.id)
         return self
 
 

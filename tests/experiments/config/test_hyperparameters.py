@@ -13,7 +13,7 @@ import gymnasium as gym
 import pytest
 import torch
 from sb3_contrib import TQC
-from stable_baselines3 import DQN, PPO
+from stable_baselines3 import DQN, PPO, SAC
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 
@@ -107,6 +107,11 @@ MORE_BAD = [
     ("tqc", "agent.hyperparameters.top_quantiles_to_drop_per_net=25",
      "agent.hyperparameters.top_quantiles_to_drop_per_net", "below policy_kwargs.n_quantiles (25)"),
     ("dqn", "training.device=cuda:x", "training.device", "cuda:N"),
+    ("dqn", "env.config.action={type: ContinuousAction}", "env.config.action.type",
+     "allowed with it: DiscreteMetaAction, DiscreteAction"),
+    ("sac", "env.config.action={type: DiscreteMetaAction}", "env.config.action.type",
+     "allowed with it: ContinuousAction"),
+    ("tqc", "env.config.action={type: DiscreteAction}", "env.config.action.type", "allowed with it: ContinuousAction"),
 ]
 
 
@@ -215,6 +220,8 @@ def cartpole(n_envs: int = 1):
     lambda: DQN("MlpPolicy", cartpole(), policy_kwargs={"net_arch": [64, -64]}),
     lambda: DQN("MlpPolicy", cartpole(), policy_kwargs={"optimizer_kwargs": {"lr": 0.1}}),
     lambda: DQN("MlpPolicy", cartpole(), train_freq=[4, "episode"]).learn(4),  # SB3 wants the tuple
+    lambda: DQN("MlpPolicy", make_vec_env("Pendulum-v1")),  # continuous actions
+    lambda: SAC("MlpPolicy", cartpole()),  # discrete actions
 ])
 def test_stock_sb3_fails_on_what_the_checks_refuse(make):
     """Independent truth for the combinations and ranges above: SB3 itself raises on each (after the run
@@ -253,3 +260,14 @@ def test_yaml_text_is_checked_as_written(tmp_path):
     """))
     with pytest.raises(ConfigError, match=rf"^{path}: agent.hyperparameters.gamma: must be a number in \[0, 1\]"):
         load_config(path)
+
+
+def test_a_scenario_whose_default_actions_the_algorithm_cannot_take_is_refused_naming_the_default(tmp_path):
+    """racetrack-v0 drives with ContinuousAction unless told otherwise: DQN there fails at load, not at build."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(experiment(tmp_path, "dqn"), ["env.id=racetrack-v0"])
+    message = str(caught.value)
+    assert "\n" not in message and "env.config.action.type: ContinuousAction (racetrack-v0's default)" in message
+    assert "allowed with it: DiscreteMetaAction, DiscreteAction" in message
+    assert not (tmp_path / "runs").exists()
+    load_config(experiment(tmp_path, "dqn"), ["env.id=racetrack-v0", "env.config.action={type: DiscreteAction}"])
