@@ -20,12 +20,9 @@ from experiments.statistics import (
     CONFIDENCE,
     N_RESAMPLES,
     Estimate,
-    aggregate_iqm,
-    bootstrap_distribution,
-    check_bootstrap_arguments,
-    percentile_interval,
     probability_of_improvement_ci,
 )
+from experiments.statistics import iqm_difference_ci as stratified_iqm_difference_ci
 
 ALPHA = 0.05
 POWER = 0.8
@@ -105,17 +102,10 @@ def iqm_difference_ci(
     seed: int | np.random.Generator = BOOTSTRAP_SEED,
 ) -> Estimate:
     """``IQM(X) - IQM(Y)`` of per-seed scores with a percentile interval from the bootstrap that resamples the
-    seeds of X and of Y independently (as :func:`experiments.statistics.probability_of_improvement_ci` does)."""
+    seeds of X and of Y independently (:func:`experiments.statistics.iqm_difference_ci` on one task)."""
     x = _seed_scores(x_scores, "x_scores")[:, None]
     y = _seed_scores(y_scores, "y_scores")[:, None]
-    check_bootstrap_arguments(confidence, n_resamples)
-
-    def difference(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.asarray(aggregate_iqm(xs) - aggregate_iqm(ys), dtype=float)
-
-    distribution = bootstrap_distribution([x, y], difference, n_resamples, seed, x.size + y.size)
-    low, high = percentile_interval(distribution, confidence)
-    return Estimate(float(difference(x, y)), float(low), float(high))
+    return stratified_iqm_difference_ci(x, y, confidence, n_resamples, seed)
 
 
 def mann_whitney_p(x_scores: ArrayLike, y_scores: ArrayLike) -> float:

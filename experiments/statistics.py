@@ -319,6 +319,26 @@ def probability_of_improvement_ci(
     return Estimate(float(_improvement_probability(x, y)), float(low), float(high))
 
 
+def iqm_difference_ci(
+    x_scores: Scores,
+    y_scores: Scores,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int | np.random.Generator = BOOTSTRAP_SEED,
+) -> Estimate:
+    """``IQM(X) - IQM(Y)`` (:func:`aggregate_iqm` of each side's runs x tasks) with a percentile interval from the
+    stratified bootstrap that resamples the runs of X and of Y independently, each within task."""
+    x, y = _as_score_pair(x_scores, y_scores, min_runs=2)
+    check_bootstrap_arguments(confidence, n_resamples)
+
+    def difference(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.asarray(aggregate_iqm(xs) - aggregate_iqm(ys), dtype=float)
+
+    distribution = bootstrap_distribution([x, y], difference, n_resamples, seed, x.size + y.size)
+    low, high = percentile_interval(distribution, confidence)
+    return Estimate(float(difference(x, y)), float(low), float(high))
+
+
 @dataclass(frozen=True)
 class PerformanceProfile:
     """Score distribution with its pointwise confidence band: ``fraction[i]`` of runs score above

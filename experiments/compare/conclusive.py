@@ -29,13 +29,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 from scipy import stats
 
 from experiments.compare.spec import SEED_SPACING, Cell, Comparison
 from experiments.config import ConfigError
 from experiments.sequential import SequentialDesign, sequential_z
-from experiments.statistics import Estimate
+from experiments.statistics import Estimate, welch_diff_ci
 
 DESIGN_FILE = "sequential-design.json"
 DEFAULT_LOOKS = 4  # without max_seeds: four looks of the first look's size
@@ -218,15 +217,7 @@ def repeated_interval(x: Sequence[float], y: Sequence[float], boundary: float) -
     difference +- q se, q the Welch-t quantile at Phi(boundary), the t-scale image of the z boundary. It holds
     the true difference at every look at once with probability 1 - alpha, and excludes 0 exactly when the
     comparison crosses its boundary."""
-    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    vx, vy = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    difference = float(a.mean() - b.mean())
-    se = math.sqrt(vx + vy)
-    if se == 0.0:
-        return Estimate(difference, difference, difference)
-    df = (vx + vy) ** 2 / (vx**2 / (a.size - 1) + vy**2 / (b.size - 1))
-    half = float(stats.t.ppf(stats.norm.cdf(boundary), df)) * se
-    return Estimate(difference, difference - half, difference + half)
+    return welch_diff_ci(x, y, confidence=2.0 * stats.norm.cdf(boundary) - 1.0)  # (1 + c) / 2 = Phi(boundary)
 
 
 @dataclass

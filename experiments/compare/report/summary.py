@@ -21,6 +21,7 @@ from experiments.statistics import (
     aggregate_iqm,
     bootstrap_distribution,
     improvement_estimate,
+    iqm_difference_ci,
     location_estimates,
     mean_estimate,
     percentile_interval,
@@ -345,19 +346,12 @@ def _sample_efficiency(index: dict[CellKey, dict[int, Entry]], variants: Sequenc
 
 
 def iqm_difference(x: NDArray[np.float64], y: NDArray[np.float64]) -> Estimate:
-    """IQM(x) - IQM(y) of (seeds x scenarios) scores, with the percentile interval of the bootstrap that resamples
-    each side's seeds independently within each scenario (stratified); of one scenario it is
-    ``experiments.sequential.iqm_difference_ci``, the verdicts' interval. The value alone under 2 seeds a side."""
-
-    def difference(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.asarray(aggregate_iqm(xs) - aggregate_iqm(ys), dtype=float)
-
-    value = float(difference(x, y))
+    """IQM(x) - IQM(y) of (seeds x scenarios) scores with its stratified bootstrap interval
+    (``experiments.statistics.iqm_difference_ci``; of one scenario, the verdicts' interval). The value alone under
+    2 seeds a side."""
     if x.shape[0] < 2 or y.shape[0] < 2:
-        return Estimate(value, math.nan, math.nan)
-    distribution = bootstrap_distribution([x, y], difference, N_RESAMPLES, BOOTSTRAP_SEED, x.size + y.size)
-    low, high = percentile_interval(distribution, CONFIDENCE)
-    return Estimate(value, float(low), float(high))
+        return Estimate(float(aggregate_iqm(x) - aggregate_iqm(y)), math.nan, math.nan)
+    return iqm_difference_ci(x, y)
 
 
 def _differences(index: dict[CellKey, dict[int, Entry]], variants: Sequence[str], scenarios: Sequence[str],
