@@ -13,6 +13,8 @@ from experiments.compare.report.summary import Entry, RunKey
 NEURO_PREFIX = "neuro/"
 # The TD-error and dopamine-signal statistics every dopamine agent logs: signals, not a modulated value.
 NOT_MODULATED = ("neuro/dopamine/",)
+# Records this short are parsed whatever they hold: a session START (a resumed run's purge) is one of them.
+_SMALL_RECORD = 64
 # A shared grid's run_dir is "host:/absolute/path" (experiments.compare.shared).
 _HOST_PATH = re.compile(r"^[^/:]+:(/.*)$")
 
@@ -35,8 +37,10 @@ def _records(path: Path) -> Iterator[bytes]:
 
 def read_scalars(tb_dir: Path, prefix: str = NEURO_PREFIX) -> dict[str, list[tuple[float, float]]]:
     """Every scalar under ``prefix`` in the event files of ``tb_dir``, as (step, value) pairs by tag, parsed with
-    tensorboard's own Event protobuf. Raises FileNotFoundError when the folder or its event files are missing,
-    ValueError when no event could be read at all (a corrupt file)."""
+    tensorboard's own Event protobuf. A resumed run's writer starts its file with a session START at its
+    ``purge_step`` (``experiments.runs.session``): the points at or after that step are dropped, as TensorBoard
+    drops them. Raises FileNotFoundError when the folder or its event files are missing, ValueError when no event
+    could be read at all (a corrupt file)."""
     from tensorboard.compat.proto import event_pb2
     from tensorboard.util import tensor_util
 
@@ -49,9 +53,13 @@ def read_scalars(tb_dir: Path, prefix: str = NEURO_PREFIX) -> dict[str, list[tup
     for path in files:
         for record in _records(path):
             events += 1
-            if needle not in record:
-                continue  # SB3's own scalars and the histograms: skipped unparsed, which is most of the file
+            if needle not in record and len(record) > _SMALL_RECORD:
+                continue  # SB3's own histograms: skipped unparsed, which is most of the file
             event = event_pb2.Event.FromString(record)
+            if event.HasField("session_log") and event.session_log.status == event_pb2.SessionLog.START:
+                scalars = {tag: [point for point in points if point[0] < event.step]
+                           for tag, points in scalars.items()}
+                continue
             for value in event.summary.value:
                 kind = value.WhichOneof("value")
                 if not value.tag.startswith(prefix) or kind not in ("simple_value", "tensor"):

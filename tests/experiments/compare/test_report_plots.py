@@ -8,6 +8,7 @@ import html as html_module
 import json
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,27 @@ def test_neuro_values_interpolate_seeds_onto_common_steps_and_take_the_iqm() -> 
     disjoint = {("mod", SCENARIO, 0): {"neuro/x/y": [(0.0, 1.0), (10.0, 1.0)]},
                 ("mod", SCENARIO, 1): {"neuro/x/y": [(20.0, 1.0), (30.0, 1.0)]}}
     assert neuro_values(disjoint, ["mod"], notes) == {} and "do not overlap" in notes[0]
+
+
+def test_tensorboard_reader_drops_what_a_resumed_runs_purge_step_replaced(tmp_path: Path) -> None:
+    """A run resumed from step 5 writes its file with purge_step=5 (as experiments.runs.session does): the first
+    file's points from step 5 on are gone, as in tensorboard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    tb_dir = tmp_path / "tb"
+    write_tb(tb_dir, {"neuro/learning_rate/learning_rate": [(step, 1.0 + step) for step in range(10)]})
+    time.sleep(1.1)  # the second file's name (its timestamp) sorts after the first's
+    with SummaryWriter(str(tb_dir), purge_step=5) as writer:
+        for step in range(5, 8):
+            writer.add_scalar("neuro/learning_rate/learning_rate", 100.0 + step, step)
+    points = read_scalars(tb_dir)["neuro/learning_rate/learning_rate"]
+    accumulator = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    reference = [(float(e.step), float(e.value)) for e in accumulator.Scalars("neuro/learning_rate/learning_rate")]
+    assert points == [(float(step), 1.0 + step) for step in range(5)] + [(float(step), 100.0 + step)
+                                                                         for step in range(5, 8)]
+    assert points == reference
 
 
 def test_tensorboard_reader_reads_neuro_scalars_and_skips_missing_or_broken_folders(tmp_path: Path) -> None:
