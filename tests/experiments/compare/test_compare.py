@@ -122,8 +122,11 @@ def test_a_good_file_loads_with_its_cells_folders_and_quick_block(tmp_path):
      ["conditions.noisy.env.wrappers.0.probability: must be in [0, 1)"]),
     ({"conditions": {"spiking": {"agent.policy": "spiking"}}},
      ["conditions.spiking.agent.policy", "allowed: env.id, env.backend, env.config, env.wrappers"]),
+    ({"conditions": {"crossing": {"env.id": "intersection-v0", "env.backend": "highway-env"}}},
+     ["conditions.crossing.env: intersection-v0 observes", "Discrete(3)", "Discrete(5)"]),
+    # racetrack's default actions are continuous: refused before its spaces are compared, naming the action type
     ({"conditions": {"racing": {"env.id": "racetrack-v0", "env.backend": "highway-env"}}},
-     ["conditions.racing.env: racetrack-v0 observes", "Discrete(5)"]),
+     ["conditions.racing.env.config.action.type: ContinuousAction (racetrack-v0's default)", "DopamineDQN"]),
     ({"baseline": "nope"}, ["baseline: 'nope' is not a variant; allowed: standard, asymmetric"]),
     ({"colour": "red"}, ["colour: unknown key; allowed: name, experiment, baseline, variants"]),
     ({"evaluation": {"backend": "gpu"}}, ["evaluation.backend", "'auto', 'envpool' or 'highway-env'"]),
