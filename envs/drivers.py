@@ -119,7 +119,8 @@ def check_scenario(env_id: str) -> None:
 
     get_scenario(env_id)  # a user's scenario: imports its module, so gymnasium knows the id
     gym.register_envs(highway_env)
-    env_cls = load_env_creator(gym.spec(env_id.partition(":")[2] or env_id).entry_point)
+    entry_point = gym.spec(env_id.partition(":")[2] or env_id).entry_point
+    env_cls = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
     if isinstance(env_cls, type) and not reads_other_vehicles_type(env_cls):
         raise ValueError(f"{WHERE}: {env_id} builds its other vehicles without highway-env's other_vehicles_type "
                          "(or has none), so a mix cannot change them; leave env.drivers out there")

@@ -6,8 +6,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envs.evaluation import DrivingMetrics, evaluate_driving
 from envs.drivers import DriverMix
+from envs.evaluation import DrivingMetrics, evaluate_driving
 from envs.factory import make_highway_env
 from envs.scenarios import get_scenario
 from experiments.config import ConfigError, ExperimentConfig
