@@ -38,6 +38,7 @@ class DrivingMetrics:
     crashed: list[bool] = field(default_factory=list)
     speeds: list[float] = field(default_factory=list)  # each episode's mean speed, m/s
     successes: list[bool] = field(default_factory=list)  # only where the scenario reports one
+    drivers: list[str] = field(default_factory=list)  # each episode's drawn behaviour, under env.drivers only
     action_counts: list[int] | None = None  # discrete: decisions per action index
     # Box: one flattened action per row, shape (decisions, dims); not compared (== on arrays is elementwise).
     continuous_actions: np.ndarray | None = field(default=None, compare=False)
@@ -93,11 +94,23 @@ class DrivingMetrics:
             # Population spread (ddof=0) of the actions taken, per action dimension.
             "action_mean": np.mean(taken, axis=0).tolist() if taken is not None else None,
             "action_std": np.std(taken, axis=0).tolist() if taken is not None else None,
+            "by_driver": self.by_driver(),
         }
+
+    def by_driver(self) -> dict[str, dict[str, float | int]] | None:
+        """Episodes, mean return and crash rate per drawn behaviour (``env.drivers``); ``None`` without a mix."""
+        if len(self.drivers) != self.n_episodes or not self.drivers:
+            return None
+        names = np.array(self.drivers)
+        returns, crashed = np.array(self.returns), np.array(self.crashed, dtype=float)
+        return {str(name): {"n_episodes": int((names == name).sum()),
+                            "mean_return": float(returns[names == name].mean()),
+                            "crash_rate": float(crashed[names == name].mean())}
+                for name in sorted(set(self.drivers))}
 
     def to_dict(self) -> dict[str, Any]:
         episodes = {"returns": self.returns, "lengths": self.lengths, "crashed": self.crashed,
-                    "speeds": self.speeds, "successes": self.successes}
+                    "speeds": self.speeds, "successes": self.successes, "drivers": self.drivers}
         return {"summary": self.summary(), "episodes": episodes}
 
 
@@ -156,6 +169,8 @@ def evaluate_driving(
             metrics.crashed.append(bool(info.get("crashed", False)))
             if speed_steps[env_idx]:
                 metrics.speeds.append(float(speed_sum[env_idx] / speed_steps[env_idx]))
+            if "driver" in info:  # the behaviour drawn for this episode (envs.drivers)
+                metrics.drivers.append(str(info["driver"]))
             reached = success(info) if success is not None else None
             if reached is not None:
                 metrics.successes.append(reached)

@@ -7,7 +7,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -18,6 +18,7 @@ import numpy as np
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
+from envs.drivers import DriverMix, check_scenario
 from envs.scenarios import (
     BACKEND_CHOICES,
     ENVPOOL_VERIFIED,
@@ -44,13 +45,20 @@ class BackendChoice:
     reason: str
 
 
-def choose_backend(env_id: str, backend: str = "auto", config: dict | None = None) -> BackendChoice:
-    """Resolve ``backend`` for ``env_id``; errors name the field and the allowed values."""
+def choose_backend(env_id: str, backend: str = "auto", config: dict | None = None,
+                   drivers: Mapping[str, float] | None = None) -> BackendChoice:
+    """Resolve ``backend`` for ``env_id``; errors name the field and the allowed values. A drivers' mix
+    (``envs.drivers``) needs highway-env: the native port builds its own traffic."""
     scenario = get_scenario(env_id)
     if backend not in BACKEND_CHOICES:
         raise ValueError(f"env.backend: {backend!r} is not a backend; allowed: {', '.join(BACKEND_CHOICES)}")
     if backend == "highway-env":
         return BackendChoice("highway-env", "requested")
+    if drivers:
+        if backend == "envpool":
+            raise ValueError("env.backend: envpool cannot draw other drivers' behaviour (env.drivers); "
+                             "allowed with env.drivers: highway-env, auto")
+        return BackendChoice("highway-env", "auto: the native port cannot honour env.drivers")
     if backend == "envpool":
         if not envpool_available():
             raise ValueError("env.backend: envpool is not installed on this platform")
@@ -84,6 +92,7 @@ def make_vec_env(
     render_mode: str | None = None,
     num_threads: int | None = None,
     stream: int = 0,
+    drivers: Mapping[str, float] | None = None,
 ) -> VecEnv:
     """Build an SB3 VecEnv for a highway-env scenario.
 
@@ -96,10 +105,13 @@ def make_vec_env(
     :param render_mode: ``rgb_array`` for videos (highway-env backend only).
     :param num_threads: EnvPool threads; default ``min(n_envs, cpu count)``.
     :param stream: seed stream (0 training, 1 evaluation) so eval episodes are not training ones.
+    :param drivers: other drivers' behaviour mix drawn per episode (``envs.drivers``); highway-env only.
     """
     if n_envs < 1:
         raise ValueError(f"env.n_envs: must be >= 1, got {n_envs}")
-    choice = choose_backend(env_id, backend, config)
+    choice = choose_backend(env_id, backend, config, drivers)
+    if drivers:
+        check_scenario(env_id)
     # debug: a run names its backend once (experiments.runs.session); per env it would repeat, and say
     # "requested" for the backend `auto` had already resolved
     logger.debug("env %s: backend %s (%s)", env_id, choice.backend, choice.reason)
@@ -116,7 +128,7 @@ def make_vec_env(
             envpool_kwargs(env_id, config), threads, stream,
         )
     else:
-        env_fns = [_highway_env_fn(env_id, config, render_mode) for _ in range(n_envs)]
+        env_fns = [_highway_env_fn(env_id, config, render_mode, drivers) for _ in range(n_envs)]
         vec_env = SeededDummyVecEnv(env_fns) if n_envs == 1 else SeededSubprocVecEnv(env_fns)
         vec_env.stream = stream
         vec_env.seed(seed)  # SB3 models reseed the same way when given a seed
@@ -243,10 +255,12 @@ _PRISTINE_IDM = _pristine_idm_parameters()  # read at import, before any env has
 
 
 def _highway_env_fn(
-    env_id: str, config: dict[str, Any] | None, render_mode: str | None
+    env_id: str, config: dict[str, Any] | None, render_mode: str | None,
+    drivers: Mapping[str, float] | None = None,
 ) -> Callable[[], gym.Env]:
     def make() -> gym.Env:
-        return Monitor(make_highway_env(env_id, config, render_mode))
+        env = make_highway_env(env_id, config, render_mode)
+        return Monitor(DriverMix(env, drivers) if drivers else env)
 
     return make
 

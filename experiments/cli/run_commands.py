@@ -108,11 +108,14 @@ def evaluate_command(args: argparse.Namespace) -> int:
     table.add_column("value", justify="right")
     summary = metrics.summary()
     for key, value in summary.items():
-        if key in ACTION_KEYS:
+        if key in ACTION_KEYS or key == "by_driver":
             continue  # shown compactly below; every count and fraction is in the saved file
         shown = "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
         table.add_row(key, shown)
     table.add_row("actions", metrics.describe_actions() or "-")
+    for driver, figures in (summary["by_driver"] or {}).items():  # env.drivers: each drawn behaviour's episodes
+        table.add_row(f"drivers/{driver}", f"return {figures['mean_return']:.3f}, crash rate "
+                                           f"{figures['crash_rate']:.3f} ({figures['n_episodes']} episodes)")
     dominant = summary["dominant_action"]
     table.add_row("dominant_action", "-" if dominant is None else f"{dominant['action']} ({dominant['fraction']:.1%})")
     for key, value in spike_stats.items():  # a spiking policy's figures per decision, beside return and crashes

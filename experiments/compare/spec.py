@@ -71,7 +71,7 @@ COMPARE_OWNED = {
     "logging.run_name": "the cell folder",
 }
 # What a condition may change: how the trained model is evaluated, never the model itself.
-CONDITION_FIELDS = ("env.id", "env.backend", "env.config", "env.wrappers")
+CONDITION_FIELDS = ("env.id", "env.backend", "env.config", "env.wrappers", "env.drivers")
 
 
 class CrossCheckSpec(StrictModel):

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from envs.drivers import check_drivers, check_scenario
 from envs.scenarios import BACKEND_CHOICES, get_scenario, highway_env_default_config
 from experiments.config.bounds import MAX_ENVS, MAX_EPISODES, MAX_SEED, MAX_TIMESTEPS, check_process_envs
 from experiments.config.env_values import check_env_config_values
@@ -46,6 +47,8 @@ class EnvConfig(StrictModel):
     config: dict[str, Any] = Field(default_factory=dict)  # highway-env config overrides
     # Robustness wrappers on training and evaluation envs, in order: {type: name or package.module:Class, **params}.
     wrappers: list[dict[str, Any]] = Field(default_factory=list)
+    # Other drivers' behaviour drawn per episode, {name: probability} (envs.drivers); None: the scenario's own.
+    drivers: dict[str, Any] | None = None
 
     @field_validator("id")
     @classmethod
@@ -67,6 +70,24 @@ class EnvConfig(StrictModel):
 
         check_wrappers(wrappers)  # errors start with the item's path: env.wrappers.1.probability: ...
         return wrappers
+
+    @field_validator("drivers")
+    @classmethod
+    def _known_drivers(cls, drivers: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if drivers is None else check_drivers(drivers)
+
+    @model_validator(mode="after")
+    def _drivers_fit_scenario(self) -> EnvConfig:
+        if self.drivers is None:
+            return self
+        if self.backend == "envpool":
+            raise ConfigError("env.backend: envpool cannot draw other drivers' behaviour (env.drivers); "
+                              "allowed with env.drivers: highway-env, auto")
+        if "other_vehicles_type" in self.config:
+            raise ConfigError("env.drivers: sets other_vehicles_type at every episode; leave "
+                              "env.config.other_vehicles_type out, or env.drivers")
+        check_scenario(self.id)
+        return self
 
 
 def check_env_config_keys(env_id: str, config: Mapping[str, Any]) -> None:

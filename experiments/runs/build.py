@@ -62,7 +62,7 @@ def resolve_backend(config: ExperimentConfig, backend: str | None = None) -> tup
     """The backend ``env.backend`` (or ``backend``) resolves to, checked before any work, and a copy
     of the config with it written in (what a run folder saves)."""
     with config_errors():
-        choice = choose_backend(config.env.id, backend or config.env.backend, config.env.config)
+        choice = choose_backend(config.env.id, backend or config.env.backend, config.env.config, config.env.drivers)
         if choice.backend == "highway-env":
             check_highway_env_config(config.env.id, config.env.config)
     check_process_envs("env.n_envs", config.env.n_envs, choice.backend)  # `auto` may have chosen processes
@@ -81,7 +81,7 @@ def make_env(config: ExperimentConfig, stream: int = TRAIN_STREAM, n_envs: int |
             config.env.id, n_envs or config.env.n_envs,
             config.training.seed if seed is None else seed,
             config.env.backend, config.env.config, wrappers=robustness_wrappers(config.env.wrappers),
-            render_mode=render_mode, stream=stream,
+            render_mode=render_mode, stream=stream, drivers=config.env.drivers,
         )
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from envs.drivers import DriverMix
 from envs.evaluation import DrivingMetrics, evaluate_driving
 from envs.factory import make_highway_env
 from envs.scenarios import get_scenario
@@ -73,6 +74,8 @@ def record_run(run_dir: str | Path, episodes: int = 1, seed: int | None = None) 
     check_writable(video_dir if video_dir.is_dir() else run.path, "record saves its videos in the run folder")
     model = run.load_model(config)
     env = make_highway_env(config.env.id, config.env.config, render_mode="rgb_array")  # videos: the reference
+    if config.env.drivers:
+        env = DriverMix(env, config.env.drivers)
     prefix = f"{config.env.id}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     env = RecordVideo(env, str(video_dir), episode_trigger=lambda _: True, name_prefix=prefix,
                       disable_logger=True)
