@@ -23,6 +23,7 @@ from neuro.networks import NETWORKS
 from neuro.snn.conv import CNN, SpikingCNN
 from neuro.snn.network import counting
 from neuro.snn.operations import conv_fan_out, conv_macs, forward_macs
+from neuro.snn.sparsity import ZeroSkippingMacs
 
 
 @pytest.fixture(autouse=True)
@@ -115,6 +116,17 @@ def test_a_convolutions_fan_out_is_counted_exactly_at_the_border():
     assert torch.equal(padded, torch.outer(row, row))
     # MACs: 5 out-channels x 3 x 4 positions ((7-3)//2+1, (9-3)//2+1) x 3 in-channels x 3 x 3.
     assert conv_macs(nn.Conv2d(3, 5, 3, stride=2), 7, 9) == 5 * 3 * 4 * 3 * 9
+
+
+def test_a_zero_skipping_ann_convolution_spends_each_non_zero_inputs_fan_out():
+    conv = nn.Conv2d(1, 2, 2, stride=1)
+    meter = ZeroSkippingMacs([conv], dense_layers=0)
+    with meter.counting():
+        conv(image_with_two_lit_pixels().view(1, 1, 4, 4))
+    counts = meter.counts()
+    # Dense: 2 channels x 3x3 positions x 2x2 = 72. Skipping zeros: the corner pixel reaches 1 window, the
+    # inner one 4, each in 2 output channels: 10 MACs. 2 of the 16 inputs are non-zero.
+    assert (counts.rows, counts.dense, counts.nonzero, counts.densities) == (1, 72.0, 10.0, [2 / 16])
 
 
 # --- against references --------------------------------------------------------------------------------
@@ -277,3 +289,32 @@ def test_dopamine_dqn_and_a_modulated_ppo_train_with_a_spiking_cnn_and_reload_to
         loaded = type(model).load(path, device="cpu")
         assert np.array_equal(model.predict(observations, deterministic=True)[0],
                               loaded.predict(observations, deterministic=True)[0])
+
+
+# --- the ready files --------------------------------------------------------------------------------------
+
+GRAYSCALE = {"type": "GrayscaleObservation", "observation_shape": [128, 64], "stack_size": 4,
+             "weights": [0.2989, 0.5870, 0.1140], "scaling": 1.75}
+HYPERPARAMETERS = {"learning_rate": 5e-4, "buffer_size": 15000, "learning_starts": 200, "batch_size": 32,
+                   "gamma": 0.8, "train_freq": 1, "gradient_steps": 1, "target_update_interval": 50,
+                   "exploration_fraction": 0.7}
+
+
+def test_the_ready_grayscale_twins_validate_and_build_from_the_same_weights():
+    from experiments.config import load_config
+    from experiments.presets import PRESETS
+    from experiments.runs.build import build_run
+
+    models = {}
+    for kind in ("spiking", "ann_twin"):
+        config = load_config(PRESETS / "vision" / f"dqn_grayscale_{kind}.yaml")
+        assert (config.agent.algo, config.env.id, config.env.backend) == ("dqn", "highway-fast-v0", "highway-env")
+        assert config.env.config == {"observation": GRAYSCALE} and config.agent.hyperparameters == HYPERPARAMETERS
+        models[kind] = build_run(config, with_eval_env=False).model
+        models[kind].get_env().close()
+    spiking, twin = models["spiking"].policy.q_net.q_net, models["ann_twin"].policy.q_net.q_net
+    assert isinstance(spiking, SpikingCNN) and isinstance(twin, CNN) and spiking.timesteps == 4
+    assert spiking.input_shape == twin.input_shape == (4, 128, 64)
+    ours = [m.weight for m in spiking.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    theirs = [m.weight for m in twin.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    assert len(ours) == 5 and all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
