@@ -214,12 +214,15 @@ class NetworkTD3Policy(NetworkPolicy, TD3Policy):
 
 class SpikingPolicy(NetworkPolicy):
     """Mixin of ``agent.policy: spiking``: takes ``snn`` (an ``SnnConfig`` or its fields) for
-    ``network: {type: spiking, **snn}`` (``snn.critic: spiking``: the critic too), and saves ``snn``
+    ``network: {type: spiking, **snn}`` (``spiking_cnn`` with ``snn.convolutions``; ``snn.critic: spiking``:
+    the critic too), and saves ``snn``
     as models saved before network parts were (they load unchanged)."""
 
     def __init__(self, *args: Any, snn: SnnConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
         self.snn = snn if isinstance(snn, SnnConfig) else SnnConfig(**(snn or {}))
-        spec = {"type": "spiking", **self.snn.model_dump(exclude={"critic"})}
+        spec = {"type": "spiking", **self.snn.model_dump(exclude={"critic", "convolutions"})}
+        if self.snn.convolutions is not None:  # an image network: the spiking CNN (neuro.snn.conv)
+            spec.update(type="spiking_cnn", convolutions=[list(conv) for conv in self.snn.convolutions])
         if self.snn.critic == "spiking":
             kwargs["value_network"] = spec
         super().__init__(*args, network=spec, **kwargs)

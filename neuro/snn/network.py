@@ -132,6 +132,7 @@ class SpikingSettings(SnnConfig):
     PPO's critic spikes is the policy's choice there (``policy_kwargs.value_network``), not the network's."""
 
     critic: Literal["ann"] = "ann"
+    convolutions: None = None  # the spiking_cnn part's own parameter (``neuro.snn.conv``), not the MLP's
 
 
 @NETWORKS.register("spiking")

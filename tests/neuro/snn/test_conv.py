@@ -263,6 +263,20 @@ def test_every_network_policy_hands_the_part_the_image_scaled_to_one(algo, conti
     assert model.policy.take_spike_counts().decisions == 1
 
 
+def test_agent_snn_convolutions_make_the_spiking_policy_a_spiking_cnn(tmp_path):
+    snn = {"timesteps": 3, "convolutions": [[4, 3, 2]], "critic": "spiking"}
+    ppo = build("ppo", image_env(), "spiking", {"n_steps": 16, "batch_size": 8}, {"net_arch": [16]}, seed=0,
+                device="cpu", snn=snn)
+    for network in (ppo.policy.mlp_extractor.policy_net, ppo.policy.mlp_extractor.value_net):
+        assert isinstance(network, SpikingCNN) and [tuple(c) for c in network.maps] == [(2, 12, 12), (4, 5, 5)]
+    ppo.save(tmp_path / "ppo")
+    loaded = type(ppo).load(tmp_path / "ppo", device="cpu")
+    assert loaded.policy.snn.convolutions == [(4, 3, 2)]
+    assert isinstance(loaded.policy.mlp_extractor.policy_net, SpikingCNN)
+    with pytest.raises(ValueError, match="convolutions"):  # the MLP's settings do not take them
+        NETWORKS.make({"type": "spiking", "convolutions": [[4, 3, 2]]}, in_features=8, hidden=[4], out_features=2)
+
+
 def test_a_spiking_cnn_on_a_vector_observation_is_refused():
     env = DummyVecEnv([lambda: gym.make("CartPole-v1")])
     with pytest.raises(ValueError, match="spiking_cnn reads images"):
