@@ -89,6 +89,20 @@ def test_poisson_spikes_count_their_exact_fan_out_over_the_kernel_and_output_cha
     assert net.dense_macs() == 144 * 3 + 36 * 3 + 4
 
 
+def test_counts_add_up_and_go_back_with_their_exact_synaptic_events():
+    net = tiny_net("poisson")
+    with counting(net):
+        net(image_with_two_lit_pixels())
+    first = net.take_counts()
+    with counting(net):
+        net(torch.zeros(1, 16))  # silent: no spikes anywhere
+    total = first + net.take_counts()
+    assert (total.decisions, total.sops_per_decision) == (2, 48 / 2)  # the hand count above, over 2 decisions
+    net.add_counts(total)  # put back (a measurement in between leaves no trace)
+    again = net.take_counts()
+    assert (again.decisions, again.spikes, again.sops_per_decision) == (2, [6.0, 6.0, 3.0], 24.0)
+
+
 def test_direct_encoding_computes_the_first_convolution_once_as_macs():
     net = tiny_net("direct")
     with counting(net):
