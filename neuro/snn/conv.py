@@ -22,7 +22,7 @@ from torch import nn
 
 from neuro.networks import NETWORKS, NetworkPart, initialise
 from neuro.snn.config import SnnConfig, encoder_spec
-from neuro.snn.encoders import ENCODERS, PoissonEncoder
+from neuro.snn.encoders import ENCODERS, PoissonEncoder, PopulationEncoder
 from neuro.snn.network import SpikeCounts, SpikingSettings, counting, time_weights
 from neuro.snn.neurons import LIF
 from neuro.snn.operations import conv_fan_out, conv_macs, conv_output_size
@@ -124,8 +124,9 @@ class SpikingCNN(NetworkPart):
     :param input_shape: the image ``(C, H, W)`` (the network policy passes it).
     :param convolutions: ``[out_channels, kernel, stride]`` per convolution (no padding).
     :param config: the ``SnnConfig`` (or its fields); ``settings``: its fields as keywords. Encoders:
-        ``direct`` (the first convolution computed once), ``poisson`` (ON/OFF channels, 2C inputs); a
-        population code of every pixel is refused (``population_size`` times the image's neurons).
+        ``direct`` (the first convolution computed once), ``poisson`` (ON/OFF channels, 2C inputs; the OFF
+        channels stay silent on images in [0, 1]); a population code of every pixel is refused
+        (``population_size`` times the image's neurons).
     """
 
     settings_model = SpikingSettings
@@ -142,7 +143,7 @@ class SpikingCNN(NetworkPart):
             config = SnnConfig(**config)
         channels, height, width = self.input_shape = image_shape("spiking_cnn", in_features, input_shape)
         encoder = encoder_spec(config.encoder)
-        if encoder.get("type") == "population":
+        if issubclass(ENCODERS.split(encoder, {"in_features": in_features})[0], PopulationEncoder):
             raise ValueError("agent.policy_kwargs.network.encoder: spiking_cnn takes direct or poisson (a population "
                              "code would give every pixel population_size neurons)")
         self.config = config
