@@ -24,6 +24,8 @@ the same policy with ``network: {type: spiking, **snn}``, saved with ``snn`` as 
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -34,6 +36,8 @@ from sb3_contrib.qrdqn.policies import QRDQNPolicy, QuantileNetwork
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.sac.policies import Actor as SACActor
 from stable_baselines3.sac.policies import SACPolicy
 from stable_baselines3.td3.policies import Actor as TD3Actor
@@ -57,10 +61,24 @@ class NetworkPolicy:
 
     def make_network(self, in_features: int, hidden: Sequence[int], out_features: int | None,
                      spec: dict[str, Any] | None = None) -> NetworkPart:
-        """The part of ``spec`` (default ``network``) for SB3's sizes: ``out_features=None`` for a latent."""
-        network = NETWORKS.make(spec or self.network, in_features=in_features, hidden=list(hidden),
-                                out_features=out_features)
-        return network.to(self.device)  # type: ignore[attr-defined]
+        """The part of ``spec`` (default ``network``) for SB3's sizes: ``out_features=None`` for a latent.
+        A part that takes ``input_shape`` (``neuro.snn.conv``) gets the image's ``(C, H, W)`` when the
+        features are an image flattened by SB3's ``FlattenExtractor`` (scaled by 1/255 in ``preprocess_obs``
+        when ``normalize_images``, as ``CnnPolicy``'s are)."""
+        spec = spec or self.network
+        given: dict[str, Any] = {"in_features": in_features, "hidden": list(hidden), "out_features": out_features}
+        cls, _ = NETWORKS.split(spec, given)
+        shape = self._image_shape(in_features)
+        if shape is not None and "input_shape" in inspect.signature(cls).parameters:
+            given["input_shape"] = shape
+        return NETWORKS.make(spec, **given).to(self.device)  # type: ignore[attr-defined]
+
+    def _image_shape(self, in_features: int) -> tuple[int, ...] | None:
+        space = self.observation_space  # type: ignore[attr-defined]
+        flat = self.features_extractor_class is FlattenExtractor  # type: ignore[attr-defined]
+        if flat and is_image_space(space) and math.prod(space.shape) == in_features:
+            return tuple(space.shape)
+        return None
 
     def decision_network(self) -> NetworkPart:
         """The network part that makes each decision (the actor, or the Q-network)."""
@@ -196,12 +214,15 @@ class NetworkTD3Policy(NetworkPolicy, TD3Policy):
 
 class SpikingPolicy(NetworkPolicy):
     """Mixin of ``agent.policy: spiking``: takes ``snn`` (an ``SnnConfig`` or its fields) for
-    ``network: {type: spiking, **snn}`` (``snn.critic: spiking``: the critic too), and saves ``snn``
+    ``network: {type: spiking, **snn}`` (``spiking_cnn`` with ``snn.convolutions``; ``snn.critic: spiking``:
+    the critic too), and saves ``snn``
     as models saved before network parts were (they load unchanged)."""
 
     def __init__(self, *args: Any, snn: SnnConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
         self.snn = snn if isinstance(snn, SnnConfig) else SnnConfig(**(snn or {}))
-        spec = {"type": "spiking", **self.snn.model_dump(exclude={"critic"})}
+        spec = {"type": "spiking", **self.snn.model_dump(exclude={"critic", "convolutions"})}
+        if self.snn.convolutions is not None:  # an image network: the spiking CNN (neuro.snn.conv)
+            spec.update(type="spiking_cnn", convolutions=[list(conv) for conv in self.snn.convolutions])
         if self.snn.critic == "spiking":
             kwargs["value_network"] = spec
         super().__init__(*args, network=spec, **kwargs)

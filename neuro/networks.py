@@ -6,7 +6,8 @@ latent of ``hidden[-1]`` that SB3's own heads read (PPO's and SAC's actors). ``h
 ``net_arch``. An experiment names one in ``agent.policy_kwargs.network: {type: name, **params}``
 (``type`` a name in ``NETWORKS`` or ``package.module:Class``); the network policies of
 ``agents.spiking_policies`` ask this registry for it. Members: ``mlp`` (below) and ``spiking``
-(``neuro.snn.network``); ``neuro.parts`` imports each member's module, which registers it.
+(``neuro.snn.network``), ``cnn`` and ``spiking_cnn`` (``neuro.snn.conv``, for images: the policy passes them
+``input_shape``); ``neuro.parts`` imports each member's module, which registers it.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class MLP(NetworkPart):
         return self.net(features)
 
 
-def initialise(layers: Iterable[nn.Linear], init: str) -> None:
+def initialise(layers: Iterable[nn.Linear | nn.Conv2d], init: str) -> None:
     """``orthogonal``: orthogonal weights with gain sqrt(2) and zero biases (Saxe et al. 2014; torch's
     default leaves deep spiking layers silent at threshold 0.5); ``torch``: ``nn.Linear``'s own default,
     as built. The spiking layers and an ANN twin's hidden layers take the same call."""
@@ -114,4 +115,5 @@ def initialise(layers: Iterable[nn.Linear], init: str) -> None:
     if init == "orthogonal":
         for layer in layers:
             nn.init.orthogonal_(layer.weight, gain=2**0.5)
-            nn.init.zeros_(layer.bias)
+            if layer.bias is not None:  # a convolution may have none
+                nn.init.zeros_(layer.bias)

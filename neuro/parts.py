@@ -13,6 +13,7 @@ from neuro.dopamine import DOPAMINE_MODULES
 from neuro.modulation import DISCOUNT_MODULATORS, EXPLORATION_MODULATORS, LEARNING_RATE_MODULATORS
 from neuro.networks import NETWORKS
 from neuro.registry import Registry, SpecError
+from neuro.snn import conv as _conv_networks  # noqa: F401  (registers the network parts "cnn" and "spiking_cnn")
 from neuro.snn import network as _spiking_network  # noqa: F401  (registers the network part "spiking")
 
 __all__ = ["NEURO_PARTS", "make_neuro", "part_registry"]

@@ -2,7 +2,9 @@
 latency, energy per decision and peak memory.
 
 The pairs are the shipped twin configs under ``experiments/presets/spiking/`` (DQN, PPO and SAC; each
-spiking file differs from its ANN twin only in ``agent.policy`` and ``agent.snn``), built through the
+spiking file differs from its ANN twin only in ``agent.policy`` and ``agent.snn``) and the grayscale-image
+DQN pair under ``experiments/presets/vision/`` (``dqn_cnn``: a spiking CNN against its NatureCNN twin, the
+files differing only in ``agent.policy_kwargs.network``), built through the
 platform's one build path with the bench's seed and one torch thread. They run on the fastest env
 that keeps the scenario: the backend ``auto`` picks when that is EnvPool's verified port; otherwise
 EnvPool's unverified port when ``choose_backend`` allows it (SAC's racetrack-v0: its highway-env
@@ -67,6 +69,9 @@ MIN_RATIO_TO_ANN = {"ppo": 0.33}  # rollouts are forward passes and the env take
 BACKWARD_FORWARDS = 2.0  # a backward pass costs about two forward passes (input and weight gradients)
 # The fields a spiking config may change from its ANN twin.
 TWIN_DIFFERENCES: dict[str, Any] = {"name": True, "agent": {"policy": True, "snn": True}}
+# A network-part twin (``policy_kwargs.network``) differs there instead; the spiking side names one of these.
+SPIKING_PARTS = ("spiking", "spiking_cnn")
+NETWORK_TWIN_DIFFERENCES: dict[str, Any] = {"name": True, "agent": {"policy_kwargs": {"network": True}}}
 
 
 @dataclass(frozen=True)
@@ -74,18 +79,25 @@ class SpikingPair:
     """A spiking config and its ANN twin (files under ``experiments/presets``).
 
     :param overrides: ``--set``-style overrides applied to both (the tests shrink the runs with them).
+    :param name: told apart from another pair of the same algorithm (the row's key: ``algo_name``).
     """
 
     algo: str
     ann: str
     spiking: str
     overrides: tuple[str, ...] = ()
+    name: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.algo}_{self.name}" if self.name else self.algo
 
 
 PAIRS: tuple[SpikingPair, ...] = (
     SpikingPair("dqn", "spiking/dqn_ann.yaml", "spiking/dqn_spiking.yaml"),
     SpikingPair("ppo", "spiking/ppo_ann.yaml", "spiking/ppo_spiking.yaml"),
     SpikingPair("sac", "spiking/sac_ann.yaml", "spiking/sac_spiking.yaml"),
+    SpikingPair("dqn", "vision/dqn_grayscale_ann_twin.yaml", "vision/dqn_grayscale_spiking.yaml", name="cnn"),
 )
 
 
@@ -97,6 +109,8 @@ class SpikingSettings:
     :param dqn_steps: env steps per timed DQN ``learn`` (one gradient step each).
     :param ppo_steps: env steps per timed PPO ``learn`` (2048 per rollout and update).
     :param sac_steps: env steps per timed SAC ``learn`` (one gradient step each).
+    :param dqn_cnn_steps: env steps per timed ``learn`` of the image DQN pair (one gradient step each on
+        batches of 4x128x64 images: a few steps/s on a CPU).
     :param energy_decisions: greedy decisions of each agent for the energy figures.
     :param latency_calls: batch-1 decisions timed per agent for the decision latency.
     :param fresh_process_memory: peak RSS of each row from its own fresh process (else this process's, cumulative).
@@ -108,20 +122,22 @@ class SpikingSettings:
     dqn_steps: int = 2000
     ppo_steps: int = 8192
     sac_steps: int = 400
+    dqn_cnn_steps: int = 200
     energy_decisions: int = 500
     latency_calls: int = 2000
     fresh_process_memory: bool = True
     torch_threads: int = 1
     seed: int = 0
 
-    def steps(self, algo: str) -> int:
-        """Timed env steps per repeat for ``algo``."""
-        return {"dqn": self.dqn_steps, "ppo": self.ppo_steps, "sac": self.sac_steps}[algo]
+    def steps(self, key: str) -> int:
+        """Timed env steps per repeat for a pair's ``key`` (its algorithm, or ``dqn_cnn``)."""
+        return {"dqn": self.dqn_steps, "ppo": self.ppo_steps, "sac": self.sac_steps,
+                "dqn_cnn": self.dqn_cnn_steps}[key]
 
 
 SPIKING_FULL = SpikingSettings()
-SPIKING_QUICK = SpikingSettings(repeats=2, dqn_steps=500, ppo_steps=2048, sac_steps=100, energy_decisions=200,
-                                latency_calls=400)
+SPIKING_QUICK = SpikingSettings(repeats=2, dqn_steps=500, ppo_steps=2048, sac_steps=100, dqn_cnn_steps=40,
+                                energy_decisions=200, latency_calls=400)
 
 
 # --- MACs per env step of an agent (counting a network: neuro.snn.operations) ---------------------------
@@ -233,10 +249,19 @@ def pair_config(name: str, overrides: tuple[str, ...], seed: int, torch_threads:
 
 
 def check_twins(pair: SpikingPair, ann: ExperimentConfig, spiking: ExperimentConfig) -> None:
-    """The two configs of ``pair`` run ``pair.algo`` and differ only in ``agent.policy`` / ``agent.snn``."""
+    """The two configs of ``pair`` run ``pair.algo`` and differ only in ``agent.policy`` / ``agent.snn``,
+    or only in ``agent.policy_kwargs.network``, a spiking part's type on the spiking side and not the other."""
     for name, config in ((pair.ann, ann), (pair.spiking, spiking)):
         if config.agent.algo != pair.algo:
             raise ConfigError(f"{name}: agent.algo is {config.agent.algo!r}, the spiking bench pairs {pair.algo!r}")
+    if "network" in spiking.agent.policy_kwargs:
+        networks = [(config.agent.policy_kwargs.get("network") or {}).get("type") for config in (spiking, ann)]
+        if networks[0] not in SPIKING_PARTS or networks[1] in SPIKING_PARTS:
+            raise ConfigError(f"{pair.spiking} must name a spiking network part ({', '.join(SPIKING_PARTS)}) in "
+                              f"agent.policy_kwargs.network and {pair.ann} an ANN one; got {networks}")
+        if ann.model_dump(exclude=NETWORK_TWIN_DIFFERENCES) != spiking.model_dump(exclude=NETWORK_TWIN_DIFFERENCES):
+            raise ConfigError(f"{pair.spiking} and {pair.ann} differ beyond agent.policy_kwargs.network")
+        return
     if spiking.agent.policy != "spiking" or ann.agent.policy == "spiking":
         raise ConfigError(f"{pair.spiking} must set agent.policy: spiking and {pair.ann} must not")
     if ann.model_dump(exclude=TWIN_DIFFERENCES) != spiking.model_dump(exclude=TWIN_DIFFERENCES):
@@ -352,9 +377,9 @@ def greedy_decisions(model: BaseAlgorithm, decisions: int) -> None:
         observations, *_ = env.step(actions)
 
 
-def ann_decision_layers(model: BaseAlgorithm) -> list[nn.Linear]:
-    """The ``nn.Linear`` layers an ANN twin's decision runs, the one reading the features first: DQN's
-    Q-network; PPO's actor and action head; SAC's actor and its mean and log-std heads."""
+def ann_decision_layers(model: BaseAlgorithm) -> list[nn.Linear | nn.Conv2d]:
+    """The ``nn.Linear`` and ``nn.Conv2d`` layers an ANN twin's decision runs, the one reading the features
+    first: DQN's Q-network; PPO's actor and action head; SAC's actor and its mean and log-std heads."""
     policy = model.policy
     if isinstance(policy, DQNPolicy):
         modules: list[nn.Module] = [policy.q_net.q_net]
@@ -364,7 +389,7 @@ def ann_decision_layers(model: BaseAlgorithm) -> list[nn.Linear]:
         modules = [policy.actor.latent_pi, policy.actor.mu, policy.actor.log_std]  # type: ignore[list-item]
     else:
         raise ValueError(f"agent.algo: the spiking bench measures DQN, PPO/A2C and SAC, not {type(model).__name__}")
-    return [layer for module in modules for layer in module.modules() if isinstance(layer, nn.Linear)]
+    return [layer for module in modules for layer in module.modules() if isinstance(layer, nn.Linear | nn.Conv2d)]
 
 
 def decision_energy(spiking: BaseAlgorithm, ann: BaseAlgorithm, decisions: int) -> dict[str, float]:
@@ -465,7 +490,7 @@ def _memory_child(config_name: str, env_label: str, job: MemoryJob) -> dict[str,
 class SpikingRow:
     """One pair: throughputs, the MAC model and verdicts, decision latency, energy, peak memory."""
 
-    algo: str
+    algo: str  # the pair's key: its algorithm, or dqn_cnn
     ann_config: str
     spiking_config: str
     env: str
@@ -514,30 +539,30 @@ def bench_pair(pair: SpikingPair, settings: SpikingSettings, rng: np.random.Gene
     configs = {kind: pair_config(name, pair.overrides, settings.seed, settings.torch_threads)
                for kind, name in (("ann", pair.ann), ("spiking", pair.spiking))}
     check_twins(pair, configs["ann"], configs["spiking"])
-    steps = settings.steps(pair.algo)
+    steps = settings.steps(pair.key)
     models: dict[str, BaseAlgorithm] = {}
     timers: dict[str, NetworkTimer] = {}
     envs: dict[str, tuple[str, str | None]] = {}  # kind -> the env's label and note
     timings: dict[str, list[RepeatTiming]] = {"ann": [], "spiking": []}
     orders: list[list[str]] = []
-    with console.status(f"{pair.algo}: building and warming up") as status:
+    with console.status(f"{pair.key}: building and warming up") as status:
         try:
             for kind, config in configs.items():
                 models[kind], label, note = build_model(config)
                 envs[kind] = (label, note)
                 timers[kind] = NetworkTimer(models[kind])
-                status.update(f"{pair.algo}: warm-up, {kind}")
+                status.update(f"{pair.key}: warm-up, {kind}")
                 models[kind].learn(warmup_steps(models[kind]), reset_num_timesteps=False)
             kinds = list(models)
             for repeat in range(settings.repeats):
                 order = [kinds[int(i)] for i in rng.permutation(len(kinds))]
                 orders.append(order)
                 for kind in order:
-                    status.update(f"{pair.algo}: repeat {repeat + 1}/{settings.repeats}, {kind}")
+                    status.update(f"{pair.key}: repeat {repeat + 1}/{settings.repeats}, {kind}")
                     timings[kind].append(timed_learn(models[kind], timers[kind], steps))
-            status.update(f"{pair.algo}: decision latency, batch 1")
+            status.update(f"{pair.key}: decision latency, batch 1")
             latency = decision_latencies(models, settings.latency_calls, rng)
-            status.update(f"{pair.algo}: energy per decision, the spiking agent and its twin")
+            status.update(f"{pair.key}: energy per decision, the spiking agent and its twin")
             energy = decision_energy(models["spiking"], models["ann"], settings.energy_decisions)
             loads = {kind: network_loads(model) for kind, model in models.items()}
             warmup = warmup_steps(models["ann"])
@@ -562,7 +587,7 @@ def bench_pair(pair: SpikingPair, settings: SpikingSettings, rng: np.random.Gene
 
     label, note = envs["spiking"]
     row = SpikingRow(
-        algo=pair.algo, ann_config=pair.ann, spiking_config=pair.spiking, env=label, env_note=note,
+        algo=pair.key, ann_config=pair.ann, spiking_config=pair.spiking, env=label, env_note=note,
         warmup_steps=warmup, steps_per_repeat=timings["ann"][0].steps,
         ann_repeats=[t.steps_per_s for t in timings["ann"]],
         spiking_repeats=[t.steps_per_s for t in timings["spiking"]],
@@ -590,7 +615,7 @@ def bench_pair(pair: SpikingPair, settings: SpikingSettings, rng: np.random.Gene
 
 def peak_memory(pair: SpikingPair, settings: SpikingSettings) -> tuple[float, float]:
     """Peak RSS (MiB) of the ANN twin and the spiking agent, each in its own fresh process."""
-    job = MemoryJob(pair.overrides, settings.steps(pair.algo), settings.seed, settings.torch_threads)
+    job = MemoryJob(pair.overrides, settings.steps(pair.key), settings.seed, settings.torch_threads)
     peaks = [time_in_fresh_process(name, "its fast env (memory)", job,  # type: ignore[arg-type]  # _memory_child's
                                    target=_memory_child)["peak_rss_mib"]
 
@@ -735,7 +760,7 @@ def run_spiking_section(quick: bool, console: Console, repeats: int | None = Non
         with console.status("spiking bench: the networks alone (ANN, SpikingMLP, snnTorch Leaky)"):
             networks = network_speeds(1.0 if quick else 3.0)
         for pair in pairs:
-            row, orders[pair.algo], configs[pair.algo] = bench_pair(pair, settings, rng, console)
+            row, orders[pair.key], configs[pair.key] = bench_pair(pair, settings, rng, console)
             if not settings.fresh_process_memory:  # cumulative: this process has run every model so far
                 row.peak_rss_mib_ann = row.peak_rss_mib_spiking = peak_rss_mib()
             rows.append(row)

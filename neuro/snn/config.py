@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
 
 from neuro.registry import HalfOpenInterval, SpecError
 
@@ -47,6 +47,9 @@ class SnnConfig(BaseModel):
     :param init: the spiking layers' initialisation: ``orthogonal`` (gain sqrt(2), zero bias: the layers
         fire from the start) or ``torch`` (PyTorch's ``nn.Linear`` default, as SB3's DQN and SAC
         networks). An ANN twin takes the same choice through ``agents.spiking_policies``' twin policies.
+    :param convolutions: for image observations: ``[out_channels, kernel, stride]`` per convolution makes the
+        network a spiking CNN (``neuro.snn.conv.SpikingCNN``, the ``spiking_cnn`` part; NatureCNN's:
+        ``[[32, 8, 4], [64, 4, 2], [64, 3, 1]]``) ahead of the ``net_arch`` layers; None: the spiking MLP.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -62,6 +65,7 @@ class SnnConfig(BaseModel):
     readout_decay: Annotated[float, HalfOpenInterval(0.0, 1.0)] = 1.0
     critic: Literal["ann", "spiking"] = "ann"
     init: Literal["orthogonal", "torch"] = "orthogonal"
+    convolutions: list[tuple[PositiveInt, PositiveInt, PositiveInt]] | None = None
 
     @field_validator("encoder")
     @classmethod

@@ -41,8 +41,11 @@ class SpikeCounts:
     """Spikes and operations of a network's forward passes, summed over the rows ("decisions") seen.
 
     ``layers`` names the spike-emitting layers (the encoder when it spikes, then each hidden layer);
-    ``fan_out`` is how many synapses each of their spikes reaches. ``neuron_updates_per_decision``
-    counts every membrane updated at every step (encoding neurons, LIF layers, readout membranes).
+    ``fan_out`` is how many synapses each of their spikes reaches (a convolution's: the most, at an inner
+    position). ``neuron_updates_per_decision`` counts every membrane updated at every step (encoding
+    neurons, LIF layers, readout membranes). ``synaptic_events`` holds each layer's SOPs where the fan-out
+    varies by neuron (a convolution's near the border, ``neuro.snn.operations.conv_fan_out``); empty: every
+    spike times its layer's ``fan_out``.
     """
 
     layers: list[str]
@@ -54,6 +57,7 @@ class SpikeCounts:
     decisions: int = 0
     spikes: list[float] = field(default_factory=list)
     neuron_updates_per_decision: int = 0
+    synaptic_events: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.spikes:
@@ -68,12 +72,18 @@ class SpikeCounts:
         total = self.empty()
         total.decisions = self.decisions + other.decisions
         total.spikes = [a + b for a, b in zip(self.spikes, other.spikes, strict=True)]
+        if self.synaptic_events or other.synaptic_events:
+            total.synaptic_events = [a + b for a, b in zip(self.events(), other.events(), strict=True)]
         return total
+
+    def events(self) -> list[float]:
+        """Synaptic operations per layer, summed over the decisions."""
+        return self.synaptic_events or [s * f for s, f in zip(self.spikes, self.fan_out, strict=True)]
 
     @property
     def sops_per_decision(self) -> float:
         """Synaptic operations per decision: every spike times its fan-out, summed over T."""
-        return sum(s * f for s, f in zip(self.spikes, self.fan_out, strict=True)) / max(self.decisions, 1)
+        return sum(self.events()) / max(self.decisions, 1)
 
     def firing_rates(self) -> dict[str, float]:
         """Spikes per neuron per time step, per layer."""
@@ -122,6 +132,7 @@ class SpikingSettings(SnnConfig):
     PPO's critic spikes is the policy's choice there (``policy_kwargs.value_network``), not the network's."""
 
     critic: Literal["ann"] = "ann"
+    convolutions: None = None  # the spiking_cnn part's own parameter (``neuro.snn.conv``), not the MLP's
 
 
 @NETWORKS.register("spiking")
@@ -167,8 +178,7 @@ class SpikingMLP(NetworkPart):
             for size in hidden)
         self.readout = nn.Linear(hidden[-1], out_features) if out_features is not None else None
         self.out_features = out_features if out_features is not None else hidden[-1]
-        decay = torch.tensor(config.readout_decay, dtype=torch.float64) ** torch.arange(self.timesteps - 1, -1, -1)
-        self.register_buffer("readout_weights", (decay / decay.sum()).float(), persistent=False)
+        self.register_buffer("readout_weights", time_weights(self.timesteps, config.readout_decay), persistent=False)
         self.in_features = in_features
         self.hidden = list(hidden)
         self.readout_fan_out = out_features or 0
@@ -250,6 +260,12 @@ class SpikingMLP(NetworkPart):
             spikes = torch.tensor(counts.spikes)
             self._spike_sum = spikes if self._spike_sum is None else self._spike_sum + spikes
             self._decisions += counts.decisions
+
+
+def time_weights(timesteps: int, decay: float) -> torch.Tensor:
+    """The readout's weights ``w_t = d^(T-1-t) / sum_k d^k`` of the T steps (``SpikingMLP``'s rule)."""
+    weights = torch.tensor(decay, dtype=torch.float64) ** torch.arange(timesteps - 1, -1, -1)
+    return (weights / weights.sum()).float()
 
 
 @contextmanager

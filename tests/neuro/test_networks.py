@@ -8,6 +8,7 @@ from torch import nn
 
 from neuro.networks import MLP, NETWORKS, NetworkPart
 from neuro.registry import SpecError
+from neuro.snn.conv import CNN, SpikingCNN
 from neuro.snn.network import SpikingMLP
 
 SIZES = {"in_features": 7, "hidden": [16, 8], "out_features": 3}
@@ -15,14 +16,16 @@ SIZES = {"in_features": 7, "hidden": [16, 8], "out_features": 3}
 
 def test_the_spiking_network_and_the_mlp_are_members():
     assert NETWORKS.resolve("spiking") is SpikingMLP and NETWORKS.resolve("mlp") is MLP
+    assert NETWORKS.resolve("spiking_cnn") is SpikingCNN and NETWORKS.resolve("cnn") is CNN
     assert isinstance(NETWORKS.make({"type": "spiking", "timesteps": 2}, **SIZES), SpikingMLP)
 
 
 def test_an_unknown_type_lists_the_allowed_ones():
     with pytest.raises(SpecError, match=r"^agent.policy_kwargs.network.type: unknown network type 'lstm'; "
-                                        r"allowed: mlp, spiking or a dotted path"):
+                                        r"allowed: mlp, spiking, cnn, spiking_cnn or a dotted path"):
         NETWORKS.check({"type": "lstm"})
-    with pytest.raises(SpecError, match=r"agent.policy_kwargs.network.type: required; allowed: mlp, spiking"):
+    with pytest.raises(SpecError, match=r"agent.policy_kwargs.network.type: required; allowed: mlp, spiking, cnn, "
+                                        r"spiking_cnn"):
         NETWORKS.check({})
 
 

@@ -159,6 +159,12 @@ def test_the_shipped_pairs_are_twins_and_others_are_refused() -> None:
     with pytest.raises(ConfigError, match="differ beyond agent.policy and agent.snn"):
         check_twins(distributional, pair_config(distributional.ann, (), 0, 1),
                     pair_config(distributional.spiking, (), 0, 1))
+    ann, spiking = "vision/dqn_grayscale_ann_twin.yaml", "vision/dqn_grayscale_spiking.yaml"
+    with pytest.raises(ConfigError, match="differ beyond agent.policy_kwargs.network"):
+        check_twins(SpikingPair("dqn", ann, spiking, name="cnn"), pair_config(ann, (), 0, 1),
+                    pair_config(spiking, ("agent.hyperparameters.gamma=0.9",), 0, 1))
+    with pytest.raises(ConfigError, match="must name a spiking network part"):
+        check_twins(SpikingPair("dqn", ann, ann, name="cnn"), pair_config(ann, (), 0, 1), pair_config(ann, (), 0, 1))
     wrong_algo = SpikingPair("ppo", "spiking/dqn_ann.yaml", "spiking/dqn_spiking.yaml")
     with pytest.raises(ConfigError, match="agent.algo is 'dqn'"):
         check_twins(wrong_algo, pair_config(wrong_algo.ann, (), 0, 1), pair_config(wrong_algo.spiking, (), 0, 1))
@@ -193,8 +199,11 @@ TINY_PAIRS = (
                 (*SMALL, "env.n_envs=4", "agent.hyperparameters.n_steps=16", "agent.hyperparameters.batch_size=32",
                  "agent.hyperparameters.n_epochs=1")),
     SpikingPair("sac", "spiking/sac_ann.yaml", "spiking/sac_spiking.yaml", OFF_POLICY),
+    SpikingPair("dqn", "vision/dqn_grayscale_ann_twin.yaml", "vision/dqn_grayscale_spiking.yaml",
+                (*OFF_POLICY, "agent.policy_kwargs.net_arch=[16]",
+                 "agent.policy_kwargs.network.convolutions=[[4, 8, 4], [8, 4, 2]]"), name="cnn"),
 )
-TINY = SpikingSettings(repeats=2, dqn_steps=30, ppo_steps=64, sac_steps=20, energy_decisions=12,
+TINY = SpikingSettings(repeats=2, dqn_steps=30, ppo_steps=64, sac_steps=20, dqn_cnn_steps=10, energy_decisions=12,
                        latency_calls=20, fresh_process_memory=False)
 
 
@@ -214,9 +223,9 @@ def positive(value: float) -> bool:
 def test_tiny_section_reports_every_pair_with_finite_figures(tiny_section: tuple[dict[str, Any], str]) -> None:
     result, printed = tiny_section
     json.dumps(result)
-    assert [row["algo"] for row in result["rows"]] == ["dqn", "ppo", "sac"]
+    assert [row["algo"] for row in result["rows"]] == ["dqn", "ppo", "sac", "dqn_cnn"]
     for row in result["rows"]:
-        assert row["steps_per_repeat"] == {"dqn": 30, "ppo": 64, "sac": 20}[row["algo"]]
+        assert row["steps_per_repeat"] == {"dqn": 30, "ppo": 64, "sac": 20, "dqn_cnn": 10}[row["algo"]]
         assert len(row["ann_repeats"]) == len(row["spiking_repeats"]) == 2
         for name in ("ann_steps_per_s", "spiking_steps_per_s", "model_steps_per_s", "model_steps_per_s_one_ratio",
                      "ratio_to_model", "ratio_to_ann", "measured_net_time_ratio", "peak_rss_mib_ann",
@@ -246,6 +255,10 @@ def test_tiny_section_reports_every_pair_with_finite_figures(tiny_section: tuple
     assert rows["dqn"]["env"] == rows["ppo"]["env"] == "envpool" and rows["dqn"]["env_note"] is None
     assert rows["sac"]["env_note"] is not None  # racetrack-v0: EnvPool's unverified port, or a zero-cost env
     assert "encoder" in " ".join(rows["sac"]["energy"])  # PopSAN's encoding neurons spike
+    # The image pair: a zero-cost env with the 4x128x64 grayscale space; convolutions counted on both sides.
+    assert rows["dqn_cnn"]["env"] == "zero-cost (highway-fast-v0 spaces)"
+    assert "firing_rate/conv_0" in rows["dqn_cnn"]["energy"]
+    assert rows["dqn_cnn"]["networks"]["q_net"]["ann_macs"] > 4 * 31 * 15 * 4 * 64  # the first conv alone
     assert result["target"]["met"] == all([row["met_model"] for row in rows.values()] + [rows["ppo"]["met_ann"]])
     for title in ("MAC model", "Decision latency", "Energy per decision", "zero activations", ENERGY_CAVEAT):
         assert title in printed, title
