@@ -4,9 +4,10 @@ A checkpoint is ``checkpoints/step_<N>/`` with ``model.zip`` (parameters, optimi
 neuro modules, pickled by SB3), ``replay_buffer.pkl`` (off-policy agents), ``rng.pt`` (torch,
 numpy, random and action-space generator states; tensors only, read with ``weights_only=True``),
 ``state.pkl`` (the envs where they can be pickled, an image observation's render state rebuilt on load
-(``envs.observations.dump_with_render_state``), the last observation, the evaluation history) and ``best_model.zip`` (the run's best model as it stood then, a hard link). It is
-assembled in a temp folder and renamed into place; ``checkpoints/latest.json`` is replaced last,
-so a crash mid-save never leaves a broken "latest".
+(``envs.observations.dump_with_render_state``), the last observation, the evaluation history) and
+``best_model.zip`` (the run's best model as it stood then, a hard link). It is assembled in a temp folder
+and renamed into place; ``checkpoints/latest.json`` is replaced last, so a crash mid-save never leaves a
+broken "latest".
 
 A resume takes the newest intact checkpoint (``resumable_checkpoints``): a damaged ``latest.json``, a
 missing folder or a truncated file (``CheckpointDamaged``) makes it fall back on an older one, saying why.
