@@ -298,8 +298,10 @@ def _reads_images(policy: Any, policy_kwargs: dict[str, Any]) -> bool:
     if network is None:
         return False
     registry = POLICY_PARTS["network"]
-    part_cls = type(network) if isinstance(network, registry.base) else registry.split(network)[0]
-    return bool(getattr(part_cls, "reads_images", False))
+    if isinstance(network, registry.base):
+        return bool(getattr(network, "reads_images", False))
+    type_name = network.get("type", registry.default) if isinstance(network, dict) else None
+    return type_name is not None and bool(getattr(registry.resolve(str(type_name)), "reads_images", False))
 
 
 def default_policy_for_space(cls: type[BaseAlgorithm], space: Any) -> str:
