@@ -17,9 +17,7 @@ pygame render state an image observation carries (a checkpoint saves the envs).
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Mapping, Sequence
-from functools import cache
 from typing import Any, BinaryIO
 
 import cloudpickle
@@ -29,8 +27,7 @@ from gymnasium import spaces
 
 __all__ = ["IMAGE_TYPES", "KINEMATICS_TYPES", "NATIVE_TYPES", "OBSERVATION_TYPES", "TupleToDict",
            "dump_with_render_state", "highway_observation_config", "is_image_observation", "observation_entries",
-           "observation_space", "observation_type",
-           "tuple_keys", "wrap_observation"]
+           "observation_type", "tuple_keys", "wrap_observation"]
 
 # The single-agent observation types this project trains on, and what each gives (highway-env's docs).
 OBSERVATION_TYPES: dict[str, str] = {
@@ -141,23 +138,6 @@ def dump_with_render_state(value: Any, handle: BinaryIO) -> None:
     buffer = io.BytesIO()  # pickled whole first: a failure leaves ``handle`` untouched
     _RenderStatePickler(buffer, protocol=cloudpickle.DEFAULT_PROTOCOL).dump(value)
     handle.write(buffer.getvalue())
-
-
-def observation_space(env_id: str, config: Mapping[str, Any] | None) -> spaces.Space:
-    """The observation space one highway-env env of ``env_id`` with ``config`` gives (built once per
-    scenario and config, then closed), as the agent sees it (a tuple as its Dict)."""
-    return _built_space(env_id, json.dumps(dict(config or {}), sort_keys=True))
-
-
-@cache
-def _built_space(env_id: str, config_json: str) -> spaces.Space:
-    from envs.factory import make_highway_env  # the factory imports this module
-
-    env = make_highway_env(env_id, json.loads(config_json))
-    try:
-        return env.observation_space
-    finally:
-        env.close()
 
 
 def observation_entries(space: spaces.Space) -> int:

@@ -28,7 +28,8 @@ SPACES = {
 ALIAS = {"image": "Cnn", "kinematics": "Mlp", "occupancy": "Mlp", "dict": "MultiInput"}
 SMALL = {"dqn": {"buffer_size": 64, "learning_starts": 0}, "qrdqn": {"buffer_size": 64, "learning_starts": 0},
          "sac": {"buffer_size": 64}, "td3": {"buffer_size": 64}, "tqc": {"buffer_size": 64},
-         "ppo": {"n_steps": 8, "batch_size": 8}, "a2c": {"n_steps": 8}, "recurrent_ppo": {"n_steps": 8, "batch_size": 8}}
+         "ppo": {"n_steps": 8, "batch_size": 8}, "a2c": {"n_steps": 8},
+         "recurrent_ppo": {"n_steps": 8, "batch_size": 8}}
 
 
 class SpaceEnv(gym.Env):

@@ -17,10 +17,10 @@ from envs.observations import (
     dump_with_render_state,
     highway_observation_config,
     is_image_observation,
-    observation_space,
     tuple_keys,
 )
 from experiments.config import ConfigError, load_config
+from experiments.runs.build import observation_space
 from tests_support import EXPERIMENTS
 
 ENV_ID = "highway-fast-v0"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from envs.observations import observation_space
 from experiments.bench import env as env_bench
 from experiments.bench.env import OBSERVATIONS, ObservationRow, Settings, observation_rows, print_env_section
+from experiments.runs.build import observation_space
 
 TINY = Settings(highway_env_steps=2, highway_env_repeats=2)
 

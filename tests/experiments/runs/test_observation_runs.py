@@ -11,8 +11,8 @@ import pytest
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from envs.observations import observation_space
 from experiments.config import load_config
+from experiments.runs.build import observation_space
 from experiments.runs.errors import RunInterrupted
 from experiments.runs.evaluate import evaluate_run, record_run
 from experiments.runs.folder import RunFolder
