@@ -125,3 +125,28 @@ def test_impossible_observation_configs_are_one_line_before_any_work(observation
     with pytest.raises(ConfigError, match=message) as error:
         load_config(EXPERIMENTS / "smoke.yaml", [f"env.config.observation={observation}"])
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("wrapper", "message"), [
+    ({"type": "observation_noise", "std": 0.05}, r"observation_noise needs a float Box observation"),
+    ({"type": "sensor_dropout", "probability": 0.2}, r"sensor_dropout needs a Kinematics observation"),
+])
+def test_a_kinematics_sensor_wrapper_on_camera_frames_is_one_line(wrapper, message):
+    from experiments.config.wrappers import robustness_wrappers
+
+    with pytest.raises(ValueError, match=r"^env\.wrappers\.0: " + message) as error:
+        make_vec_env(ENV_ID, 1, backend="highway-env", config={"observation": GRAYSCALE},
+                     wrappers=robustness_wrappers([wrapper]))
+    assert "\n" not in str(error.value)
+
+
+def test_a_delay_takes_the_multimodal_dict():
+    from experiments.config.wrappers import robustness_wrappers
+
+    vec_env = make_vec_env(ENV_ID, 1, backend="highway-env", config={"observation": TUPLE},
+                           wrappers=robustness_wrappers([{"type": "observation_delay", "steps": 1}]))
+    first = vec_env.reset()
+    delayed, *_ = vec_env.step(np.array([1]))
+    for key in first:  # one step late: the first step shows the reset observation again
+        np.testing.assert_array_equal(delayed[key], first[key])
+    vec_env.close()
