@@ -271,9 +271,11 @@ def default_policy(cls: type[BaseAlgorithm], env: VecEnv) -> str:
 
 
 def check_policy_space(cls: type[BaseAlgorithm], policy: str | type[BasePolicy] | None,
-                       policy_kwargs: dict[str, Any] | None, space: Any) -> None:
+                       policy_kwargs: dict[str, Any] | None, space: Any, snn: dict[str, Any] | None = None) -> None:
     """The policy can read ``space``: a CNN alias needs an image, a network part that reads vectors
-    (the spiking MLP) gets no raw image; one line naming ``agent.policy`` and the space otherwise."""
+    (the spiking MLP) gets no raw image; one line naming ``agent.policy`` and the space otherwise.
+
+    :param snn: ``agent.snn`` of a spiking policy (its ``convolutions`` make it read images)."""
     from envs.observations import is_image_observation
 
     policy_kwargs = policy_kwargs or {}
@@ -283,25 +285,25 @@ def check_policy_space(cls: type[BaseAlgorithm], policy: str | type[BasePolicy] 
                          f"gives); this observation is {space}; use {default_policy_for_space(cls, space)}")
     # A Dict's images go through CombinedExtractor's NatureCNN (network_policy_kwargs): only a bare image is refused.
     if is_network_policy(policy) and image and "features_extractor_class" not in policy_kwargs \
-            and not _reads_images(policy, policy_kwargs):
+            and not _reads_images(policy, policy_kwargs, snn):
         raise ValueError(f"agent.policy: {getattr(policy, '__name__', policy)} feeds its network a flat vector "
                          f"and this observation is an image {space}; use CnnPolicy, a network part that reads "
-                         "images, or set agent.policy_kwargs.features_extractor_class (e.g. "
-                         "stable_baselines3.common.torch_layers:NatureCNN)")
+                         "images (one taking input_shape), or set agent.policy_kwargs.features_extractor_class "
+                         "(e.g. stable_baselines3.common.torch_layers:NatureCNN)")
 
 
-def _reads_images(policy: Any, policy_kwargs: dict[str, Any]) -> bool:
-    """Whether a network policy's network takes images itself (a part or policy with ``reads_images``)."""
-    if getattr(policy, "reads_images", False):
+def _reads_images(policy: Any, policy_kwargs: dict[str, Any], snn: dict[str, Any] | None) -> bool:
+    """Whether a network policy's network takes images itself: a policy with ``reads_images``, a spiking
+    policy with ``agent.snn.convolutions``, or a network part whose constructor takes ``input_shape`` (the
+    image's shape, which the network policies hand such a part)."""
+    if getattr(policy, "reads_images", False) or (snn or {}).get("convolutions"):
         return True
     network = policy_kwargs.get("network")
-    if network is None:
-        return False
     registry = POLICY_PARTS["network"]
-    if isinstance(network, registry.base):
-        return bool(getattr(network, "reads_images", False))
-    type_name = network.get("type", registry.default) if isinstance(network, dict) else None
-    return type_name is not None and bool(getattr(registry.resolve(str(type_name)), "reads_images", False))
+    part = type(network) if isinstance(network, registry.base) else None
+    if isinstance(network, dict) and network.get("type", registry.default) is not None:
+        part = registry.resolve(str(network.get("type", registry.default)))
+    return part is not None and "input_shape" in inspect.signature(part).parameters
 
 
 def default_policy_for_space(cls: type[BaseAlgorithm], space: Any) -> str:
@@ -356,7 +358,7 @@ def build(
     if neuro:
         hyperparameters["neuro"] = dict(neuro)
     policy_cls = resolve_policy(cls, policy, policy_kwargs)
-    check_policy_space(cls, policy_cls, policy_kwargs, env.observation_space)
+    check_policy_space(cls, policy_cls, policy_kwargs, env.observation_space, snn)
     policy_kwargs = sb3_policy_kwargs(policy_kwargs)
     if is_network_policy(policy_cls):
         policy_kwargs = network_policy_kwargs(policy_kwargs, snn, env, is_spiking_policy(policy_cls))

@@ -88,7 +88,7 @@ def check_observation_policy(config: ExperimentConfig) -> None:
     cls = get_algorithm(config.agent.algo)
     policy_kwargs = config.agent.policy_kwargs or {}
     check_policy_space(cls, resolve_policy(cls, config.agent.policy, policy_kwargs), policy_kwargs,
-                       observation_space(config.env.id, config.env.config))
+                       observation_space(config.env.id, config.env.config), config.agent.snn_settings())
 
 
 def observation_space(env_id: str, config: dict[str, Any] | None) -> Any:

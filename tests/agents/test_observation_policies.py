@@ -13,6 +13,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.registry import ALGORITHMS, build, check_policy_space, default_policy, get_algorithm, resolve_policy
+from neuro.parts import POLICY_PARTS
 
 STOCK = {"dqn": DQN, "ppo": PPO, "a2c": A2C, "sac": SAC, "td3": TD3, "qrdqn": QRDQN, "tqc": TQC,
          "recurrent_ppo": RecurrentPPO}
@@ -106,8 +107,20 @@ def test_a_policy_that_cannot_read_the_space_is_one_line(algo, policy, kwargs, s
     assert "\n" not in str(error.value)
 
 
-def test_a_network_policy_reads_an_image_through_a_cnn_extractor_or_a_dict():
+def test_a_network_policy_reads_an_image_through_a_cnn_extractor_a_dict_or_an_image_network(monkeypatch):
     cls = get_algorithm("dqn")
     kwargs = {"features_extractor_class": NatureCNN}
     check_policy_space(cls, resolve_policy(cls, "spiking", kwargs), kwargs, IMAGE)  # NatureCNN, then spikes
     check_policy_space(cls, resolve_policy(cls, "spiking", {}), {}, SPACES["dict"])  # CombinedExtractor's CNN
+    # agent.snn.convolutions: the spiking policy builds a spiking CNN (neuro.snn.conv)
+    check_policy_space(cls, resolve_policy(cls, "spiking", {}), {}, IMAGE, snn={"convolutions": [[32, 8, 4]]})
+
+    class ImagePart:  # a network part the policy hands the image's shape
+        def __init__(self, in_features, hidden, out_features, input_shape):
+            pass
+
+    registry = POLICY_PARTS["network"]
+    real_resolve = registry.resolve
+    monkeypatch.setattr(registry, "resolve", lambda name: ImagePart if name == "image_part" else real_resolve(name))
+    kwargs = {"network": {"type": "image_part"}}
+    check_policy_space(cls, resolve_policy(cls, None, kwargs), kwargs, IMAGE)
