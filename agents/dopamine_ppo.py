@@ -35,7 +35,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
-from stable_baselines3.common.torch_layers import CombinedExtractor
+from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
@@ -47,8 +47,8 @@ from agents.neuro_logging import NeuroLog
 from neuro.dopamine import DOPAMINE_MODULES, DopamineModule
 from neuro.guards import check_finite
 
-__all__ = ["ChannelActorCriticPolicy", "ChannelMultiInputActorCriticPolicy", "DopamineDictRolloutBuffer",
-           "DopaminePPO", "DopamineRolloutBuffer"]
+__all__ = ["ChannelActorCriticPolicy", "ChannelCnnActorCriticPolicy", "ChannelMultiInputActorCriticPolicy",
+           "DopamineDictRolloutBuffer", "DopaminePPO", "DopamineRolloutBuffer"]
 
 
 def discounted_sums(signal: np.ndarray, next_non_terminal: np.ndarray, decay: float) -> np.ndarray:
@@ -222,6 +222,13 @@ class ChannelActorCriticPolicy(ActorCriticPolicy):
                 "acting_weights": self.acting_weights}
 
 
+class ChannelCnnActorCriticPolicy(ChannelActorCriticPolicy):
+    """The same for images (SB3's ``CnnPolicy``: NatureCNN features)."""
+
+    def __init__(self, *args: Any, features_extractor_class: type = NatureCNN, **kwargs: Any) -> None:
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
 class ChannelMultiInputActorCriticPolicy(ChannelActorCriticPolicy):
     def __init__(self, *args: Any, features_extractor_class: type = CombinedExtractor, **kwargs: Any) -> None:
         super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
@@ -243,7 +250,7 @@ class DopaminePPO(OnPolicyNeuroAgent, PPO):
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": ChannelActorCriticPolicy,
-
+        "CnnPolicy": ChannelCnnActorCriticPolicy,
         "MultiInputPolicy": ChannelMultiInputActorCriticPolicy,
     }
 

@@ -37,7 +37,7 @@ from neuro.parts import POLICY_PARTS, part_registry
 from neuro.registry import SpecError, constructor_signature, is_dotted_path, load_object
 
 __all__ = ["ALGORITHMS", "SPIKING", "algorithm_name", "build", "check_hyperparameters", "check_neuro",
-           "check_policy", "get_algorithm", "neuro_parts", "register_algorithm"]
+           "check_policy", "check_policy_space", "default_policy", "get_algorithm", "neuro_parts", "register_algorithm"]
 
 # DQN and PPO take a TD-error module (``neuro.dopamine``); every algorithm takes the modulators of
 # the meta-parameters it has (``agents.neuro_algorithms``). With the default parts each is stock SB3.
@@ -258,12 +258,59 @@ def is_network_policy(policy: str | type[BasePolicy] | None) -> bool:
 
 
 def default_policy(cls: type[BaseAlgorithm], env: VecEnv) -> str:
-    """``MultiInputPolicy`` for Dict observations, ``MlpLstmPolicy`` for RecurrentPPO, else Mlp."""
+    """The alias SB3 users pick for the observation space: ``CnnPolicy`` for an image (SB3's
+    ``is_image_space``: uint8, rank 3; SB3 scales it to [0, 1] and transposes a channel-last one),
+    ``MultiInputPolicy`` for a Dict, else ``MlpPolicy``; RecurrentPPO's ``*LstmPolicy`` of each."""
     from gymnasium import spaces
 
-    if issubclass(cls, RecurrentPPO):
-        return "MultiInputLstmPolicy" if isinstance(env.observation_space, spaces.Dict) else "MlpLstmPolicy"
-    return "MultiInputPolicy" if isinstance(env.observation_space, spaces.Dict) else "MlpPolicy"
+    from envs.observations import is_image_observation
+
+    space = env.observation_space
+    kind = "MultiInput" if isinstance(space, spaces.Dict) else "Cnn" if is_image_observation(space) else "Mlp"
+    return f"{kind}LstmPolicy" if issubclass(cls, RecurrentPPO) else f"{kind}Policy"
+
+
+def check_policy_space(cls: type[BaseAlgorithm], policy: str | type[BasePolicy] | None,
+                       policy_kwargs: dict[str, Any] | None, space: Any, snn: dict[str, Any] | None = None) -> None:
+    """The policy can read ``space``: a CNN alias needs an image, a network part that reads vectors
+    (the spiking MLP) gets no raw image; one line naming ``agent.policy`` and the space otherwise.
+
+    :param snn: ``agent.snn`` of a spiking policy (its ``convolutions`` make it read images)."""
+    from envs.observations import is_image_observation
+
+    policy_kwargs = policy_kwargs or {}
+    image = is_image_observation(space)
+    if isinstance(policy, str) and policy.startswith("Cnn") and not image:
+        raise ValueError(f"agent.policy: {policy} reads images (a uint8 Box of rank 3, as GrayscaleObservation "
+                         f"gives); this observation is {space}; use {default_policy_for_space(cls, space)}")
+    # A Dict's images go through CombinedExtractor's NatureCNN (network_policy_kwargs): only a bare image is refused.
+    if is_network_policy(policy) and image and "features_extractor_class" not in policy_kwargs \
+            and not _reads_images(policy, policy_kwargs, snn):
+        raise ValueError(f"agent.policy: {getattr(policy, '__name__', policy)} feeds its network a flat vector "
+                         f"and this observation is an image {space}; use CnnPolicy, a network part that reads "
+                         "images (one taking input_shape), or set agent.policy_kwargs.features_extractor_class "
+                         "(e.g. stable_baselines3.common.torch_layers:NatureCNN)")
+
+
+def _reads_images(policy: Any, policy_kwargs: dict[str, Any], snn: dict[str, Any] | None) -> bool:
+    """Whether a network policy's network takes images itself: a policy with ``reads_images``, a spiking
+    policy with ``agent.snn.convolutions``, or a network part whose constructor takes ``input_shape`` (the
+    image's shape, which the network policies hand such a part)."""
+    if getattr(policy, "reads_images", False) or (snn or {}).get("convolutions"):
+        return True
+    network = policy_kwargs.get("network")
+    registry = POLICY_PARTS["network"]
+    part = type(network) if isinstance(network, registry.base) else None
+    if isinstance(network, dict) and network.get("type", registry.default) is not None:
+        part = registry.resolve(str(network.get("type", registry.default)))
+    return part is not None and "input_shape" in inspect.signature(part).parameters
+
+
+def default_policy_for_space(cls: type[BaseAlgorithm], space: Any) -> str:
+    """``default_policy`` of an observation space (no env needed)."""
+    from types import SimpleNamespace
+
+    return default_policy(cls, SimpleNamespace(observation_space=space))  # type: ignore[arg-type]
 
 
 def network_policy_kwargs(policy_kwargs: dict[str, Any] | None, snn: dict[str, Any] | None,
@@ -311,6 +358,7 @@ def build(
     if neuro:
         hyperparameters["neuro"] = dict(neuro)
     policy_cls = resolve_policy(cls, policy, policy_kwargs)
+    check_policy_space(cls, policy_cls, policy_kwargs, env.observation_space, snn)
     policy_kwargs = sb3_policy_kwargs(policy_kwargs)
     if is_network_policy(policy_cls):
         policy_kwargs = network_policy_kwargs(policy_kwargs, snn, env, is_spiking_policy(policy_cls))

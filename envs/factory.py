@@ -19,6 +19,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from envs.drivers import DriverMix, check_scenario
+from envs.observations import highway_observation_config, wrap_observation
 from envs.scenarios import (
     BACKEND_CHOICES,
     ENVPOOL_VERIFIED,
@@ -166,21 +167,15 @@ def make_highway_env(env_id: str, config: dict[str, Any] | None = None,
             # highway-env checks no config value: a bad one fails anywhere inside with any type
             raise ValueError(f"env.config: highway-env cannot build {env_id} with this config: "
                              f"{type(error).__name__}: {error}") from None
-    return OwnVehicleDefaults(env, own)
-
-
-# highway-env config values it concatenates or compares as tuples; YAML (and a saved config.yaml) give lists.
-_TUPLE_VALUES: dict[str, tuple[str, ...]] = {"observation": ("observation_shape",)}
+    return wrap_observation(OwnVehicleDefaults(env, own), config)  # a tuple of observations as a Dict
 
 
 def highway_env_config(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` as highway-env takes it: the values it needs as tuples made tuples (``observation:
-    {type: GrayscaleObservation, observation_shape: [128, 64]}`` failed deep inside with a TypeError)."""
+    """``config`` as highway-env takes it: the observation's lists made tuples where it needs tuples
+    (``envs.observations.highway_observation_config``)."""
     converted = dict(config)
-    for section, keys in _TUPLE_VALUES.items():
-        if isinstance(converted.get(section), dict):
-            converted[section] = {key: tuple(value) if key in keys and isinstance(value, list) else value
-                                  for key, value in converted[section].items()}
+    if isinstance(converted.get("observation"), dict):
+        converted["observation"] = highway_observation_config(converted["observation"])
     return converted
 
 

@@ -295,6 +295,10 @@ def _translate_space_config(
     for sub_key, sub_value in value.items():
         if default.get(sub_key, object()) == sub_value:
             continue
+        if key == "observation" and sub_key == "type":
+            raise BackendConfigError(
+                f"env.config.observation.type: the EnvPool port observes {default.get('type')} only (got "
+                f"{sub_value!r}); use backend: highway-env or auto for other observation types")
         if (
             key == "observation"
             and sub_key == "vehicles_count"

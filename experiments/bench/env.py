@@ -5,6 +5,11 @@ them costs nothing inside the timed loops). For each ``n_envs`` the raw pool and
 built once, warmed up, then timed in alternating repeats over the same fixed step count; the
 reported figure is the median of the repeats.
 
+Observation types (``observation_rows``): each highway-env observation type (and the native port's, which
+observes Kinematics only) steps one env, timed in turns over the same step counts, side by side. On
+2026-12-07 (2 cores, --quick) the 128 x 64 grayscale frames cost no more than the Kinematics table, which
+highway-env builds through pandas each step (60 vs 50 steps/s); the native port ran ~8000.
+
 Raw EnvPool resets a finished env on its *next* ``step`` (that env-step ignores the action and
 returns reward 0), whereas the adapter resets in the same step. Raw throughput is therefore
 reported twice: all env-steps per second, and "useful" transitions per second (env-steps minus
@@ -225,6 +230,78 @@ def bench_highway_env(n_envs: int, settings: Settings, rng: np.random.Generator)
     )
 
 
+# The observation types timed side by side (envs.observations.OBSERVATION_TYPES), as the vision presets set them.
+GRAYSCALE: dict[str, Any] = {"type": "GrayscaleObservation", "observation_shape": [128, 64], "stack_size": 4,
+                             "weights": [0.2989, 0.5870, 0.1140], "scaling": 1.75}
+OBSERVATIONS: dict[str, dict[str, Any]] = {
+    "Kinematics": {"type": "Kinematics"},
+    "OccupancyGrid": {"type": "OccupancyGrid"},
+    "GrayscaleObservation": GRAYSCALE,
+    "TimeToCollision": {"type": "TimeToCollision"},
+    "LidarObservation": {"type": "LidarObservation"},
+    "TupleObservation": {"type": "TupleObservation", "observation_configs": [{"type": "Kinematics"}, GRAYSCALE]},
+}
+
+
+@dataclass
+class ObservationRow:
+    """Throughput of one observation type on one backend (one env): env-steps per second, median of repeats."""
+
+    observation: str
+    backend: str
+    shape: str
+    repeats: list[float]
+    steps_per_s: float
+
+
+def observation_rows(settings: Settings, rng: np.random.Generator, native: bool = True) -> list[ObservationRow]:
+    """Every type of ``OBSERVATIONS`` on highway-env, and on the native port where it has one (``native``),
+    one env each; the repeats take turns across the types so a slow spell of the machine hits them alike."""
+    from envs import make_vec_env
+    from envs.observations import NATIVE_TYPES
+
+    cases = [(name, "highway-env") for name in OBSERVATIONS]
+    if native:
+        cases += [(name, "envpool") for name in OBSERVATIONS if name in NATIVE_TYPES]
+    runners = {case: VecEnvRunner(make_vec_env(ENV_ID, 1, seed=settings.seed, backend=case[1],
+                                               config={"observation": OBSERVATIONS[case[0]]}))
+               for case in cases}
+    try:
+        rates: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
+        for runner in runners.values():
+            runner.run(random_actions(runner.vec_env.action_space, 3, 1, rng))  # warm-up: first frames, caches
+        for _ in range(settings.highway_env_repeats):
+            for case, runner in runners.items():
+                actions = random_actions(runner.vec_env.action_space, settings.highway_env_steps, 1, rng)
+                elapsed, _ = runner.run(actions)
+                rates[case].append(settings.highway_env_steps / elapsed)
+        return [ObservationRow(name, backend, _shape(runners[(name, backend)].vec_env.observation_space),
+                               rates[(name, backend)], statistics.median(rates[(name, backend)]))
+                for name, backend in cases]
+    finally:
+        for runner in runners.values():
+            runner.vec_env.close()
+
+
+def _shape(space: Any) -> str:
+    parts = getattr(space, "spaces", None)
+    if isinstance(parts, dict):
+        return " + ".join(f"{key} {tuple(part.shape)}" for key, part in parts.items())
+    return f"{tuple(space.shape)} {space.dtype}"
+
+
+def print_observation_rows(console: Console, rows: list[ObservationRow]) -> None:
+    table = Table(title=f"{ENV_ID}: env-steps/s by observation type, one env, median of repeats (random actions)")
+    for column in ("observation", "backend", "shape", "steps/s", "min – max", "vs Kinematics"):
+        table.add_column(column, justify="left" if column in ("observation", "backend", "shape") else "right")
+    reference = {row.backend: row.steps_per_s for row in rows if row.observation == "Kinematics"}
+    for row in rows:
+        base = reference.get(row.backend)
+        table.add_row(row.observation, row.backend, row.shape, fmt_rate(row.steps_per_s), spread(row.repeats),
+                      f"{row.steps_per_s / base:.2f}x" if base else "-")
+    console.print(table)
+
+
 def compute_ratios(raw: Row, adapter: Row) -> dict[str, Any]:
     """Adapter vs raw at one ``n_envs``: ratio of medians, and the median of per-repeat ratios."""
     assert raw.useful_repeats is not None and raw.useful_per_s is not None
@@ -305,10 +382,13 @@ def run_env_section(quick: bool, console: Console, repeats: int | None = None,
             raw_row, adapter_row = bench_envpool_pair(n_envs, settings, rng)
         rows += [raw_row, adapter_row]
         ratios.append(compute_ratios(raw_row, adapter_row))
+    observations: list[ObservationRow] = []
     if not skip_highway_env:
         for n_envs in HIGHWAY_ENV_N_ENVS:
             with console.status(f"highway-env, n_envs={n_envs}"):
                 rows.append(bench_highway_env(n_envs, settings, rng))
+        with console.status("observation types"):
+            observations = observation_rows(settings, rng)
 
     at_target = next((r for r in ratios if r["n_envs"] == TARGET_N_ENVS), None)
     target = {
@@ -326,12 +406,15 @@ def run_env_section(quick: bool, console: Console, repeats: int | None = None,
         "rows": [asdict(row) for row in rows],
         "ratios": ratios,
         "target": target,
+        "observations": [asdict(row) for row in observations],
         "env_wall_s": wall_s,
     }
 
 
 def print_env_section(figures: dict[str, Any], console: Console) -> None:
     print_report(console, [Row(**row) for row in figures["rows"]], figures["ratios"], figures["target"])
+    if figures.get("observations"):  # absent from figures saved before the observation types were timed
+        print_observation_rows(console, [ObservationRow(**row) for row in figures["observations"]])
 
 
 class EnvSection:

@@ -147,22 +147,51 @@ def _check_number_list(key: str, value: list[Any], default: Any) -> None:
         raise _fail(key, shape, value)
 
 
-def _check_space(key: str, value: dict[str, Any]) -> None:
+def _check_space(key: str, value: dict[str, Any], path: str | None = None) -> None:
     """``observation`` / ``action``: a ``type`` name and bounded counts (highway-env checks the rest when
-    ``resolve_backend`` builds one env)."""
+    ``resolve_backend`` builds one env); a ``TupleObservation``'s parts each the same way.
+
+    :param path: where ``value`` sits under ``env.config`` (a tuple's part), default ``key``."""
+    path = path or key
     kind, known = value.get("type"), SPACE_TYPES[key]
     if kind not in known:  # highway-env replaces the whole mapping, so its type is required
-        raise ConfigError(f"env.config.{key}.type: " + ("required" if "type" not in value else f"got {kind!r}") +
+        raise ConfigError(f"env.config.{path}.type: " + ("required" if "type" not in value else f"got {kind!r}") +
                           f"; allowed: {', '.join(known)}")
     for name, item in value.items():
         rule = _SPACE_COUNTS.get(name)
         if rule is not None and not rule.accepts(item):
-            raise _fail(f"{key}.{name}", rule.allowed(), item)
+            raise _fail(f"{path}.{name}", rule.allowed(), item)
         if isinstance(item, float) and not math.isfinite(item):
-            raise _fail(f"{key}.{name}", "a finite number", item)
+            raise _fail(f"{path}.{name}", "a finite number", item)
         if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_OBSERVED_CELLS:
-            raise _fail(f"{key}.{name}", f"at most {MAX_OBSERVED_CELLS:,} in size", item)
-    _check_grid(key, value)
+            raise _fail(f"{path}.{name}", f"at most {MAX_OBSERVED_CELLS:,} in size", item)
+    _check_grid(path, value)
+    if kind == "GrayscaleObservation":
+        _check_image(path, value)
+    if kind == "TupleObservation":
+        parts = value.get("observation_configs")
+        if not isinstance(parts, list) or not parts or not all(isinstance(part, dict) for part in parts):
+            raise _fail(f"{path}.observation_configs", "a non-empty list of observation mappings, e.g. "
+                        "[{type: Kinematics}, {type: GrayscaleObservation, ...}]", parts)
+        for index, part in enumerate(parts):
+            if part.get("type") == "TupleObservation":
+                raise _fail(f"{path}.observation_configs[{index}].type", "a single observation type (tuples do "
+                            "not nest)", part.get("type"))
+            _check_space(key, part, f"{path}.observation_configs[{index}]")
+
+
+def _check_image(path: str, value: dict[str, Any]) -> None:
+    """A grayscale image's ``observation_shape`` (width, height) and ``stack_size``: positive whole
+    numbers, the stack allocatable."""
+    shape, stack = value.get("observation_shape", [84, 84]), value.get("stack_size", 4)
+    if not (isinstance(shape, list | tuple) and len(shape) == 2 and
+            all(isinstance(side, int) and not isinstance(side, bool) and side >= 1 for side in shape)):
+        raise _fail(f"{path}.observation_shape", "[width, height], two whole numbers >= 1", shape)
+    if not (isinstance(stack, int) and not isinstance(stack, bool) and stack >= 1):
+        raise _fail(f"{path}.stack_size", "a whole number >= 1", stack)
+    if shape[0] * shape[1] * stack > MAX_OBSERVED_CELLS:
+        raise _fail(f"{path}.observation_shape", f"at most {MAX_OBSERVED_CELLS:,} pixels with the stack "
+                    f"(width x height x stack_size; stack_size is {stack})", shape)
 
 
 def _check_grid(key: str, value: dict[str, Any]) -> None:

@@ -16,13 +16,16 @@ the CLI prints it and exits with status 2); an error later, while training, is a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from envs.factory import BackendChoice, check_highway_env_config, choose_backend, make_vec_env
+from envs.factory import BackendChoice, check_highway_env_config, choose_backend, make_highway_env, make_vec_env
+from envs.observations import observation_type
 from experiments.config import ConfigError, ExperimentConfig
 from experiments.config.bounds import check_process_envs
 from experiments.config.wrappers import robustness_wrappers
@@ -65,11 +68,42 @@ def resolve_backend(config: ExperimentConfig, backend: str | None = None) -> tup
         choice = choose_backend(config.env.id, backend or config.env.backend, config.env.config, config.env.drivers)
         if choice.backend == "highway-env":
             check_highway_env_config(config.env.id, config.env.config)
+            check_observation_policy(config)
     check_process_envs("env.n_envs", config.env.n_envs, choice.backend)  # `auto` may have chosen processes
     check_process_envs("training.eval_n_envs", config.training.eval_n_envs, choice.backend)
     resolved = config.model_copy(deep=True)
     resolved.env.backend = choice.backend
     return resolved, choice
+
+
+def check_observation_policy(config: ExperimentConfig) -> None:
+    """An image or multi-modal observation (``env.config.observation``) against ``agent.policy``, before any
+    folder: a CNN policy needs an image, the spiking MLP takes none (``agents.registry.check_policy_space``).
+    Kinematics-like vectors need no check (every policy reads them), so the usual run builds no agent here."""
+    if observation_type(config.env.config) in ("Kinematics", "OccupancyGrid", "TimeToCollision", "LidarObservation") \
+            and not (config.agent.policy or "").startswith("Cnn"):
+        return
+    from agents.registry import check_policy_space, get_algorithm, resolve_policy
+
+    cls = get_algorithm(config.agent.algo)
+    policy_kwargs = config.agent.policy_kwargs or {}
+    check_policy_space(cls, resolve_policy(cls, config.agent.policy, policy_kwargs), policy_kwargs,
+                       observation_space(config.env.id, config.env.config), config.agent.snn_settings())
+
+
+def observation_space(env_id: str, config: dict[str, Any] | None) -> Any:
+    """The observation space one highway-env env of ``env_id`` with ``config`` gives the agent (a tuple as
+    its Dict), built once per scenario and config, then closed."""
+    return _built_space(env_id, json.dumps(config or {}, sort_keys=True))
+
+
+@cache
+def _built_space(env_id: str, config_json: str) -> Any:
+    env = make_highway_env(env_id, json.loads(config_json))
+    try:
+        return env.observation_space
+    finally:
+        env.close()
 
 
 def make_env(config: ExperimentConfig, stream: int = TRAIN_STREAM, n_envs: int | None = None,

@@ -3,10 +3,11 @@
 A checkpoint is ``checkpoints/step_<N>/`` with ``model.zip`` (parameters, optimizer, counters and the
 neuro modules, pickled by SB3), ``replay_buffer.pkl`` (off-policy agents), ``rng.pt`` (torch,
 numpy, random and action-space generator states; tensors only, read with ``weights_only=True``),
-``state.pkl`` (the envs where they can be pickled, the last observation, the evaluation
-history) and ``best_model.zip`` (the run's best model as it stood then, a hard link). It is
-assembled in a temp folder and renamed into place; ``checkpoints/latest.json`` is replaced last,
-so a crash mid-save never leaves a broken "latest".
+``state.pkl`` (the envs where they can be pickled, an image observation's render state rebuilt on load
+(``envs.observations.dump_with_render_state``), the last observation, the evaluation history) and
+``best_model.zip`` (the run's best model as it stood then, a hard link). It is assembled in a temp folder
+and renamed into place; ``checkpoints/latest.json`` is replaced last, so a crash mid-save never leaves a
+broken "latest".
 
 A resume takes the newest intact checkpoint (``resumable_checkpoints``): a damaged ``latest.json``, a
 missing folder or a truncated file (``CheckpointDamaged``) makes it fall back on an older one, saying why.
@@ -38,6 +39,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from envs.observations import dump_with_render_state
 from experiments.files import write_json_atomic
 from experiments.runs.errors import CheckpointError, RunInterrupted
 from experiments.runs.history import EvaluationHistory
@@ -230,7 +232,7 @@ def save_checkpoint(model: BaseAlgorithm, checkpoint_dir: Path, eval_env: VecEnv
             "evaluations": evaluations,
         }
         with open(temp / "state.pkl", "wb") as handle:
-            cloudpickle.dump(state, handle)
+            dump_with_render_state(state, handle)  # image observations: their pygame surfaces rebuilt on load
         if best_model is not None and best_model.is_file():
             _link_or_copy(best_model, temp / "best_model.zip")
         if final.exists():  # an interrupt right after a resume saves the step it resumed from again

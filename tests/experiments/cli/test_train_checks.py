@@ -90,7 +90,8 @@ def test_malformed_yaml_is_one_line_with_its_position(tmp_path):
 
 @pytest.mark.slow
 def test_a_value_highway_env_cannot_build_is_a_config_error(tmp_path):
-    observation = "env.config.observation={type: GrayscaleObservation, observation_shape: [36], stack_size: 2}"
+    # the schema checks the shape and the stack; the weights' length only highway-env finds out
+    observation = "env.config.observation={type: GrayscaleObservation, observation_shape: [36, 36], weights: [0.5]}"
     line = one_line_error(neurodrive("train", str(SMOKE), *with_settings(
         f"logging.root={tmp_path}", "env.n_envs=2", "agent.policy=CnnPolicy", observation)))
     assert line.startswith("error: env.config: highway-env cannot build highway-fast-v0 with this config: ")
@@ -99,12 +100,14 @@ def test_a_value_highway_env_cannot_build_is_a_config_error(tmp_path):
 
 @pytest.mark.slow
 def test_a_policy_the_observation_does_not_fit_is_a_config_error(tmp_path):
-    """SB3 asserts it (CnnPolicy on Kinematics vectors): one line naming the agent; the folder says failed."""
+    """CnnPolicy on Kinematics vectors (which SB3 asserts against): one line naming agent.policy, the space and
+    the policy that fits; on the native port it is found building the agent, so the folder says failed."""
     result = neurodrive("train", str(SMOKE), *with_settings(
         f"logging.root={tmp_path}", "agent.policy=CnnPolicy", "agent.policy_kwargs={}"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.splitlines()[-1].startswith(
-        "error: agent (algo dqn, policy CnnPolicy): You should use NatureCNN only with images")
+    assert result.stderr.splitlines()[-1] == (
+        "error: agent.policy: CnnPolicy reads images (a uint8 Box of rank 3, as GrayscaleObservation gives); "
+        "this observation is Box(-inf, inf, (5, 5), float32); use MlpPolicy")
     (run_dir,) = (tmp_path / "smoke").iterdir()
     assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
 
