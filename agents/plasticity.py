@@ -18,12 +18,13 @@ TD error, the dopamine signal and the weight change per update under ``neuro/pla
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import obs_as_tensor
 
 from neuro.snn.network import SpikingMLP
@@ -84,9 +85,9 @@ class PlasticityStep(BaseCallback):
     def plasticity_step(self, step: dict[str, Any]) -> None:
         """One env step's update from the rollout's locals (``obs_tensor``, ``actions``, ``values``,
         ``rewards``, ``new_obs``, ``dones``, ``infos``)."""
-        agent, policy, network = self.agent, self.agent.policy, self.network
+        agent, policy, network = self.agent, cast(ActorCriticPolicy, self.agent.policy), self.network
         with th.no_grad():
-            features = policy.extract_features(step["obs_tensor"])  # type: ignore[operator]
+            features = policy.extract_features(step["obs_tensor"])
             features = features[0] if isinstance(features, tuple) else features  # the actor's, when not shared
             actions = th.as_tensor(np.asarray(step["actions"]).reshape(-1), device=policy.device).long()
             chosen = th.nn.functional.one_hot(actions, network.out_features)
@@ -102,18 +103,18 @@ class PlasticityStep(BaseCallback):
 
     def _td_error(self, step: dict[str, Any]) -> th.Tensor:
         """delta_t of each env, with the critic's values (the acting statistic of a multi-channel one)."""
-        agent, policy = self.agent, self.agent.policy
+        agent, policy = self.agent, cast(ActorCriticPolicy, self.agent.policy)
         rewards = th.as_tensor(np.asarray(step["rewards"], dtype=np.float32))
         dones = np.asarray(step["dones"], dtype=bool)
-        next_values = policy.predict_values(obs_as_tensor(step["new_obs"], policy.device))  # type: ignore[operator]
+        next_values = policy.predict_values(obs_as_tensor(step["new_obs"], policy.device))
         next_values = next_values.flatten().cpu().float()
         terminated = th.zeros(len(dones))
         for env in np.flatnonzero(dones):
             info = step["infos"][env]
             final = info.get("terminal_observation")
             if info.get("TimeLimit.truncated", False) and final is not None:
-                obs, _ = policy.obs_to_tensor(final)  # type: ignore[operator]
-                next_values[env] = policy.predict_values(obs).flatten()[0].cpu()  # type: ignore[operator]
+                obs, _ = policy.obs_to_tensor(final)
+                next_values[env] = policy.predict_values(obs).flatten()[0].cpu()
             else:
                 next_values[env] = 0.0
                 terminated[env] = 1.0

@@ -21,7 +21,8 @@ SOP_ENERGY_PJ = 0.9
 NEURON_UPDATE_ENERGY_PJ = 4.6
 WEIGHT_READ_ENERGY_PJ = 50.0
 ENERGY_CAVEAT = ("45 nm compute only (Horowitz 2014): 4.6 pJ/MAC, 0.9 pJ/SOP, 4.6 pJ/neuron update "
-                 "(leak multiply + integrate add); memory traffic ignored")
+                 "(leak multiply + integrate add), 4.6 pJ/plasticity update (trace, eligibility or weight); "
+                 "memory traffic ignored")
 MEMORY_CAVEAT = ("with memory: + 50 pJ per weight read (one per SOP or MAC, 1 MB SRAM, Horowitz 2014); "
                  "membrane, activation and DRAM traffic still ignored")
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -202,6 +202,11 @@ class SpikingMLP(NetworkPart):
         self._spike_sum: torch.Tensor | None = None  # per-layer spike totals, turned into floats when read
 
     @property
+    def rules(self) -> list[PlasticityRule]:
+        """The plasticity rules of the plastic layers, in layer order."""
+        return cast(list[PlasticityRule], list(self.plasticity_rules))
+
+    @property
     def plastic(self) -> bool:
         """Whether layers of this network learn by a three-factor rule (``agents.plasticity`` drives it)."""
         return self.config.plasticity is not None
@@ -278,7 +283,7 @@ class SpikingMLP(NetworkPart):
         if chosen is not None:
             outputs[-1] = outputs[-1] * chosen.to(outputs[-1].dtype)
         first = len(self.layers) + 1 - len(self.plasticity_rules)  # the plastic layers are the last ones
-        for rule, pre, post in zip(self.plasticity_rules, inputs[first:], outputs[first:], strict=True):
+        for rule, pre, post in zip(self.rules, inputs[first:], outputs[first:], strict=True):
             rule.run(pre, post)
 
     @torch.no_grad()
@@ -286,19 +291,19 @@ class SpikingMLP(NetworkPart):
         """Move each plastic layer's weights by its rule's ``learning_rate x dopamine x eligibility``
         (``dopamine`` one value or one per env); the squared norm of the changes, summed over layers."""
         change = 0.0
-        for rule, layer in zip(self.plasticity_rules, self.plastic_layers, strict=True):
+        for rule, layer in zip(self.rules, self.plastic_layers, strict=True):
             change += float(rule.update(layer.weight, dopamine).pow(2).sum())
         return {"weight_change": change ** 0.5}
 
     @torch.no_grad()
     def episode_start(self, rows: torch.Tensor) -> None:
         """Clear the traces of the envs (a boolean mask) whose episode starts."""
-        for rule in self.plasticity_rules:
+        for rule in self.rules:
             rule.reset(rows)
 
     def plasticity_stats(self) -> dict[str, float]:
         """Each plastic layer's traces and last update, ``<layer>/<key>`` (``readout``, ``hidden_<i>``)."""
-        return {f"{name}/{key}": value for name, rule in zip(self.plastic_names, self.plasticity_rules, strict=True)
+        return {f"{name}/{key}": value for name, rule in zip(self.plastic_names, self.rules, strict=True)
                 for key, value in rule.stats().items()}
 
     def dense_macs(self) -> int:
@@ -354,7 +359,7 @@ class SpikingMLP(NetworkPart):
         counts.decisions = self._decisions
         if self._spike_sum is not None:
             counts.spikes = self._spike_sum.tolist()
-        counts.plasticity_operations = float(sum(rule.take_operations() for rule in self.plasticity_rules))
+        counts.plasticity_operations = float(sum(rule.take_operations() for rule in self.rules))
         self._spike_sum = None
         self._decisions = 0
         return counts
@@ -365,8 +370,8 @@ class SpikingMLP(NetworkPart):
             spikes = torch.tensor(counts.spikes)
             self._spike_sum = spikes if self._spike_sum is None else self._spike_sum + spikes
             self._decisions += counts.decisions
-        if counts.plasticity_operations and self.plasticity_rules:
-            self.plasticity_rules[0]._operations += int(counts.plasticity_operations)
+        if counts.plasticity_operations and self.rules:
+            self.rules[0].add_operations(int(counts.plasticity_operations))
 
 
 class LogitGain(nn.Module):

@@ -34,7 +34,8 @@ class PlasticityRule(nn.Module):
     synapse and trace updates made (for the energy estimate, ``neuro.snn.network.SpikeCounts``).
     """
 
-    interface: ClassVar[tuple[str, ...]] = ("step", "run", "update", "reset", "stats", "take_operations")
+    interface: ClassVar[tuple[str, ...]] = ("step", "run", "update", "reset", "stats", "take_operations",
+                                            "add_operations")
 
     def step(self, pre: Tensor, post: Tensor) -> None:
         raise NotImplementedError
@@ -55,6 +56,9 @@ class PlasticityRule(nn.Module):
 
     def take_operations(self) -> int:
         return 0
+
+    def add_operations(self, operations: int) -> None:
+        """Put operations taken out back (a measurement in between leaves no trace)."""
 
 
 PLASTICITY_RULES: Registry[PlasticityRule] = Registry("plasticity", PlasticityRule, default="rstdp",
@@ -124,10 +128,9 @@ class RewardSTDP(PlasticityRule):
         if self.eligibility.shape[0]:
             raise ValueError(f"RewardSTDP: traces kept for {self.eligibility.shape[0]} rows (envs), got {rows}; "
                              "reset(None) first to start over")
-        like = dict(dtype=pre.dtype, device=pre.device)
-        self.pre_trace = torch.zeros(rows, self.n_pre, **like)
-        self.post_trace = torch.zeros(rows, self.n_post, **like)
-        self.eligibility = torch.zeros(rows, self.n_post, self.n_pre, **like)
+        self.pre_trace = pre.new_zeros(rows, self.n_pre)
+        self.post_trace = pre.new_zeros(rows, self.n_post)
+        self.eligibility = pre.new_zeros(rows, self.n_post, self.n_pre)
 
     @torch.no_grad()
     def step(self, pre: Tensor, post: Tensor) -> None:
@@ -192,6 +195,9 @@ class RewardSTDP(PlasticityRule):
         every pre and post trace (one multiply-add each); per ``update``, every weight (one multiply-add)."""
         operations, self._operations = self._operations, 0
         return operations
+
+    def add_operations(self, operations: int) -> None:
+        self._operations += operations
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         # The traces' batch size is the saved run's number of envs: take the saved shape.

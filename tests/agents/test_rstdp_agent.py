@@ -94,7 +94,8 @@ def test_the_rules_dopamine_is_the_modules_signal_of_the_critics_td_error_by_han
     expected = before + 0.05 * (torch.as_tensor(signal, dtype=torch.float32).reshape(2, 1, 1) * eligibility).mean(0)
     assert torch.allclose(network.readout.weight, expected, atol=1e-6)
     rule = network.plasticity_rules[0]
-    assert rule.eligibility[1].abs().sum() == 0 and torch.equal(rule.eligibility[0], eligibility[0])  # env 1 starts over
+    # env 1's episode ended: its traces start over; env 0's go on
+    assert rule.eligibility[1].abs().sum() == 0 and torch.equal(rule.eligibility[0], eligibility[0])
 
 
 def test_save_and_load_keep_the_traces_and_the_actions(tmp_path: Path):
@@ -122,7 +123,8 @@ def test_a_resumed_run_equals_the_uninterrupted_one():
     first.learn(64)
     buffer = io.BytesIO()
     first.save(buffer)
-    env_state, last_obs, starts = cloudpickle.dumps(first.env), first._last_obs.copy(), first._last_episode_starts.copy()
+    env_state = cloudpickle.dumps(first.env)
+    last_obs, starts = first._last_obs.copy(), first._last_episode_starts.copy()
     rng, np_rng = torch.get_rng_state(), np.random.get_state()  # SB3 shuffles minibatches with numpy's
     buffer.seek(0)
     resumed = get_algorithm("ppo").load(buffer, env=cloudpickle.loads(env_state), device="cpu")

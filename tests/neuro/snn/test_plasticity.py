@@ -25,7 +25,10 @@ def closed_form(pre: np.ndarray, post: np.ndarray, a_plus: float, a_minus: float
         for j in range(post.shape[1]):
             for ti in np.flatnonzero(pre[:, i]):
                 for tj in np.flatnonzero(post[:, j]):
-                    window = a_plus * np.exp(-(tj - ti) / tau_plus) if tj >= ti else -a_minus * np.exp(-(ti - tj) / tau_minus)
+                    if tj >= ti:
+                        window = a_plus * np.exp(-(tj - ti) / tau_plus)
+                    else:
+                        window = -a_minus * np.exp(-(ti - tj) / tau_minus)
                     c[j, i] += window * np.exp(-(last - max(ti, tj)) / tau_c)
     return c
 
@@ -35,7 +38,8 @@ PARAMS = dict(a_plus=1.0, a_minus=1.5, tau_plus=4.0, tau_minus=6.0, tau_eligibil
 
 def spike_trains(steps: int = 60, rows: int = 2, n_pre: int = 3, n_post: int = 2, p: float = 0.15):
     rng = np.random.default_rng(3)
-    return (rng.random((steps, rows, n_pre)) < p).astype(np.float32), (rng.random((steps, rows, n_post)) < p).astype(np.float32)
+    pre = (rng.random((steps, rows, n_pre)) < p).astype(np.float32)
+    return pre, (rng.random((steps, rows, n_post)) < p).astype(np.float32)
 
 
 def test_the_eligibility_trace_is_its_closed_form_on_a_fixed_spike_train():
