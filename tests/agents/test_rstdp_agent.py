@@ -167,3 +167,17 @@ def test_an_agent_that_would_not_drive_the_rule_refuses_it():
     with pytest.raises(ValueError, match=r"agent\.snn\.plasticity: .* on-policy"):
         build("dqn", env, "spiking", {"learning_starts": 10}, {"net_arch": [16]}, seed=0, device="cpu",
               snn={"plasticity": PLASTICITY})
+
+
+def test_the_network_part_shape_takes_the_same_plasticity():
+    """``policy_kwargs.network: {type: spiking, plasticity: ...}`` (no ``agent.policy: spiking``) is the same agent."""
+    model = build("ppo", cartpole(), None, PPO_SMALL, {"net_arch": [16], "network": {"type": "spiking", **SNN}},
+                  seed=0, device="cpu")
+    network = plastic_actor(model)
+    assert network is not None and network.plasticity_rules[0].learning_rate == PLASTICITY["learning_rate"]
+    readout = network.readout.weight.clone()
+    model.learn(96)
+    twin = plastic_ppo(cartpole())  # built after: the same seeded start for its learning
+    twin.learn(96)
+    assert not torch.equal(network.readout.weight, readout)
+    assert torch.equal(network.readout.weight, plastic_actor(twin).readout.weight)
