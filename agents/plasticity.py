@@ -9,7 +9,8 @@ After each env step (``PlasticityStep``, wrapped around the rollout's callback b
    (a time limit bootstraps from the value of the final observation, as SB3's PPO does), becomes the
    dopamine module's learning signal (``DopamineModule.transform``; the raw error without a module);
 3. each plastic weight moves by ``learning_rate x dopamine x eligibility`` (per env, averaged over envs);
-4. the traces of the envs whose episode ended are cleared for the next one.
+4. the traces of the envs whose episode ended are cleared for the next one (and those of envs that
+   ``learn()`` reset, before their first decision).
 
 The decision is replayed, not taken from the rollout's forward pass, so that nothing else deciding
 in between (an evaluation callback) can reach the traces. Every rollout logs the traces' norms, the
@@ -86,7 +87,10 @@ class PlasticityStep(BaseCallback):
         """One env step's update from the rollout's locals (``obs_tensor``, ``actions``, ``values``,
         ``rewards``, ``new_obs``, ``dones``, ``infos``)."""
         agent, policy, network = self.agent, cast(ActorCriticPolicy, self.agent.policy), self.network
+        starts = getattr(agent, "_last_episode_starts", None)
         with th.no_grad():
+            if starts is not None:  # the envs reset by learn() start an episode too
+                network.episode_start(th.as_tensor(np.asarray(starts, dtype=bool), device=policy.device))
             features = policy.extract_features(step["obs_tensor"])
             features = features[0] if isinstance(features, tuple) else features  # the actor's, when not shared
             actions = th.as_tensor(np.asarray(step["actions"]).reshape(-1), device=policy.device).long()

@@ -204,7 +204,7 @@ class RewardSTDP(PlasticityRule):
         for name in _TRACES:
             saved = state_dict.get(prefix + name)
             if saved is not None:
-                setattr(self, name, torch.empty_like(saved))
+                setattr(self, name, getattr(self, name).new_empty(saved.shape))
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     def extra_repr(self) -> str:
