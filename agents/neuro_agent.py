@@ -41,6 +41,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from agents.neuro_logging import record_part_stats
+from agents.plasticity import check_plasticity, with_plasticity
 from neuro.dopamine import DopamineModule
 from neuro.migrations import grouped_parts
 from neuro.modulation import MODULATOR_REGISTRIES, Modulator, TDErrorSummary
@@ -289,6 +290,7 @@ class OffPolicyNeuroAgent(NeuroAgent, _OffPolicy):
     def _setup_model(self) -> None:
         self._prepare_parts()
         super()._setup_model()
+        check_plasticity(self, drives_plasticity=False)
 
     def _on_step(self) -> None:
         super()._on_step()  # SB3 recomputes epsilon from its schedule here, after every env step
@@ -319,6 +321,7 @@ class OnPolicyNeuroAgent(NeuroAgent, _OnPolicy):
     def _setup_model(self) -> None:
         self._prepare_parts()
         super()._setup_model()
+        check_plasticity(self, drives_plasticity=True)
 
     def train(self) -> None:
         if ENT_COEF.kind in self.neuro:  # SB3's train() reads ent_coef
@@ -331,7 +334,9 @@ class OnPolicyNeuroAgent(NeuroAgent, _OnPolicy):
         gamma = self._modulate_gamma()
         if gamma is not None:
             rollout_buffer.gamma = gamma  # GAE and the time-limit bootstrap follow the rollout's gamma
-        collected = super().collect_rollouts(self._tapped(env), callback, rollout_buffer, n_rollout_steps)
+        # A plastic spiking actor learns after every env step, from the dopamine of that step (agents.plasticity).
+        collected = super().collect_rollouts(self._tapped(env), with_plasticity(self, callback), rollout_buffer,
+                                             n_rollout_steps)
         if collected and "dopamine" not in self.neuro and self.exposes_td_errors:
             self.observe_td_errors(one_step_td_errors(rollout_buffer.advantages, rollout_buffer.episode_starts,
                                                       self.gamma * self.gae_lambda))

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 import torch as th
+from gymnasium import spaces
 from sb3_contrib import QRDQN, TQC, RecurrentPPO
 from sb3_contrib.qrdqn.policies import QRDQNPolicy, QuantileNetwork
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
@@ -48,7 +49,7 @@ from agents.dopamine_dqn import ChannelDQNPolicy, ChannelQNetwork
 from agents.dopamine_ppo import ChannelActorCriticPolicy
 from neuro.networks import NETWORKS, NetworkPart, initialise
 from neuro.snn.config import SnnConfig
-from neuro.snn.network import SpikeCounts
+from neuro.snn.network import SpikeCounts, SpikingMLP
 
 
 class NetworkPolicy:
@@ -167,9 +168,27 @@ class NetworkActorCriticPolicy(NetworkPolicy, ChannelActorCriticPolicy):
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
-        self.decision_network().readout_fan_out = _out_features(self.action_net)
+        if not self._plastic_action_head(lr_schedule):
+            self.decision_network().readout_fan_out = _out_features(self.action_net)
         if isinstance(self.mlp_extractor.value_net, NetworkPart):
             self.mlp_extractor.value_net.readout_fan_out = _out_features(self.value_net)
+
+    def _plastic_action_head(self, lr_schedule: Any) -> bool:
+        """A plastic spiking actor (``agent.snn.plasticity``) reads the actions from its own spiking readout:
+        its head replaces SB3's linear one, and the optimizer is rebuilt without the replaced parameters."""
+        actor = self.decision_network()
+        if not isinstance(actor, SpikingMLP) or not actor.plastic:
+            return False
+        if not isinstance(self.action_space, spaces.Discrete):
+            raise ValueError("agent.snn.plasticity: a plastic spiking readout chooses among discrete actions; "
+                             f"got {type(self.action_space).__name__} actions")
+        head = actor.action_head(int(self.action_space.n))
+        assert head is not None
+        self.action_net = head.to(self.device)
+        actor.to(self.device)
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]  # as SB3's _build
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        return True
 
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         with self.counting_decisions(deterministic):  # PPO's rollouts decide through forward(), not predict()
@@ -223,8 +242,8 @@ class SpikingPolicy(NetworkPolicy):
         spec = {"type": "spiking", **self.snn.model_dump(exclude={"critic", "convolutions"})}
         if self.snn.convolutions is not None:  # an image network: the spiking CNN (neuro.snn.conv)
             spec.update(type="spiking_cnn", convolutions=[list(conv) for conv in self.snn.convolutions])
-        if self.snn.critic == "spiking":
-            kwargs["value_network"] = spec
+        if self.snn.critic == "spiking":  # the critic learns by gradients: the actor's plasticity is not its
+            kwargs["value_network"] = {key: value for key, value in spec.items() if key != "plasticity"}
         super().__init__(*args, network=spec, **kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:

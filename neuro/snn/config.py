@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from neuro.registry import HalfOpenInterval, SpecError
 
@@ -21,12 +21,51 @@ SOP_ENERGY_PJ = 0.9
 NEURON_UPDATE_ENERGY_PJ = 4.6
 WEIGHT_READ_ENERGY_PJ = 50.0
 ENERGY_CAVEAT = ("45 nm compute only (Horowitz 2014): 4.6 pJ/MAC, 0.9 pJ/SOP, 4.6 pJ/neuron update "
-                 "(leak multiply + integrate add); memory traffic ignored")
+                 "(leak multiply + integrate add), 4.6 pJ/plasticity update (trace, eligibility or weight); "
+                 "memory traffic ignored")
 MEMORY_CAVEAT = ("with memory: + 50 pJ per weight read (one per SOP or MAC, 1 MB SRAM, Horowitz 2014); "
                  "membrane, activation and DRAM traffic still ignored")
 
 
+# A plasticity operation (one synapse's eligibility c = c decay + STDP, one pre or post trace x = x decay + S,
+# or one weight w += lr DA c) is a multiply and an add: charged as a MAC, 4.6 pJ (Horowitz 2014).
+PLASTICITY_OP_ENERGY_PJ = 4.6
+
 MAX_TIMESTEPS = 1000  # simulation steps per forward pass: every decision costs T layer passes
+
+
+class PlasticitySettings(BaseModel):
+    """``agent.snn.plasticity``: which layers learn online by a three-factor rule, and the rule.
+
+    :param type: the rule (``rstdp``: ``neuro.snn.plasticity.RewardSTDP``) or a dotted path.
+    :param layers: ``readout``: a spiking output layer (one LIF neuron per action) learned by the rule on
+        top of hidden layers trained by surrogate gradients; ``all``: every layer learned by the rule,
+        no backprop in the network.
+    :param logit_gain: the actions' logits are ``logit_gain`` x the output neurons' firing rates.
+
+    The rule's own parameters (``learning_rate``, ``a_plus``, ``a_minus``, ``tau_plus``, ``tau_minus``,
+    ``tau_eligibility``, ...) sit beside these and are checked against the rule's signature.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "rstdp"
+    layers: Literal["readout", "all"] = "readout"
+    logit_gain: PositiveFloat = 5.0
+
+    @model_validator(mode="after")
+    def _known_rule(self) -> PlasticitySettings:
+        from neuro.snn.plasticity import PLASTICITY_RULES  # torch: imported only when a plasticity section is checked
+
+        try:
+            PLASTICITY_RULES.check(self.rule_spec(), given={"n_pre": 1, "n_post": 1})
+        except SpecError as error:
+            raise ValueError(str(error).removeprefix("agent.snn.plasticity").lstrip(".: ") or str(error)) from None
+        return self
+
+    def rule_spec(self) -> dict[str, Any]:
+        """The rule's spec for ``PLASTICITY_RULES``: its type and its own parameters."""
+        return {"type": self.type, **(self.model_extra or {})}
 
 
 class SnnConfig(BaseModel):
@@ -50,6 +89,7 @@ class SnnConfig(BaseModel):
     :param convolutions: for image observations: ``[out_channels, kernel, stride]`` per convolution makes the
         network a spiking CNN (``neuro.snn.conv.SpikingCNN``, the ``spiking_cnn`` part; NatureCNN's:
         ``[[32, 8, 4], [64, 4, 2], [64, 3, 1]]``) ahead of the ``net_arch`` layers; None: the spiking MLP.
+    :param plasticity: layers learned online by a three-factor rule (``PlasticitySettings``), or None.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -66,6 +106,7 @@ class SnnConfig(BaseModel):
     critic: Literal["ann", "spiking"] = "ann"
     init: Literal["orthogonal", "torch"] = "orthogonal"
     convolutions: list[tuple[PositiveInt, PositiveInt, PositiveInt]] | None = None
+    plasticity: PlasticitySettings | None = None
 
     @field_validator("encoder")
     @classmethod

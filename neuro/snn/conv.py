@@ -146,6 +146,9 @@ class SpikingCNN(NetworkPart):
         if issubclass(ENCODERS.split(encoder, {"in_features": in_features})[0], PopulationEncoder):
             raise ValueError("agent.policy_kwargs.network.encoder: spiking_cnn takes direct or poisson (a population "
                              "code would give every pixel population_size neurons)")
+        if config.plasticity is not None:  # the plastic spiking readout is SpikingMLP's (neuro.snn.plasticity)
+            raise ValueError("agent.policy_kwargs.network.plasticity: spiking_cnn has no plastic readout; "
+                             "allowed: null (a three-factor readout runs on the spiking network part)")
         self.config = config
         self.timesteps = config.timesteps
         self.encoder = ENCODERS.make(encoder, in_features=in_features)

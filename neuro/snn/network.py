@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -25,6 +25,7 @@ from neuro.snn.config import (
     ENERGY_CAVEAT,
     MAC_ENERGY_PJ,
     NEURON_UPDATE_ENERGY_PJ,
+    PLASTICITY_OP_ENERGY_PJ,
     SOP_ENERGY_PJ,
     WEIGHT_READ_ENERGY_PJ,
     SnnConfig,
@@ -32,6 +33,7 @@ from neuro.snn.config import (
 )
 from neuro.snn.encoders import ENCODERS, PoissonEncoder
 from neuro.snn.neurons import LIF
+from neuro.snn.plasticity import PLASTICITY_RULES, PlasticityRule
 
 __all__ = ["ENERGY_CAVEAT", "SnnConfig", "SpikeCounts", "SpikingMLP", "counting", "initialise"]
 
@@ -46,6 +48,8 @@ class SpikeCounts:
     neurons, LIF layers, readout membranes). ``synaptic_events`` holds each layer's SOPs where the fan-out
     varies by neuron (a convolution's near the border, ``neuro.snn.operations.conv_fan_out``); empty: every
     spike times its layer's ``fan_out``.
+    ``plasticity_operations`` sums the synapse and trace updates of a plastic network's rule over the
+    same decisions (``PlasticityRule.take_operations``), each charged ``PLASTICITY_OP_ENERGY_PJ``.
     """
 
     layers: list[str]
@@ -58,6 +62,7 @@ class SpikeCounts:
     spikes: list[float] = field(default_factory=list)
     neuron_updates_per_decision: int = 0
     synaptic_events: list[float] = field(default_factory=list)
+    plasticity_operations: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.spikes:
@@ -74,6 +79,7 @@ class SpikeCounts:
         total.spikes = [a + b for a, b in zip(self.spikes, other.spikes, strict=True)]
         if self.synaptic_events or other.synaptic_events:
             total.synaptic_events = [a + b for a, b in zip(self.events(), other.events(), strict=True)]
+        total.plasticity_operations = self.plasticity_operations + other.plasticity_operations
         return total
 
     def events(self) -> list[float]:
@@ -99,7 +105,9 @@ class SpikeCounts:
         the ``*_with_memory`` figures add a weight read per SOP or MAC (``MEMORY_CAVEAT``)."""
         sops, macs = self.sops_per_decision, float(self.dense_macs_per_decision)
         updates = float(self.neuron_updates_per_decision)
-        energy = sops * SOP_ENERGY_PJ + macs * MAC_ENERGY_PJ + updates * NEURON_UPDATE_ENERGY_PJ
+        plastic = self.plasticity_operations / max(self.decisions, 1)
+        energy = (sops * SOP_ENERGY_PJ + macs * MAC_ENERGY_PJ + updates * NEURON_UPDATE_ENERGY_PJ
+                  + plastic * PLASTICITY_OP_ENERGY_PJ)
         ann_energy = self.ann_macs_per_decision * MAC_ENERGY_PJ
         memory = (sops + macs) * WEIGHT_READ_ENERGY_PJ  # each SOP or MAC reads one weight
         ann_memory = self.ann_macs_per_decision * WEIGHT_READ_ENERGY_PJ
@@ -108,6 +116,7 @@ class SpikeCounts:
             "sops_per_decision": sops,
             "macs_per_decision": macs,
             "neuron_updates_per_decision": updates,
+            **({"plasticity_operations_per_decision": plastic} if self.plasticity_operations else {}),
             "ann_macs_per_decision": float(self.ann_macs_per_decision),
             "energy_pj_per_decision": energy,
             "ann_energy_pj_per_decision": ann_energy,
@@ -151,6 +160,13 @@ class SpikingMLP(NetworkPart):
     :param config: the ``SnnConfig`` (or its fields).
     :param settings: ``SnnConfig``'s fields as keywords instead (the network part's spec:
         ``{type: spiking, timesteps: 5, ...}``).
+
+    With ``plasticity`` (``agent.snn.plasticity``) the readout is a spiking layer (one LIF neuron per
+    output) whose firing rates are the output, and the chosen layers (``readout`` or ``all``) learn by
+    the rule, their weights kept out of backprop (``requires_grad=False``). A latent network (an actor)
+    gets that readout from ``action_head``. The agent drives the rule: ``record_decision`` replays a
+    decision into the traces, ``apply_dopamine`` moves the weights, ``episode_start`` clears the traces
+    of the envs that start over (``agents.plasticity``).
     """
 
     settings_model = SpikingSettings
@@ -176,7 +192,18 @@ class SpikingMLP(NetworkPart):
         self.neurons = nn.ModuleList(
             LIF(size, config.beta, config.threshold, config.surrogate_slope, config.learn_beta, config.reset)
             for size in hidden)
-        self.readout = nn.Linear(hidden[-1], out_features) if out_features is not None else None
+        self.in_features = in_features
+        self.hidden = list(hidden)
+        self.readout: nn.Linear | None = None
+        self.output_neurons: LIF | None = None  # a spiking readout's neurons (plasticity)
+        self.plasticity_rules = nn.ModuleList()  # one rule per plastic layer, in layer order
+        self.plastic_layers: list[nn.Linear] = []
+        self.plastic_names: list[str] = []
+        if out_features is not None:
+            if config.plasticity is not None:
+                self._spiking_readout(out_features)
+            else:
+                self.readout = nn.Linear(hidden[-1], out_features)
         self.out_features = out_features if out_features is not None else hidden[-1]
         self.register_buffer("readout_weights", time_weights(self.timesteps, config.readout_decay), persistent=False)
         self.in_features = in_features
@@ -186,20 +213,110 @@ class SpikingMLP(NetworkPart):
         self._decisions = 0
         self._spike_sum: torch.Tensor | None = None  # per-layer spike totals, turned into floats when read
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    @property
+    def rules(self) -> list[PlasticityRule]:
+        """The plasticity rules of the plastic layers, in layer order."""
+        return cast(list[PlasticityRule], list(self.plasticity_rules))
+
+    @property
+    def plastic(self) -> bool:
+        """Whether layers of this network learn by a three-factor rule (``agents.plasticity`` drives it)."""
+        return self.config.plasticity is not None
+
+    def _spiking_readout(self, out_features: int) -> None:
+        """A readout of ``out_features`` LIF neurons, and the rules of the plastic layers, frozen for backprop."""
+        config, plasticity = self.config, self.config.plasticity
+        assert plasticity is not None
+        self.readout = nn.Linear(self.hidden[-1], out_features)
+        initialise([self.readout], config.init)
+        self.output_neurons = LIF(out_features, config.beta, config.threshold, config.surrogate_slope,
+                                  config.learn_beta, config.reset)
+        self.plastic_layers = [*(self.layers if plasticity.layers == "all" else []), self.readout]
+        self.plastic_names = [*(f"hidden_{i}" for i in range(len(self.layers)) if plasticity.layers == "all"),
+                              "readout"]
+        self.plasticity_rules = nn.ModuleList(
+            PLASTICITY_RULES.make(plasticity.rule_spec(), n_pre=layer.in_features, n_post=layer.out_features)
+            for layer in self.plastic_layers)
+        for layer in self.plastic_layers:
+            layer.requires_grad_(False)  # learned by the rule only
+        self.readout_fan_out = out_features
+
+    def _propagate(self, features: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The encoding and every LIF layer's spikes ``(T, batch, size)``, the spiking readout's last."""
         encoded = self.encoder(features, self.timesteps)
-        layer_spikes = [encoded] if self.encoder.spiking else []
-        spikes = self.neurons[0](self.layers[0](encoded), self.timesteps)
-        layer_spikes.append(spikes)
+        spikes = [self.neurons[0](self.layers[0](encoded), self.timesteps)]
         for layer, neurons in zip(self.layers[1:], self.neurons[1:], strict=True):
-            spikes = neurons(layer(spikes))
-            layer_spikes.append(spikes)
-        rates = torch.tensordot(self.readout_weights, spikes, dims=1)
+            spikes.append(neurons(layer(spikes[-1])))
+        if self.output_neurons is not None:
+            assert self.readout is not None
+            spikes.append(self.output_neurons(self.readout(spikes[-1])))
+        return encoded, spikes
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        encoded, layer_spikes = self._propagate(features)
+        rates = torch.tensordot(self.readout_weights, layer_spikes[-1], dims=1)
         if self.counting:
-            totals = torch.stack([s.detach().sum() for s in layer_spikes])
+            counted = [encoded, *layer_spikes] if self.encoder.spiking else layer_spikes
+            totals = torch.stack([s.detach().sum() for s in counted])
             self._spike_sum = totals if self._spike_sum is None else self._spike_sum + totals
             self._decisions += features.shape[0]
+        if self.output_neurons is not None:  # a spiking readout: its firing rates are the output
+            return rates
         return self.readout(rates) if self.readout is not None else rates
+
+    # Plasticity: the agent's hooks (``agents.plasticity``) --------------------------------------------
+
+    def action_head(self, n_actions: int) -> nn.Module | None:
+        """For a plastic latent network (an actor): build the spiking readout of ``n_actions`` neurons and
+        return the head from its rates to the logits (``logit_gain`` x rates, no parameters); None when
+        the network is not plastic (SB3's linear head reads the latent)."""
+        if self.config.plasticity is None:
+            return None
+        if self.output_neurons is None:
+            self._spiking_readout(n_actions)
+            self.out_features = n_actions
+        return LogitGain(self.config.plasticity.logit_gain)
+
+    @torch.no_grad()
+    def record_decision(self, features: torch.Tensor, chosen: torch.Tensor | None = None) -> None:
+        """Replay the decision on ``features`` (one row per env) into the plastic layers' traces.
+
+        :param chosen: ``(batch, out)`` 0/1: the output neurons of the actions taken. Only their spikes
+            count as post-synaptic in the readout's rule (the chosen action's neurons win the decision,
+            as under lateral inhibition); None counts every output neuron.
+        """
+        if not self.plasticity_rules:
+            raise ValueError("record_decision: this network has no plastic layers (agent.snn.plasticity)")
+        encoded, spikes = self._propagate(features)
+        if encoded.dim() == 2:  # a held current (direct encoding) enters the rule as its value per step
+            encoded = encoded.expand(self.timesteps, *encoded.shape)
+        inputs = [encoded, *spikes[:-1]]
+        outputs = list(spikes)
+        if chosen is not None:
+            outputs[-1] = outputs[-1] * chosen.to(outputs[-1].dtype)
+        first = len(self.layers) + 1 - len(self.plasticity_rules)  # the plastic layers are the last ones
+        for rule, pre, post in zip(self.rules, inputs[first:], outputs[first:], strict=True):
+            rule.run(pre, post)
+
+    @torch.no_grad()
+    def apply_dopamine(self, dopamine: torch.Tensor | float) -> dict[str, float]:
+        """Move each plastic layer's weights by its rule's ``learning_rate x dopamine x eligibility``
+        (``dopamine`` one value or one per env); the squared norm of the changes, summed over layers."""
+        change = 0.0
+        for rule, layer in zip(self.rules, self.plastic_layers, strict=True):
+            change += float(rule.update(layer.weight, dopamine).pow(2).sum())
+        return {"weight_change": change ** 0.5}
+
+    @torch.no_grad()
+    def episode_start(self, rows: torch.Tensor) -> None:
+        """Clear the traces of the envs (a boolean mask) whose episode starts."""
+        for rule in self.rules:
+            rule.reset(rows)
+
+    def plasticity_stats(self) -> dict[str, float]:
+        """Each plastic layer's traces and last update, ``<layer>/<key>`` (``readout``, ``hidden_<i>``)."""
+        return {f"{name}/{key}": value for name, rule in zip(self.plastic_names, self.rules, strict=True)
+                for key, value in rule.stats().items()}
 
     def dense_macs(self) -> int:
         """Multiply-accumulates this implementation computes per input row on dense hardware (a CPU):
@@ -209,8 +326,10 @@ class SpikingMLP(NetworkPart):
         if self.encoder.spiking:
             first *= self.timesteps
         hidden = self.timesteps * sum(n_in * n_out for n_in, n_out in pairwise(self.hidden))
-
-        return self.encoder.encoding_macs() + first + hidden + self.hidden[-1] * self.readout_fan_out
+        readout = self.hidden[-1] * self.readout_fan_out
+        if self.output_neurons is not None:  # a spiking readout's currents are computed at every step
+            readout *= self.timesteps
+        return self.encoder.encoding_macs() + first + hidden + readout
 
     # The network policies' hooks (``neuro.networks.NetworkPart``) -----------------------------------
 
@@ -234,6 +353,8 @@ class SpikingMLP(NetworkPart):
         names = (["encoder"] if self.encoder.spiking else []) + [f"hidden_{i}" for i in range(len(self.hidden))]
         neurons = ([self.encoder.out_features] if self.encoder.spiking else []) + self.hidden
         fan_out = self.hidden + [self.readout_fan_out]  # each layer's spikes reach the next layer
+        if self.output_neurons is not None:  # a spiking readout's spikes reach no synapse (the head scales rates)
+            names, neurons, fan_out = [*names, "readout"], [*neurons, self.readout_fan_out], [*fan_out, 0]
         if not self.encoder.spiking:
             fan_out = fan_out[1:]
         dense = self.encoder.encoding_macs() + (0 if self.encoder.spiking else self.in_features * self.hidden[0])
@@ -250,6 +371,7 @@ class SpikingMLP(NetworkPart):
         counts.decisions = self._decisions
         if self._spike_sum is not None:
             counts.spikes = self._spike_sum.tolist()
+        counts.plasticity_operations = float(sum(rule.take_operations() for rule in self.rules))
         self._spike_sum = None
         self._decisions = 0
         return counts
@@ -260,6 +382,19 @@ class SpikingMLP(NetworkPart):
             spikes = torch.tensor(counts.spikes)
             self._spike_sum = spikes if self._spike_sum is None else self._spike_sum + spikes
             self._decisions += counts.decisions
+        if counts.plasticity_operations and self.rules:
+            self.rules[0].add_operations(int(counts.plasticity_operations))
+
+
+class LogitGain(nn.Module):
+    """A plastic spiking readout's head: the actions' logits are ``gain`` x the output neurons' rates."""
+
+    def __init__(self, gain: float) -> None:
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, rates: torch.Tensor) -> torch.Tensor:
+        return self.gain * rates
 
 
 def time_weights(timesteps: int, decay: float) -> torch.Tensor:
