@@ -63,7 +63,7 @@ def mtimes(folder: Path, pattern: str) -> dict[str, int]:
 
 
 def test_there_are_shipped_comparisons_to_validate():
-    assert len(SHIPPED) == 8  # else the tests below would check nothing
+    assert len(SHIPPED) == 9  # else the tests below would check nothing
 
 
 @pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
@@ -75,7 +75,7 @@ def test_shipped_comparisons_validate(path, quick):
     everything = {"clean", "merge", "roundabout", "noise", "dropout", "dense"}
     # vision: images take no Kinematics sensor wrapper (noise, dropout); denser traffic fits every space.
     expected = {"clean", "noise", "merge"} if path.stem == "highway_ppo" else \
-        {"clean", "dense"} if path.stem == "vision" else everything
+        {"clean", "dense"} if path.stem in ("vision", "vision_spiking") else everything
     if path.stem == "plasticity":  # other drivers: the training mix, held-out mixes, transfer under one
         expected = {"train_mix", "aggressive", "defensive", "merge", "roundabout"}
     assert set(comparison.conditions) == expected
@@ -342,7 +342,9 @@ def test_each_shipped_comparison_runs_quick_with_two_workers(path, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     grid = tmp_path / comparison.folder
     for cell in comparison.cells():
-        spiking = comparison.cell_config(cell).agent.policy == "spiking"
+        agent = comparison.cell_config(cell).agent
+        network = (agent.policy_kwargs or {}).get("network") or {}
+        spiking = agent.policy == "spiking" or network.get("type") in ("spiking", "spiking_cnn")
         for condition in comparison.conditions:
             record = json.loads((tmp_path / comparison.cell_dir(cell) / f"compare-{condition}.json").read_text())
             native = comparison.evaluation.backend != "highway-env"  # highway_ppo: every condition has a port
