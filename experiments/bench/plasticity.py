@@ -81,8 +81,9 @@ def bench_pair(label: str, plastic: str, twin: str, settings: PlasticitySettings
                 rates[name].append(timed_learn(models[name], settings.steps))
                 console.print(f"  {label}: {name} {rates[name][-1]:,.0f} steps/s", style="dim")
     finally:
-        for model in models.values():
-            model.get_env().close()
+        for env in (model.get_env() for model in models.values()):
+            if env is not None:
+                env.close()
     return PairRow(label, plastic, twin, rates[plastic], rates[twin])
 
 
