@@ -22,11 +22,12 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 import torch as th
+from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3.common.torch_layers import MlpExtractor
 from torch import nn
 
-from agents.spiking_policies import NetworkPolicy
+from agents.spiking_policies import NetworkPolicy, register_network_policy
 from neuro.networks import NetworkPart
 
 __all__ = ["NetworkRecurrentPolicy", "PackedState", "rollout_state_bytes"]
@@ -159,3 +160,6 @@ class NetworkRecurrentPolicy(NetworkPolicy, RecurrentActorCriticPolicy):
         for lstm_option in ("lstm_hidden_size", "n_lstm_layers", "shared_lstm", "enable_critic_lstm", "lstm_kwargs"):
             parameters.pop(lstm_option, None)
         return {**parameters, "value_network": self.value_network}
+
+
+register_network_policy(RecurrentPPO, NetworkRecurrentPolicy)

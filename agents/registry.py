@@ -20,6 +20,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents import recurrent_policies as _recurrent_policies  # noqa: F401  (registers RecurrentPPO's network policy)
 from agents.dopamine_dqn import DopamineDQN
 from agents.dopamine_ppo import DopaminePPO
 from agents.hyperparameters import (

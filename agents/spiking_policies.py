@@ -306,8 +306,8 @@ def _out_features(head: nn.Module) -> int:
 
 
 # Each algorithm's network policy and the spiking one of ``agent.policy: spiking``; most specific first:
-# QRDQN is no DQN subclass, but a user's DQN subclass is. None: the algorithm has none (TQC; RecurrentPPO's
-# network policy is agents.recurrent_policies', see network_policy_for).
+# QRDQN is no DQN subclass, but a user's DQN subclass is. None: the algorithm has none (TQC), or its network
+# policy lives in a module of its own that registers it (RecurrentPPO's: agents.recurrent_policies).
 _NETWORK_POLICIES: tuple[tuple[type[BaseAlgorithm], type[NetworkPolicy] | None, type[SpikingPolicy] | None], ...] = (
     (QRDQN, NetworkQRDQNPolicy, SpikingQRDQNPolicy),
     (DQN, NetworkDQNPolicy, SpikingDQNPolicy),
@@ -320,11 +320,15 @@ _NETWORK_POLICIES: tuple[tuple[type[BaseAlgorithm], type[NetworkPolicy] | None, 
 )
 
 
+def register_network_policy(family: type[BaseAlgorithm], policy_cls: type[NetworkPolicy]) -> None:
+    """Set the network policy of a family listed above, from the module that defines it."""
+    global _NETWORK_POLICIES
+    _NETWORK_POLICIES = tuple((algo, policy_cls if algo is family else network, spiking)
+                              for algo, network, spiking in _NETWORK_POLICIES)
+
+
 def network_policy_for(algo_cls: type[BaseAlgorithm]) -> type[BasePolicy] | None:
     """The policy class that takes ``policy_kwargs.network`` for an algorithm, or None where there is none."""
-    if issubclass(algo_cls, RecurrentPPO):  # a NetworkPolicy subclass in its own module: imported when asked
-        from agents.recurrent_policies import NetworkRecurrentPolicy
-        return NetworkRecurrentPolicy
     for family, policy_cls, _ in _NETWORK_POLICIES:
         if issubclass(algo_cls, family):
             return policy_cls  # type: ignore[return-value]
