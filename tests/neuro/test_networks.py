@@ -20,9 +20,9 @@ def test_the_spiking_network_and_the_mlp_are_members():
 
 def test_an_unknown_type_lists_the_allowed_ones():
     with pytest.raises(SpecError, match=r"^agent.policy_kwargs.network.type: unknown network type 'lstm'; "
-                                        r"allowed: mlp, spiking or a dotted path"):
+                                        r"allowed: mlp, backpropamine, spiking or a dotted path"):
         NETWORKS.check({"type": "lstm"})
-    with pytest.raises(SpecError, match=r"agent.policy_kwargs.network.type: required; allowed: mlp, spiking"):
+    with pytest.raises(SpecError, match=r"agent.policy_kwargs.network.type: required; allowed: mlp, backpropamine, spiking"):
         NETWORKS.check({})
 
 
