@@ -1,8 +1,8 @@
 """The backpropamine layer (Miconi et al. 2019) against independent truth: with A = 0 it is a plain tanh
 RNN (a torch reimplementation bit for bit, ``nn.RNN`` to float precision); its traces follow their
 update rules, computed by hand in numpy over several steps with clipping and an episode reset; and a
-plastic layer learns a bandit whose good arm is re-drawn every episode better than its non-plastic twin,
-over seeds with a 95% interval."""
+plastic layer learns a bandit whose good arm is re-drawn every episode, over seeds with a 95% interval
+(its edge over the non-plastic twin is measured, not asserted: see the bandit test)."""
 
 import numpy as np
 import pytest
@@ -164,16 +164,18 @@ def test_backprop_reaches_the_plasticity_coefficients_eta_and_the_modulation_hea
     assert "alpha" not in dict(twin.named_parameters()) and twin.state_size == 4
 
 
-SEEDS = range(12)
+SEEDS = range(5)
 
 
 @pytest.mark.slow
-def test_the_plastic_layer_learns_a_bandit_redrawn_each_episode_better_than_its_twin():
+def test_the_plastic_layer_learns_a_bandit_redrawn_each_episode():
     # 4 arms, the good one drawn anew per episode; 20 pulls; 16 units; 300 REINFORCE updates of 32 episodes.
-    # Within-episode learning is the only way above chance (0.25): the input is just the last action and reward.
+    # Only within-episode learning gets above chance (0.25): the input is just the last action and reward.
+    # Measured (seeds 0-6, this setting): plastic 0.68 0.44 0.76 0.71 0.41 0.67 0.37, its non-plastic twin
+    # 0.42 0.37 0.25 0.60 0.57 0.48 0.58: the same-size tanh RNN learns the task too, and the paired
+    # difference (+0.11, 95% t interval -0.12 to 0.34, paired t p = 0.29) is not significant, so no
+    # comparison is asserted here.
     torch.set_num_threads(1)
     plastic = [bandit(seed, True) for seed in SEEDS]
-    twin = [bandit(seed, False) for seed in SEEDS]
-    low, _ = paired_interval([p - t for p, t in zip(plastic, twin, strict=True)])
-    assert low > 0, (plastic, twin)
-    assert np.mean(plastic) - stats.t.ppf(0.975, len(SEEDS) - 1) * np.std(plastic, ddof=1) / np.sqrt(len(SEEDS)) > 0.25
+    half = stats.t.ppf(0.975, len(plastic) - 1) * np.std(plastic, ddof=1) / np.sqrt(len(plastic))
+    assert np.mean(plastic) - half > 0.25 + 0.1, plastic
