@@ -22,7 +22,8 @@ def test_an_unknown_type_lists_the_allowed_ones():
     with pytest.raises(SpecError, match=r"^agent.policy_kwargs.network.type: unknown network type 'lstm'; "
                                         r"allowed: mlp, backpropamine, spiking or a dotted path"):
         NETWORKS.check({"type": "lstm"})
-    with pytest.raises(SpecError, match=r"agent.policy_kwargs.network.type: required; allowed: mlp, backpropamine, spiking"):
+    with pytest.raises(SpecError,
+                       match=r"agent.policy_kwargs.network.type: required; allowed: mlp, backpropamine, spiking"):
         NETWORKS.check({})
 
 
