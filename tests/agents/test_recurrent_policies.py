@@ -141,3 +141,19 @@ def test_a_resumed_run_equals_the_uninterrupted_one(tmp_path):
                     for folder in (resumed, reference))
     for name in ours:
         assert torch.equal(ours[name], theirs[name]), name
+
+
+def test_a_sweep_reaches_the_part_by_dotted_path(tmp_path):
+    from experiments.config import ConfigError
+    from experiments.sweeps.spec import load_sweep
+
+    preset = EXPERIMENTS / "plasticity" / "recurrent_ppo_backpropamine.yaml"
+    body = (f"experiment: {preset}\nparameters:\n  agent.policy_kwargs.network.clip: {{float: [{{low}}, 2.0]}}\n"
+            "  agent.policy_kwargs.network.mode: {categorical: [simple, retroactive]}\n"
+            "objective: mean_return\nseeds: 1\nbudget: 2000\neval_every: 1000\nn_trials: 2\n")
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(body.replace("{low}", "0.2"))
+    bad.write_text(body.replace("{low}", "-1.0"))
+    load_sweep(good)
+    with pytest.raises(ConfigError, match=r"agent\.policy_kwargs\.network\.clip: must be > 0"):
+        load_sweep(bad)
