@@ -11,7 +11,8 @@ activation and its traces) is that pair, split into two halves (``hidden_size = 
 Memory of the stored states: ``n_steps x n_envs x 2 ceil(S / 2) x 4 bytes x 2`` (actor and critic), with
 S = H + traces H^2. At the shipped sizes (H = 32, simple: S = 1056; n_steps 128, 4 envs): 4.3 MB per
 rollout (retroactive, S = 2080: 8.5 MB; H = 64 retroactive, S = 8256: 34 MB; the non-plastic twin,
-S = 32: 0.13 MB). ``rollout_state_bytes`` computes it.
+S = 32: 0.13 MB). ``rollout_state_bytes`` computes it. With ``modulation: dopamine`` the actor keeps one float
+more (V(s_{t-1})) and the critic is feedforward, its stored state a copy of the actor's, as sb3-contrib does.
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch as th
+from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
-from stable_baselines3.common.torch_layers import MlpExtractor
+from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
 from torch import nn
 
 from agents.spiking_policies import NetworkPolicy, register_network_policy
+from neuro.dopamine import DOPAMINE_MODULES
 from neuro.networks import NetworkPart
+from neuro.registry import SpecError
 
 __all__ = ["NetworkRecurrentPolicy", "PackedState", "rollout_state_bytes"]
 
@@ -40,14 +44,15 @@ class PackedState(nn.Module):
         state buffers.
     """
 
-    def __init__(self, part: NetworkPart) -> None:
+    def __init__(self, part: NetworkPart, extra: int = 0) -> None:
         super().__init__()
         for member in ("state_size", "initial_state", "sequence"):
             if not hasattr(part, member):
                 raise ValueError(f"agent.policy_kwargs.network: recurrent_ppo takes a recurrent network part "
                                  f"(one with {member}: backpropamine), got {type(part).__name__}")
         self.part = part
-        self.state_size: int = part.state_size  # type: ignore[assignment]
+        self.extra = extra  # floats the policy keeps beside the part's state (the dopamine actor: V(s_{t-1}))
+        self.state_size = int(cast(Any, part).state_size) + extra
         self.num_layers = 1
         self.hidden_size = math.ceil(self.state_size / 2)
 
@@ -70,33 +75,62 @@ class NetworkRecurrentPolicy(NetworkPolicy, RecurrentActorCriticPolicy):
 
     ``net_arch``: the part's size (``[32]``, or ``{pi: [32], vf: [32]}``); SB3's action and value heads read
     its latent. ``value_network``: the critic's part (default: ``network``'s spec). sb3-contrib's LSTM
-    options (``lstm_hidden_size``, ``shared_lstm``, ``enable_critic_lstm``) do not apply. ``modulation:
-    dopamine`` is refused: its third factor needs the critic's value and the previous reward inside the
-    actor's sequence (see the report of issue 25).
+    options (``lstm_hidden_size``, ``shared_lstm``, ``enable_critic_lstm``) do not apply.
+
+    ``modulation: dopamine`` (the third factor from outside): M(t) = D(delta(t-1)) with
+    ``delta(t-1) = r(t-1) + gamma V(s_t) - V(s_{t-1})`` (0 at an episode's first step), D the ``transform``
+    of the dopamine module ``dopamine`` (a ``neuro.dopamine`` spec, default ``standard``), V the critic's
+    value (not differentiated through), r(t-1) the observation's last feature (``env.wrappers: [{type:
+    previous_reward}]``) and ``gamma`` the algorithm's (RecurrentPPO hands it over). The critic is then
+    feedforward (a tanh layer of the part's size: V(s_t) needs no recurrent state, so ``predict`` with the
+    actor's state alone can compute it), and the actor's state keeps V(s_{t-1}) as one more float.
     """
 
+    takes_algorithm: ClassVar[tuple[str, ...]] = ("gamma",)  # handed over by NeuroRecurrentPPO
+
     def __init__(self, *args: Any, network: dict[str, Any] | None = None,
-                 value_network: dict[str, Any] | None = None, net_arch: Any = None, **kwargs: Any) -> None:
+                 value_network: dict[str, Any] | None = None, net_arch: Any = None,
+                 dopamine: dict[str, Any] | None = None, gamma: float = 0.99, **kwargs: Any) -> None:
         for option in ("lstm_hidden_size", "n_lstm_layers", "shared_lstm", "enable_critic_lstm", "lstm_kwargs"):
             if option in kwargs:
                 raise ValueError(f"agent.policy_kwargs.{option}: an LSTM option; a recurrent network part "
                                  "takes its size from net_arch")
         spec = dict(network or {})
-        for where, given in (("network", spec), ("value_network", value_network or {})):
-            if given.get("modulation") == "dopamine":
-                raise ValueError(f"agent.policy_kwargs.{where}.modulation: 'dopamine' is not wired into "
-                                 "RecurrentPPO yet; allowed here: network")
+        self.third_factor = spec.get("modulation") == "dopamine"
+        if (value_network or {}).get("modulation") == "dopamine":
+            raise ValueError("agent.policy_kwargs.value_network.modulation: the critic's own part takes 'network'; "
+                             "the dopamine third factor modulates the actor")
+        if self.third_factor and value_network:
+            raise ValueError("agent.policy_kwargs.value_network: with network.modulation: dopamine the critic is "
+                             "feedforward (its value makes the TD error); leave value_network out")
+        if dopamine is not None and not self.third_factor:
+            raise ValueError("agent.policy_kwargs.dopamine: only read with network.modulation: dopamine")
         self.value_network = dict(value_network) if value_network else None
+        self.dopamine = dict(dopamine) if dopamine else None
+        self.gamma = gamma
         arch = [32] if net_arch is None else net_arch
         self._sizes = {key: list(arch.get(key, []) if isinstance(arch, dict) else arch) for key in ("pi", "vf")}
-        super().__init__(*args, network=spec, net_arch=net_arch, lstm_hidden_size=1, **kwargs)
+        super().__init__(*args, network=spec, net_arch=net_arch, lstm_hidden_size=1,
+                         enable_critic_lstm=not self.third_factor, **kwargs)
         # sb3-contrib built one-unit LSTMs in the slots: the parts replace them, and the optimizer is rebuilt
-        actor = PackedState(self.make_network(self.features_dim, self._sizes["pi"], None))
-        critic = PackedState(self.make_network(self.features_dim, self._sizes["vf"], None, self.value_network or spec))
-        self.lstm_actor, self.lstm_critic = cast(nn.LSTM, actor), cast(nn.LSTM, critic)  # duck-typed: see PackedState
-        if critic.hidden_size != actor.hidden_size:
-            raise ValueError("agent.policy_kwargs.value_network: its state must be the actor's size "
-                             "(RecurrentPPO stores one shape for both)")
+        actor = PackedState(self.make_network(self.features_dim, self._sizes["pi"], None), int(self.third_factor))
+        self.lstm_actor = cast(nn.LSTM, actor)  # duck-typed: see PackedState
+        if self.third_factor:
+            self._check_third_factor_inputs()
+            try:
+                self.dopamine_module = DOPAMINE_MODULES.make(self.dopamine)
+            except SpecError as error:
+                raise ValueError(str(error).replace(DOPAMINE_MODULES.where or "neuro.dopamine",
+                                                    "agent.policy_kwargs.dopamine", 1)) from None
+            self.critic = nn.Sequential(  # type: ignore[assignment]  # sb3-contrib types it a Linear
+                nn.Linear(self.features_dim, self._sizes["vf"][0]), nn.Tanh())
+        else:
+            critic = PackedState(self.make_network(self.features_dim, self._sizes["vf"], None,
+                                                   self.value_network or spec))
+            if critic.hidden_size != actor.hidden_size:
+                raise ValueError("agent.policy_kwargs.value_network: its state must be the actor's size "
+                                 "(RecurrentPPO stores one shape for both)")
+            self.lstm_critic = cast(nn.LSTM, critic)
         self.lstm_hidden_state_shape = (1, 1, actor.hidden_size)
         self.optimizer = self.optimizer_class(self.parameters(), lr=self._initial_lr,  # type: ignore[call-arg]
                                               **self.optimizer_kwargs)
@@ -124,8 +158,26 @@ class NetworkRecurrentPolicy(NetworkPolicy, RecurrentActorCriticPolicy):
         inputs = features.reshape(n_seq, -1, features.shape[-1]).swapaxes(0, 1)
         starts = episode_starts.reshape(n_seq, -1).swapaxes(0, 1)
         part = cast(Any, lstm.part)
-        outputs, state = part.sequence(inputs, lstm.unpack(lstm_states), starts)
-        return th.flatten(outputs.transpose(0, 1), start_dim=0, end_dim=1), lstm.pack(state)
+        flat = lstm.unpack(lstm_states)
+        state, kept = flat[:, :part.state_size], flat[:, part.state_size:]
+        modulation = None
+        if lstm.extra:  # the dopamine actor: M(t) = D(r(t-1) + gamma V(s_t) - V(s_{t-1})), 0 at an episode start
+            with th.no_grad():
+                latent = self.mlp_extractor.forward_critic(cast(nn.Module, self.critic)(inputs))
+                values = self.value_net(latent).squeeze(-1)
+                previous = th.cat([kept[:, 0].unsqueeze(0), values[:-1]])
+                td_error = inputs[..., -1] + self.gamma * values - previous
+                modulation = self.dopamine_module.transform(td_error) * (1.0 - starts)
+            kept = values[-1].unsqueeze(1)
+        outputs, state = part.sequence(inputs, state, starts, modulation)
+        return th.flatten(outputs.transpose(0, 1), start_dim=0, end_dim=1), lstm.pack(th.cat([state, kept], dim=1))
+
+    def _check_third_factor_inputs(self) -> None:
+        space = self.observation_space
+        flat = isinstance(space, spaces.Box) and len(space.shape) == 1
+        if not (flat and self.features_extractor_class is FlattenExtractor):
+            raise ValueError("agent.policy_kwargs.network.modulation: 'dopamine' reads r(t-1) from the observation's "
+                             "last feature: add env.wrappers: [{type: previous_reward}] (a flat Box observation)")
 
     def decision_network(self) -> NetworkPart:
         return cast(PackedState, self.lstm_actor).part
@@ -159,7 +211,7 @@ class NetworkRecurrentPolicy(NetworkPolicy, RecurrentActorCriticPolicy):
         parameters = super()._get_constructor_parameters()
         for lstm_option in ("lstm_hidden_size", "n_lstm_layers", "shared_lstm", "enable_critic_lstm", "lstm_kwargs"):
             parameters.pop(lstm_option, None)
-        return {**parameters, "value_network": self.value_network}
+        return {**parameters, "value_network": self.value_network, "dopamine": self.dopamine, "gamma": self.gamma}
 
 
 register_network_policy(RecurrentPPO, NetworkRecurrentPolicy)

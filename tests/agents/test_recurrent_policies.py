@@ -15,6 +15,7 @@ from agents.callbacks import SpikeLogCallback
 from agents.recurrent_policies import NetworkRecurrentPolicy, rollout_state_bytes
 from agents.registry import build, get_algorithm
 from envs import make_vec_env
+from envs.robustness import PreviousReward
 from experiments.config import load_config
 from experiments.runs.session import resume, train
 from neuro.backpropamine import BackpropamineLayer
@@ -23,19 +24,22 @@ from tests_support import EXPERIMENTS
 HYPERPARAMETERS = {"n_steps": 48, "batch_size": 32, "n_epochs": 2}
 
 
-def model(network: dict, seed: int = 0, n_envs: int = 2, **policy_kwargs):
+def model(network: dict, seed: int = 0, n_envs: int = 2, hyperparameters: dict | None = None, **policy_kwargs):
     env = make_vec_env("highway-fast-v0", n_envs, seed=seed, backend="envpool")
-    return build("recurrent_ppo", env, None, HYPERPARAMETERS,
+    if network.get("modulation") == "dopamine":
+        env = PreviousReward(env)
+    return build("recurrent_ppo", env, None, {**HYPERPARAMETERS, **(hyperparameters or {})},
                  {"net_arch": [8], "network": {"type": "backpropamine", **network}, **policy_kwargs},
                  seed=seed, device="cpu")
 
 
-@pytest.mark.parametrize("mode", ["simple", "retroactive"])
-def test_stored_states_replay_to_the_rollouts_values_and_log_probs(mode):
-    agent = model({"mode": mode})
+@pytest.mark.parametrize(("mode", "modulation"), [("simple", "network"), ("retroactive", "network"),
+                                                  ("retroactive", "dopamine")])
+def test_stored_states_replay_to_the_rollouts_values_and_log_probs(mode, modulation):
+    agent = model({"mode": mode, "modulation": modulation})
     assert type(agent.policy) is NetworkRecurrentPolicy
     assert isinstance(agent.policy.lstm_actor.part, BackpropamineLayer)
-    state_size = 8 + (1 if mode == "simple" else 2) * 64
+    state_size = 8 + (1 if mode == "simple" else 2) * 64 + (modulation == "dopamine")  # + V(s_{t-1})
     assert agent.rollout_buffer.hidden_states_pi.shape == (48, 1, 2, (state_size + 1) // 2)
     _, callback = agent._setup_learn(96, None)
     callback.on_training_start(locals(), globals())
@@ -51,12 +55,11 @@ def test_stored_states_replay_to_the_rollouts_values_and_log_probs(mode):
             values, log_prob, _ = agent.policy.evaluate_actions(
                 data.observations, data.actions.long().flatten(), data.lstm_states, data.episode_starts)
             zeroed = type(data.lstm_states)(*(tuple(torch.zeros_like(s) for s in pair) for pair in data.lstm_states))
-            values_from_zero, _, _ = agent.policy.evaluate_actions(
+            _, log_prob_from_zero, _ = agent.policy.evaluate_actions(
                 data.observations, data.actions.long().flatten(), zeroed, data.episode_starts)
         torch.testing.assert_close(values.flatten()[mask], data.old_values[mask], rtol=0, atol=1e-5)
         torch.testing.assert_close(log_prob[mask], data.old_log_prob[mask], rtol=0, atol=1e-5)
-        zero_state_changed += int(not torch.allclose(values_from_zero.flatten()[mask], data.old_values[mask],
-                                                     atol=1e-5))
+        zero_state_changed += int(not torch.allclose(log_prob_from_zero[mask], data.old_log_prob[mask], atol=1e-5))
         checked += int(mask.sum())
     assert checked == 48 * 2
     assert zero_state_changed > 0  # the check sees the stored state: without it the values differ
@@ -99,7 +102,9 @@ def test_rollout_state_memory():
 
 @pytest.mark.parametrize(("policy_kwargs", "message"), [
     ({"network": {"type": "backpropamine", "modulation": "dopamine"}},
-     r"agent\.policy_kwargs\.network\.modulation: 'dopamine' is not wired"),
+     r"agent\.policy_kwargs\.network\.modulation: 'dopamine' reads r\(t-1\) .* previous_reward"),
+    ({"network": {"type": "backpropamine"}, "dopamine": {"type": "standard"}},
+     r"agent\.policy_kwargs\.dopamine: only read with network\.modulation: dopamine"),
     ({"network": {"type": "backpropamine"}, "lstm_hidden_size": 16}, r"agent\.policy_kwargs\.lstm_hidden_size"),
     ({"network": {"type": "backpropamine"}, "net_arch": [8, 8]}, r"agent\.policy_kwargs\.net_arch: one size"),
     ({"network": {"type": "mlp"}}, r"agent\.policy_kwargs\.network: recurrent_ppo takes a recurrent network part"),
@@ -157,3 +162,33 @@ def test_a_sweep_reaches_the_part_by_dotted_path(tmp_path):
     load_sweep(good)
     with pytest.raises(ConfigError, match=r"agent\.policy_kwargs\.network\.clip: must be > 0"):
         load_sweep(bad)
+
+
+def test_the_dopamine_third_factor_is_the_modules_transform_of_the_online_td_error():
+    # M(t) = D(r(t-1) + gamma V(s_t) - V(s_{t-1})), D asymmetric (Mihatsch & Neuneier 2002):
+    # d' = (1 - k) d for d > 0, (1 + k) d otherwise; 0 at an episode's first step. Checked by hand from the
+    # rollout's stored observations (r(t-1) is their last feature), values and episode starts.
+    kappa, gamma = 0.5, 0.7
+    agent = model({"modulation": "dopamine"}, hyperparameters={"gamma": gamma},
+                  dopamine={"type": "asymmetric", "kappa": kappa})
+    assert agent.policy.gamma == gamma and agent.policy.lstm_critic is None
+    part = agent.policy.lstm_actor.part
+    seen = []
+    original = part.sequence
+
+    def spy(inputs, state, starts, modulation=None):
+        seen.append(modulation.clone())
+        return original(inputs, state, starts, modulation)
+
+    part.sequence = spy
+    _, callback = agent._setup_learn(96, None)
+    callback.on_training_start(locals(), globals())
+    agent.collect_rollouts(agent.env, callback, agent.rollout_buffer, agent.n_steps)
+    buffer = agent.rollout_buffer
+    rollout = seen[:48]  # the rollout's decisions: one (1, n_envs) signal per step
+    assert buffer.episode_starts[1:].sum() > 0
+    for t in range(1, 48):
+        delta = buffer.observations[t, :, -1] + gamma * buffer.values[t] - buffer.values[t - 1]
+        expected = np.where(delta > 0, (1 - kappa) * delta, (1 + kappa) * delta) * (1 - buffer.episode_starts[t])
+        np.testing.assert_allclose(rollout[t][0].numpy(), expected, atol=1e-5)
+    assert np.abs(np.concatenate([m.numpy().ravel() for m in rollout])).max() > 0.05
