@@ -203,9 +203,16 @@ class NetworkRecurrentPolicy(NetworkPolicy, RecurrentActorCriticPolicy):
             return RecurrentActorCriticPolicy._predict(self, observation, lstm_states, episode_starts, deterministic)
 
     def network_stats(self) -> dict[str, float]:
-        """The actor's part's ``stats()`` (logged under ``neuro/network/<key>``), empty when it has none."""
-        stats = getattr(self.decision_network(), "stats", None)
-        return dict(stats()) if callable(stats) else {}
+        """The actor's part's ``stats()`` (logged under ``neuro/network/<key>`` at each rollout's end) and
+        ``parameter_change``: the norm of its learned parameters' change since the last call (one PPO update)."""
+        part = self.decision_network()
+        stats = dict(part.stats()) if callable(getattr(part, "stats", None)) else {}  # type: ignore[operator]
+        current = th.cat([parameter.detach().flatten() for parameter in part.parameters()])
+        previous = getattr(self, "_previous_parameters", None)
+        if previous is not None:
+            stats["parameter_change"] = float((current - previous).norm())
+        self._previous_parameters = current.clone()
+        return stats
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         parameters = super()._get_constructor_parameters()

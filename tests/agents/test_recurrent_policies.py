@@ -71,7 +71,7 @@ def test_trains_saves_and_loads_to_the_same_actions(tmp_path):
     agent.learn(192, callback=SpikeLogCallback())
     logged = (tmp_path / "log" / "progress.csv").read_text().splitlines()[0].split(",")
     assert {"neuro/network/hebb_norm", "neuro/network/eligibility_norm", "neuro/network/modulation_mean",
-            "neuro/network/weight_change"} <= set(logged)
+            "neuro/network/weight_change", "neuro/network/parameter_change"} <= set(logged)
     agent.save(tmp_path / "model.zip")
     loaded = get_algorithm("recurrent_ppo").load(tmp_path / "model.zip", device="cpu")
     assert type(loaded.policy) is NetworkRecurrentPolicy
