@@ -136,12 +136,17 @@ class HParamsCallback(BaseCallback):
 
 class SpikeLogCallback(BaseCallback):
     """Log a spiking policy's firing rate per layer, SOPs and energy per decision (its own and its ANN
-    twin's, ``neuro.snn.network.ENERGY_CAVEAT``) under ``snn/``, averaged over the rollouts between two
-    log writes; the decisions of rollouts only, not of gradient updates. Does nothing for other policies."""
+    twin's, ``neuro.snn.network.ENERGY_CAVEAT``) under ``snn/``, and a recurrent part's ``stats()`` (traces,
+    modulation, plastic weight change) under ``neuro/network/``, averaged over the rollouts between two log
+    writes; the decisions of rollouts only, not of gradient updates. Does nothing for other policies."""
 
     def _on_rollout_end(self) -> None:
         if not isinstance(self.model.policy, NetworkPolicy):
             return
+        network_stats = getattr(self.model.policy, "network_stats", None)  # a recurrent part's trace figures
+        if network_stats is not None:
+            for key, value in network_stats().items():
+                self.logger.record_mean(f"neuro/network/{key}", value)
         counts = self.model.policy.take_spike_counts()
         if counts is not None and counts.decisions:
             for key, value in counts.stats().items():

@@ -32,10 +32,16 @@ class NeuroA2C(OnPolicyNeuroAgent, A2C):
 
 
 class NeuroRecurrentPPO(OnPolicyNeuroAgent, RecurrentPPO):
-    """RecurrentPPO with neuromodulators (``neuro``); all other arguments are sb3-contrib's."""
+    """RecurrentPPO with neuromodulators (``neuro``); all other arguments are sb3-contrib's. A policy that
+    computes TD errors itself (``agents.recurrent_policies``: the dopamine third factor) gets ``gamma``."""
 
     neuro_parts: ClassVar[tuple[str, ...]] = ALL_MODULATORS
     exposes_td_errors: ClassVar[bool] = True
+
+    def _setup_model(self) -> None:
+        if "gamma" in getattr(self.policy_class, "takes_algorithm", ()):
+            self.policy_kwargs = {**self.policy_kwargs, "gamma": self.gamma}
+        super()._setup_model()
 
 
 class NeuroQRDQN(OffPolicyNeuroAgent, QRDQN):

@@ -20,6 +20,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents import recurrent_policies as _recurrent_policies  # noqa: F401  (registers RecurrentPPO's network policy)
 from agents.dopamine_dqn import DopamineDQN
 from agents.dopamine_ppo import DopaminePPO
 from agents.hyperparameters import (
@@ -244,9 +245,12 @@ def check_network_parts(cls: type[BaseAlgorithm], policy_cls: str | type[BasePol
                              "critics stay SB3's MLPs")
         registry = POLICY_PARTS[key]
         try:
-            registry.check(policy_kwargs[key], given={"in_features": 1, "hidden": [1], "out_features": None})
+            part_cls, _ = registry.split(policy_kwargs[key], {"in_features": 1, "hidden": [1], "out_features": None})
         except SpecError as error:  # one registry for both keys: the error names the key it came from
             raise ValueError(str(error).replace(registry.where, where, 1)) from None
+        if issubclass(cls, RecurrentPPO) and not hasattr(part_cls, "sequence"):
+            raise ValueError(f"{where}: recurrent_ppo takes a recurrent network part (one with state_size, "
+                             f"initial_state, sequence: backpropamine), got {policy_kwargs[key].get('type')!r}")
 
 
 def is_spiking_policy(policy: str | type[BasePolicy] | None) -> bool:

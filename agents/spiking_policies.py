@@ -346,7 +346,8 @@ def _out_features(head: nn.Module) -> int:
 
 
 # Each algorithm's network policy and the spiking one of ``agent.policy: spiking``; most specific first:
-# QRDQN is no DQN subclass, but a user's DQN subclass is. None: the algorithm has none (recurrent, TQC).
+# QRDQN is no DQN subclass, but a user's DQN subclass is. None: the algorithm has none (TQC), or its network
+# policy lives in a module of its own that registers it (RecurrentPPO's: agents.recurrent_policies).
 _NETWORK_POLICIES: tuple[tuple[type[BaseAlgorithm], type[NetworkPolicy] | None, type[SpikingPolicy] | None], ...] = (
     (QRDQN, NetworkQRDQNPolicy, SpikingQRDQNPolicy),
     (DQN, NetworkDQNPolicy, SpikingDQNPolicy),
@@ -357,6 +358,13 @@ _NETWORK_POLICIES: tuple[tuple[type[BaseAlgorithm], type[NetworkPolicy] | None, 
     (SAC, NetworkSACPolicy, SpikingSACPolicy),
     (TD3, NetworkTD3Policy, SpikingTD3Policy),
 )
+
+
+def register_network_policy(family: type[BaseAlgorithm], policy_cls: type[NetworkPolicy]) -> None:
+    """Set the network policy of a family listed above, from the module that defines it."""
+    global _NETWORK_POLICIES
+    _NETWORK_POLICIES = tuple((algo, policy_cls if algo is family else network, spiking)
+                              for algo, network, spiking in _NETWORK_POLICIES)
 
 
 def network_policy_for(algo_cls: type[BaseAlgorithm]) -> type[BasePolicy] | None:

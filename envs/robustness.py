@@ -296,3 +296,36 @@ class ActionDelay(VecEnvWrapper):
         observations, rewards, dones, infos = self.venv.step_wait()
         self._pending[np.asarray(dones, dtype=bool)] = self.default_action  # the next episode starts afresh
         return observations, rewards, dones, infos
+
+
+@register("previous_reward")
+class PreviousReward(VecEnvWrapper):
+    """The reward of the previous step as one more input: the observation is flattened and r(t-1)
+    appended (0 at an episode's first step), as Miconi et al. 2019 feed it to a plastic network; a
+    policy reads it from the last feature (``agents.recurrent_policies``: the dopamine third factor's
+    TD error). ``terminal_observation`` gets the episode's last reward. Float Box observations.
+    """
+
+    def __init__(self, venv: VecEnv) -> None:
+        space = venv.observation_space
+        if not isinstance(space, spaces.Box) or not np.issubdtype(space.dtype, np.floating):
+            raise ValueError(f"{WHERE}: previous_reward needs a float Box observation; this env observes {space}")
+        size = int(np.prod(space.shape))
+        low = np.append(np.broadcast_to(space.low, space.shape).reshape(-1), -np.inf).astype(np.float32)
+        high = np.append(np.broadcast_to(space.high, space.shape).reshape(-1), np.inf).astype(np.float32)
+        super().__init__(venv, observation_space=spaces.Box(low, high, (size + 1,), np.float32))
+
+    def _with(self, observations: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+        flat = np.asarray(observations, dtype=np.float32).reshape(len(rewards), -1)
+        return np.concatenate([flat, np.asarray(rewards, dtype=np.float32)[:, None]], axis=1)
+
+    def reset(self) -> VecEnvObs:
+        return self._with(self.venv.reset(), np.zeros(self.num_envs))  # type: ignore[arg-type]  # a Box
+
+    def step_wait(self) -> VecEnvStepReturn:
+        observations, rewards, dones, infos = self.venv.step_wait()
+        for env_index in np.flatnonzero(dones):
+            if "terminal_observation" in infos[env_index]:
+                terminal = infos[env_index]["terminal_observation"][None]
+                infos[env_index]["terminal_observation"] = self._with(terminal, rewards[env_index:env_index + 1])[0]
+        return self._with(observations, np.where(dones, 0.0, rewards)), rewards, dones, infos  # type: ignore[arg-type]

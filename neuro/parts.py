@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from neuro import backpropamine as _backpropamine  # noqa: F401  (registers the network part "backpropamine")
 from neuro.dopamine import DOPAMINE_MODULES
 from neuro.modulation import DISCOUNT_MODULATORS, EXPLORATION_MODULATORS, LEARNING_RATE_MODULATORS
 from neuro.networks import NETWORKS

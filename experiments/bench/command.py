@@ -21,7 +21,7 @@ figures, ``print`` shows them; the command runs those ``--section`` names from t
 Usage::
 
     neurodrive bench   (or, from the repository root, python scripts/benchmark.py)
-    neurodrive bench [--section env|neuro|training|startup|spiking|grid|all] [--quick] [--out bench.json]
+    neurodrive bench [--section env|neuro|training|startup|spiking|plasticity|grid|all] [--quick] [--out bench.json]
                      [--repeats N] [--skip-highway-env] [--grid-root DIR]
 """
 

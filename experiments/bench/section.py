@@ -62,6 +62,8 @@ SECTIONS: dict[str, SectionEntry] = {entry.name: entry for entry in (
     SectionEntry("startup", "time and memory of neurodrive --help", "experiments.bench.startup"),
     SectionEntry("spiking", "spiking agents vs their ANN twins and their MAC model, decision latency, energy per "
                  "decision", "experiments.bench.spiking"),
+    SectionEntry("plasticity", "plastic agents (backpropamine) vs their non-plastic twins: training steps/s",
+                 "experiments.bench.plasticity"),
     SectionEntry("grid", "wall time of the 4 x 10 PPO comparison grid, 3 conditions (~30 min; not in all)",
                  "experiments.bench.grid", in_all=False),
 )}

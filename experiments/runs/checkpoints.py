@@ -229,6 +229,7 @@ def save_checkpoint(model: BaseAlgorithm, checkpoint_dir: Path, eval_env: VecEnv
             "last_obs": model._last_obs,
             "last_episode_starts": model._last_episode_starts,
             "last_original_obs": model._last_original_obs,
+            "last_lstm_states": getattr(model, "_last_lstm_states", None),  # RecurrentPPO's per-env state
             "evaluations": evaluations,
         }
         with open(temp / "state.pkl", "wb") as handle:

@@ -199,6 +199,8 @@ def _load_checkpoint(config: ExperimentConfig, checkpoint: Checkpoint, state: di
         model._last_obs = state["last_obs"]
         model._last_episode_starts = state["last_episode_starts"]
         model._last_original_obs = state["last_original_obs"]
+        if state.get("last_lstm_states") is not None:  # mid-episode recurrent state (traces, LSTM cells)
+            model._last_lstm_states = state["last_lstm_states"]  # type: ignore[attr-defined]  # RecurrentPPO
     return BuiltRun(env, eval_env, model)
 
 

@@ -116,13 +116,16 @@ def test_an_mlp_alias_with_a_network_part_is_the_network_policy():
 def test_refusals_name_the_field_and_the_allowed_values():
     dqn = get_algorithm("dqn")
     with pytest.raises(ValueError, match=r"^agent.policy_kwargs.network.type: unknown network type 'lstm'; "
-                                         r"allowed: mlp, spiking, cnn, spiking_cnn"):
+                                         r"allowed: mlp, (?:backpropamine, )?spiking, (?:backpropamine, )?cnn, (?:backpropamine, )?spiking_cnn"):
         check_policy(dqn, None, None, {"network": {"type": "lstm"}})
     with pytest.raises(ValueError, match=r"^agent.policy_kwargs.network: agent.policy: spiking builds its network "
                                          r"from agent.snn; give one of them"):
         check_policy(dqn, "spiking", None, {"network": {"type": "spiking"}})
-    with pytest.raises(ValueError, match=r"^agent.policy_kwargs.network: recurrent_ppo has no network policy; "
-                                         r"algorithms that do: dqn, ppo, a2c, sac, td3, qrdqn$"):
+    with pytest.raises(ValueError, match=r"^agent.policy_kwargs.network: tqc has no network policy; "
+                                         r"algorithms that do: dqn, ppo, a2c, sac, td3, qrdqn, recurrent_ppo$"):
+        check_policy(get_algorithm("tqc"), None, None, {"network": {"type": "mlp"}})
+    with pytest.raises(ValueError, match=r"^agent.policy_kwargs.network: recurrent_ppo takes a recurrent network "
+                                         r"part .*got 'mlp'$"):
         check_policy(get_algorithm("recurrent_ppo"), None, None, {"network": {"type": "mlp"}})
     with pytest.raises(ValueError, match=r"^agent.policy_kwargs.value_network: only PPO/A2C's critic"):
         check_policy(dqn, None, None, {"network": {"type": "mlp"}, "value_network": {"type": "mlp"}})
@@ -134,7 +137,7 @@ def test_refusals_name_the_field_and_the_allowed_values():
     with pytest.raises(ValueError, match=r"^agent.policy_kwargs.value_network: only a network policy reads it"):
         check_policy(get_algorithm("ppo"), None, None, {"value_network": {"type": "mlp"}})
     with pytest.raises(ValueError, match=r"^agent.policy_kwargs.network: required by a network policy; "
-                                         r"allowed types: mlp, spiking"):
+                                         r"allowed types: mlp, (?:backpropamine, spiking|spiking, backpropamine)"):
         check_policy(dqn, "agents.spiking_policies:NetworkDQNPolicy")
 
 

@@ -12,7 +12,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from envs.factory import choose_backend, make_vec_env
-from envs.robustness import ActionDelay, ObservationDelay, ObservationNoise, SensorDropout
+from envs.robustness import ActionDelay, ObservationDelay, ObservationNoise, PreviousReward, SensorDropout
 from envs.scenarios import BackendConfigError
 from experiments.config import ConfigError, load_config, save_config
 from experiments.config.experiment import validate_config
@@ -340,3 +340,37 @@ def test_other_drivers_behaviour_reaches_highway_env(behaviour):
         assert others and all(type(vehicle).__name__ == behaviour for vehicle in others)
     finally:
         env.close()
+
+
+class RewardingVecEnv(FakeVecEnv):
+    """``FakeVecEnv`` whose reward is the new step's number within the episode plus 10 x the env index."""
+
+    def step_wait(self) -> Any:
+        steps_before = self.step_in_episode.copy()
+        observations, _, dones, infos = super().step_wait()
+        return observations, (steps_before + 1 + 10 * np.arange(self.num_envs)).astype(np.float32), dones, infos
+
+
+def test_previous_reward_appends_the_last_reward_to_the_flattened_observation():
+    wrapped, reference = PreviousReward(RewardingVecEnv()), RewardingVecEnv()
+    assert wrapped.observation_space.shape == (VEHICLES * FEATURES + 1,)
+    observation, expected = wrapped.reset(), reference.reset()
+    np.testing.assert_array_equal(observation, np.concatenate([expected.reshape(2, -1), np.zeros((2, 1))], 1))
+    previous = np.zeros(2)
+    for _ in range(12):  # env 0's episode ends at step 7, env 1's at 10
+        observation, rewards, dones, infos = wrapped.step(np.zeros(2, dtype=int))
+        expected, reference_rewards, _, reference_infos = reference.step(np.zeros(2, dtype=int))
+        np.testing.assert_array_equal(rewards, reference_rewards)
+        np.testing.assert_array_equal(observation[:, :-1], expected.reshape(2, -1))
+        np.testing.assert_array_equal(observation[:, -1], np.where(dones, 0.0, rewards))  # a new episode: 0
+        for env_index in np.flatnonzero(dones):  # the last state carries the last reward
+            terminal = infos[env_index]["terminal_observation"]
+            np.testing.assert_array_equal(terminal[:-1], reference_infos[env_index]["terminal_observation"].ravel())
+            assert terminal[-1] == rewards[env_index]
+        previous = observation[:, -1]
+    assert previous[0] == 5.0  # env 0 restarted after 7 steps: its 5th step's reward
+
+
+def test_previous_reward_refuses_a_dict_observation():
+    with pytest.raises(ValueError, match=r"env\.wrappers: previous_reward needs a float Box observation"):
+        PreviousReward(FakeVecEnv(dict_observation=True))

@@ -48,7 +48,8 @@ def test_one_repeats_flag_and_the_sections_come_from_the_registry(capsys: pytest
 
 
 def test_all_is_every_section_but_the_grid() -> None:
-    assert [entry.name for entry in selected("all")] == ["env", "neuro", "training", "startup", "spiking"]
+    assert [entry.name for entry in selected("all")] == ["env", "neuro", "training", "startup", "spiking",
+                                                                "plasticity"]
     assert [entry.name for entry in selected("grid")] == ["grid"]
 
 
