@@ -116,7 +116,8 @@ def test_an_mlp_alias_with_a_network_part_is_the_network_policy():
 def test_refusals_name_the_field_and_the_allowed_values():
     dqn = get_algorithm("dqn")
     with pytest.raises(ValueError, match=r"^agent.policy_kwargs.network.type: unknown network type 'lstm'; "
-                                         r"allowed: mlp, (?:backpropamine, )?spiking, (?:backpropamine, )?cnn, (?:backpropamine, )?spiking_cnn"):
+                                         r"allowed: mlp, (?:backpropamine, )?spiking, (?:backpropamine, )?cnn, "
+                                         r"(?:backpropamine, )?spiking_cnn"):
         check_policy(dqn, None, None, {"network": {"type": "lstm"}})
     with pytest.raises(ValueError, match=r"^agent.policy_kwargs.network: agent.policy: spiking builds its network "
                                          r"from agent.snn; give one of them"):

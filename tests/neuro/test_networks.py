@@ -21,7 +21,8 @@ def test_the_spiking_network_and_the_mlp_are_members():
 
 
 # The members in the order their modules were imported (neuro.parts or a test's own import first).
-MEMBERS = "mlp, (?:backpropamine, )?spiking, (?:backpropamine, )?cnn, (?:backpropamine, )?spiking_cnn"  # import order decides
+# the registration order follows neuro/parts.py's imports
+MEMBERS = "mlp, (?:backpropamine, )?spiking, (?:backpropamine, )?cnn, (?:backpropamine, )?spiking_cnn"
 
 
 def test_an_unknown_type_lists_the_allowed_ones():
