@@ -30,6 +30,7 @@ from experiments.runs.build import build_run, resolve_backend
 PAIRS: list[tuple[str, str, str]] = [
     ("backpropamine (RecurrentPPO)", "plasticity/recurrent_ppo_backpropamine.yaml",
      "plasticity/recurrent_ppo_nonplastic.yaml"),
+    ("rstdp readout (PPO, spiking)", "plasticity/ppo_rstdp.yaml", "plasticity/ppo_spiking_surrogate.yaml"),
 ]
 
 
