@@ -401,7 +401,7 @@ PLASTIC_PPO = {"n_steps": 16, "batch_size": 32, "n_epochs": 2}
 
 
 def plastic_cnn_ppo(plasticity: dict | None = None, neuro: dict | None = None, snn_policy: bool = False):
-    """PPO with a plastic spiking CNN actor, as a network part or as ``agent.policy: spiking`` + ``snn.convolutions``."""
+    """PPO with a plastic spiking CNN actor: a network part, or ``agent.policy: spiking`` + ``snn.convolutions``."""
     rule = {**PLASTIC, **(plasticity or {})}
     if snn_policy:
         snn = {"timesteps": 3, "convolutions": TINY["convolutions"], "plasticity": rule}
