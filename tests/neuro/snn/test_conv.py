@@ -109,34 +109,41 @@ def test_counts_add_up_and_go_back_with_their_exact_synaptic_events():
 
 
 def test_a_plastic_readout_spikes_records_its_stdp_and_counts_its_operations_by_hand():
-    """The tiny net with an R-STDP readout (identity weights, LIF at 0.9, beta 1): hidden neuron 0 fires at
-    t = 0, 1, 2 (above), so readout neuron 0 gets 1.0 a step: 1.0*, 1.1*, 1.2*, rate 1; neuron 1 stays silent."""
+    """The tiny net with an R-STDP readout (weights 0.5 and 1 on the diagonal, LIF at 0.9, beta 1): hidden neuron 0
+    fires at t = 0, 1, 2 (above), so readout neuron 0 gets 0.5 a step: 0.5, 1.0* (-> 0.1), 0.6: one spike at
+    t = 1, rate 1/3; neuron 1 reads the silent hidden neuron 1."""
     rule = {"type": "rstdp", "learning_rate": 0.1, "a_plus": 1.0, "a_minus": 0.5, "tau_plus": 2.0,
             "tau_minus": 3.0, "tau_eligibility": 4.0}
     net = tiny_net("poisson", plasticity=rule)
     assert not net.readout.weight.requires_grad and net.convs[0].weight.requires_grad
+    with torch.no_grad():
+        net.readout.weight[0, 0] = 0.5
     image = image_with_two_lit_pixels()
     with counting(net):
         output = net(image)
-    assert output.tolist() == [[1.0, 0.0]]
+    assert output.tolist() == [[pytest.approx(1 / 3), 0.0]]
     counts = net.take_counts()
-    assert counts.layers == ["encoder", "conv_0", "hidden_0", "readout"] and counts.spikes == [6.0, 6.0, 3.0, 3.0]
+    assert counts.layers == ["encoder", "conv_0", "hidden_0", "readout"] and counts.spikes == [6.0, 6.0, 3.0, 1.0]
     assert counts.sops_per_decision == 30 + 12 + 6  # the readout's spikes reach no synapse
-    net.record_decision(image)
-    # Pairwise STDP of synapse (readout 0 <- hidden 0), pre and post both at 0, 1, 2, read at t = 2:
+    net.record_decision(image, torch.tensor([[0.0, 1.0]]))  # action 1 chosen: neuron 0's spike is not post-synaptic
+    assert torch.count_nonzero(net.plasticity_rules[0].eligibility) == 0  # and neuron 1 is silent
+    net.episode_start(torch.tensor([True]))  # the traces start over
+    net.record_decision(image)  # every output neuron post-synaptic
+    # Pairwise STDP of synapse (readout 0 <- hidden 0), pre at 0, 1, 2 and post at 1, read at t = 2:
     # + a_plus e^(-(tj - ti)/tau_plus) for tj >= ti, - a_minus e^(-(ti - tj)/tau_minus) otherwise, each
     # decayed by e^(-(2 - max(ti, tj))/tau_eligibility). Every other synapse has a silent side.
     expected = sum((1.0 * math.exp(-(tj - ti) / 2.0) if tj >= ti else -0.5 * math.exp(-(ti - tj) / 3.0))
-                   * math.exp(-(2 - max(ti, tj)) / 4.0) for ti in range(3) for tj in range(3))
+                   * math.exp(-(2 - max(ti, tj)) / 4.0) for ti in range(3) for tj in [1])
     eligibility = net.plasticity_rules[0].eligibility[0]
     assert eligibility[0, 0].item() == pytest.approx(expected, rel=1e-6)
     assert torch.count_nonzero(eligibility) == 1
     net.apply_dopamine(0.5)
-    assert net.readout.weight[0, 0].item() == pytest.approx(1.0 + 0.1 * 0.5 * expected, rel=1e-6)
+    assert net.readout.weight[0, 0].item() == pytest.approx(0.5 + 0.1 * 0.5 * expected, rel=1e-6)
     assert net.readout.weight[1, 1].item() == 1.0
-    # Operations: per step and row 2 x 2 eligibilities + 2 pre + 2 post traces (3 steps, 1 row), then 4 weights.
+    # Operations: per step and row 2 x 2 eligibilities + 2 pre + 2 post traces (3 steps, 1 row, 2 decisions
+    # replayed), then 4 weights.
     counts = net.take_counts()
-    assert counts.plasticity_operations == 3 * (4 + 2 + 2) + 4
+    assert counts.plasticity_operations == 2 * 3 * (4 + 2 + 2) + 4
     with counting(net):
         net(image)
     net.record_decision(image)
@@ -473,3 +480,13 @@ def test_a_plastic_cnn_trains_with_dopamine_counts_its_plasticity_and_reloads_to
     observations = np.stack([TinyImageEnv().observation_space.sample() for _ in range(6)])
     assert np.array_equal(model.predict(observations, deterministic=True)[0],
                           loaded.predict(observations, deterministic=True)[0])
+
+
+def test_a_spiking_cnn_learning_every_layer_by_the_rule_is_refused_in_one_line_at_load():
+    from experiments.config import ConfigError, load_config
+    from experiments.presets import PRESETS
+
+    with pytest.raises(ConfigError, match=r"agent\.snn.*plasticity\.layers: .* allowed: readout") as error:
+        load_config(PRESETS / "plasticity" / "ppo_rstdp.yaml",
+                    ["agent.snn.convolutions=[[4, 3, 2]]", "agent.snn.plasticity.layers=all"])
+    assert "\n" not in str(error.value).strip()
