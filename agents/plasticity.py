@@ -3,7 +3,7 @@
 After each env step (``PlasticityStep``, wrapped around the rollout's callback by
 ``OnPolicyNeuroAgent.collect_rollouts``):
 
-1. the decision just made is replayed into the plastic layers' traces (``SpikingMLP.record_decision``),
+1. the decision just made is replayed into the plastic layers' traces (``PlasticReadout.record_decision``),
    the readout's post-synaptic spikes gated by the actions taken;
 2. the one-step TD error of the critic, ``delta_t = r_t + gamma V(s_{t+1}) (1 - terminated) - V(s_t)``
    (a time limit bootstraps from the value of the final observation, as SB3's PPO does), becomes the
@@ -28,16 +28,17 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import obs_as_tensor
 
-from neuro.snn.network import SpikingMLP
+from neuro.snn.network import PlasticReadout
 
 __all__ = ["PlasticityStep", "plastic_actor", "with_plasticity"]
 
 
-def plastic_actor(agent: BaseAlgorithm) -> SpikingMLP | None:
-    """The policy's decision network when it learns by a three-factor rule, else None."""
+def plastic_actor(agent: BaseAlgorithm) -> PlasticReadout | None:
+    """The policy's decision network when it learns by a three-factor rule (a ``PlasticReadout``: the
+    ``spiking`` or ``spiking_cnn`` part with ``plasticity``), else None."""
     decision_network = getattr(agent.policy, "decision_network", None)
     network = decision_network() if decision_network is not None else None
-    return network if isinstance(network, SpikingMLP) and network.plastic else None
+    return network if isinstance(network, PlasticReadout) and network.plastic else None
 
 
 def with_plasticity(agent: BaseAlgorithm, callback: BaseCallback) -> BaseCallback:
@@ -54,7 +55,7 @@ class PlasticityStep(BaseCallback):
     :param network: the plastic actor.
     """
 
-    def __init__(self, agent: BaseAlgorithm, callback: BaseCallback, network: SpikingMLP) -> None:
+    def __init__(self, agent: BaseAlgorithm, callback: BaseCallback, network: PlasticReadout) -> None:
         super().__init__()
         self.agent = agent
         self.inner = callback

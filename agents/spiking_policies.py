@@ -49,7 +49,7 @@ from agents.dopamine_dqn import ChannelDQNPolicy, ChannelQNetwork
 from agents.dopamine_ppo import ChannelActorCriticPolicy
 from neuro.networks import NETWORKS, NetworkPart, initialise
 from neuro.snn.config import SnnConfig
-from neuro.snn.network import SpikeCounts, SpikingMLP
+from neuro.snn.network import PlasticReadout, SpikeCounts
 
 
 class NetworkPolicy:
@@ -177,7 +177,7 @@ class NetworkActorCriticPolicy(NetworkPolicy, ChannelActorCriticPolicy):
         """A plastic spiking actor (``agent.snn.plasticity``) reads the actions from its own spiking readout:
         its head replaces SB3's linear one, and the optimizer is rebuilt without the replaced parameters."""
         actor = self.decision_network()
-        if not isinstance(actor, SpikingMLP) or not actor.plastic:
+        if not isinstance(actor, PlasticReadout) or not actor.plastic:
             return False
         if not isinstance(self.action_space, spaces.Discrete):
             raise ValueError("agent.snn.plasticity: a plastic spiking readout chooses among discrete actions; "

@@ -108,6 +108,13 @@ class SnnConfig(BaseModel):
     convolutions: list[tuple[PositiveInt, PositiveInt, PositiveInt]] | None = None
     plasticity: PlasticitySettings | None = None
 
+    @model_validator(mode="after")
+    def _plastic_convolutions(self) -> SnnConfig:
+        if self.convolutions is not None and self.plasticity is not None and self.plasticity.layers != "readout":
+            raise ValueError("plasticity.layers: a spiking CNN (convolutions) learns its readout alone by the rule; "
+                             f"allowed: readout (got {self.plasticity.layers!r})")
+        return self
+
     @field_validator("encoder")
     @classmethod
     def _known_encoder(cls, encoder: str | dict[str, Any]) -> str | dict[str, Any]:

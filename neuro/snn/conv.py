@@ -23,7 +23,7 @@ from torch import nn
 from neuro.networks import NETWORKS, NetworkPart, initialise
 from neuro.snn.config import SnnConfig, encoder_spec
 from neuro.snn.encoders import ENCODERS, PoissonEncoder, PopulationEncoder
-from neuro.snn.network import SpikeCounts, SpikingSettings, counting, time_weights
+from neuro.snn.network import PlasticReadout, SpikeCounts, SpikingSettings, counting, time_weights
 from neuro.snn.neurons import LIF
 from neuro.snn.operations import conv_fan_out, conv_macs, conv_output_size
 
@@ -113,7 +113,7 @@ class CNN(NetworkPart):
 
 
 @NETWORKS.register("spiking_cnn")
-class SpikingCNN(NetworkPart):
+class SpikingCNN(PlasticReadout, NetworkPart):
     """Encoder -> convolutional LIF layers -> LIF layers (``hidden``) -> the non-spiking readout of ``SpikingMLP``.
 
     Rule: ``S_l[t] = LIF(W_l * S_(l-1)[t])`` with ``*`` a convolution (Kheradpisheh et al. 2018's
@@ -127,6 +127,10 @@ class SpikingCNN(NetworkPart):
         ``direct`` (the first convolution computed once), ``poisson`` (ON/OFF channels, 2C inputs; the OFF
         channels stay silent on images in [0, 1]); a population code of every pixel is refused
         (``population_size`` times the image's neurons).
+
+    With ``plasticity`` (``layers: readout``) the readout is ``SpikingMLP``'s plastic spiking readout
+    (``PlasticReadout``: one LIF neuron per output, learned by the rule, the convolutions and hidden layers
+    by surrogate gradients); ``layers: all`` is refused (a rule for convolutions' shared kernels is not built).
     """
 
     settings_model = SpikingSettings
@@ -146,9 +150,9 @@ class SpikingCNN(NetworkPart):
         if issubclass(ENCODERS.split(encoder, {"in_features": in_features})[0], PopulationEncoder):
             raise ValueError("agent.policy_kwargs.network.encoder: spiking_cnn takes direct or poisson (a population "
                              "code would give every pixel population_size neurons)")
-        if config.plasticity is not None:  # the plastic spiking readout is SpikingMLP's (neuro.snn.plasticity)
-            raise ValueError("agent.policy_kwargs.network.plasticity: spiking_cnn has no plastic readout; "
-                             "allowed: null (a three-factor readout runs on the spiking network part)")
+        if config.plasticity is not None and config.plasticity.layers != "readout":
+            raise ValueError("agent.snn.plasticity.layers: spiking_cnn learns its readout alone by the rule; "
+                             f"allowed: readout (got {config.plasticity.layers!r})")
         self.config = config
         self.timesteps = config.timesteps
         self.encoder = ENCODERS.make(encoder, in_features=in_features)
@@ -165,11 +169,17 @@ class SpikingCNN(NetworkPart):
         lif = (config.beta, config.threshold, config.surrogate_slope, config.learn_beta, config.reset)
         self.conv_neurons = nn.ModuleList(LIF(math.prod(shape), *lif) for shape in self.maps[1:])
         self.neurons = nn.ModuleList(LIF(size, *lif) for size in hidden)
-        self.readout = nn.Linear(sizes[-1], out_features) if out_features is not None else None
+        self.sizes = sizes
+        self.readout = None
+        self._no_plastic_readout()
+        if out_features is not None:
+            if config.plasticity is not None:
+                self._spiking_readout(out_features)
+            else:
+                self.readout = nn.Linear(sizes[-1], out_features)
         self.out_features = out_features if out_features is not None else sizes[-1]
         self.register_buffer("readout_weights", time_weights(self.timesteps, config.readout_decay), persistent=False)
         self.in_features = in_features
-        self.sizes = sizes
         self.readout_fan_out = out_features or 0
         # Synapses per spike of each neuron feeding a convolution, in the layer's flat (C, H, W) order.
         for index, (conv, (c, h, w)) in enumerate(zip(convs, self.maps, strict=False)):
@@ -179,7 +189,21 @@ class SpikingCNN(NetworkPart):
         self._decisions = 0
         self._sums: torch.Tensor | None = None  # (2, layers): spikes and synaptic events, summed
 
+    def _readout_in_features(self) -> int:
+        return self.sizes[-1]
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        layer_spikes = self._propagate(features)
+        rates = torch.tensordot(self.readout_weights, layer_spikes[-1], dims=1)
+        if self.counting:
+            self._count(layer_spikes, features.shape[0])
+        if self.output_neurons is not None:  # a spiking readout: its firing rates are the output
+            return rates
+        return self.readout(rates) if self.readout is not None else rates
+
+    def _propagate(self, features: torch.Tensor) -> list[torch.Tensor]:
+        """Every spiking layer's spikes ``(T, batch, size)``: a spiking encoder's, the convolutions' (flat
+        ``(C, H, W)``), the hidden layers', a spiking readout's last."""
         batch, steps = features.shape[0], self.timesteps
         encoded = self.encoder(features, steps)
         layer_spikes = []
@@ -196,10 +220,15 @@ class SpikingCNN(NetworkPart):
         for layer, neurons in zip(self.layers, self.neurons, strict=True):
             spikes = neurons(layer(spikes))
             layer_spikes.append(spikes)
-        rates = torch.tensordot(self.readout_weights, spikes, dims=1)
-        if self.counting:
-            self._count(layer_spikes, batch)
-        return self.readout(rates) if self.readout is not None else rates
+        if self.output_neurons is not None:
+            assert self.readout is not None
+            layer_spikes.append(self.output_neurons(self.readout(spikes)))
+        return layer_spikes
+
+    def _layer_trains(self, features: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The linear layers' (the hidden ones and the readout) input and output spike trains."""
+        spikes = self._propagate(features)[-len(self.layers) - 2:]  # the last convolution's on
+        return spikes[:-1], spikes[1:]
 
     def _count(self, layer_spikes: list[torch.Tensor], batch: int) -> None:
         per_neuron = [spikes.detach().sum((0, 1)) for spikes in layer_spikes]
@@ -215,7 +244,9 @@ class SpikingCNN(NetworkPart):
         convs: list[torch.Tensor | int] = [getattr(self, f"conv_fan_out_{i}") for i in range(len(self.convs))]
         if not self.encoder.spiking:
             convs = convs[1:]
-        return [*convs, *self.sizes[1:], self.readout_fan_out]
+        # a spiking readout's spikes reach no synapse (its head scales the rates)
+        spiking_readout = [0] if self.output_neurons is not None else []
+        return [*convs, *self.sizes[1:], self.readout_fan_out, *spiking_readout]
 
     def dense_macs(self) -> int:
         """MACs per input row on a CPU: the first convolution once under direct encoding (T times on
@@ -224,8 +255,10 @@ class SpikingCNN(NetworkPart):
         if self.encoder.spiking:
             first *= self.timesteps
         rest = self._inner_conv_macs()
-        return (self.encoder.encoding_macs() + first + self.timesteps * (rest + linear_macs(self.sizes))
-                + self.sizes[-1] * self.readout_fan_out)
+        readout = self.sizes[-1] * self.readout_fan_out
+        if self.output_neurons is not None:  # a spiking readout's currents are computed at every step
+            readout *= self.timesteps
+        return self.encoder.encoding_macs() + first + self.timesteps * (rest + linear_macs(self.sizes)) + readout
 
     def _inner_conv_macs(self) -> int:
         """MACs of the convolutions after the first, per step."""
@@ -249,6 +282,8 @@ class SpikingCNN(NetworkPart):
                  + [f"hidden_{i}" for i in range(len(self.sizes) - 1)])
         conv_neurons = [math.prod(shape) for shape in self.maps[1:]]
         neurons = ([self.encoder.out_features] if spiking_encoder else []) + conv_neurons + self.sizes[1:]
+        if self.output_neurons is not None:
+            names, neurons = [*names, "readout"], [*neurons, self.readout_fan_out]
         fan_out = [int(f.max().item()) if isinstance(f, torch.Tensor) else f for f in self._fan_outs()]
         channels, height, width = self.input_shape
         first_conv = self.conv_layers[0]
@@ -265,6 +300,7 @@ class SpikingCNN(NetworkPart):
         counts.decisions = self._decisions
         if self._sums is not None:
             counts.spikes, counts.synaptic_events = self._sums.tolist()
+        counts.plasticity_operations = self._take_plasticity_operations()
         self._sums = None
         self._decisions = 0
         return counts
@@ -275,3 +311,4 @@ class SpikingCNN(NetworkPart):
             sums = torch.tensor([counts.spikes, counts.events()], device=self.conv_layers[0].weight.device)
             self._sums = sums if self._sums is None else self._sums + sums
             self._decisions += counts.decisions
+        self._add_plasticity_operations(counts)

@@ -35,7 +35,7 @@ from neuro.snn.encoders import ENCODERS, PoissonEncoder
 from neuro.snn.neurons import LIF
 from neuro.snn.plasticity import PLASTICITY_RULES, PlasticityRule
 
-__all__ = ["ENERGY_CAVEAT", "SnnConfig", "SpikeCounts", "SpikingMLP", "counting", "initialise"]
+__all__ = ["ENERGY_CAVEAT", "PlasticReadout", "SnnConfig", "SpikeCounts", "SpikingMLP", "counting", "initialise"]
 
 
 @dataclass
@@ -144,8 +144,132 @@ class SpikingSettings(SnnConfig):
     convolutions: None = None  # the spiking_cnn part's own parameter (``neuro.snn.conv``), not the MLP's
 
 
+class PlasticReadout:
+    """Mixin of a spiking network part whose spiking readout learns online by a three-factor rule
+    (``agent.snn.plasticity``, ``neuro.snn.plasticity``): the readout, its rules and the agent's hooks,
+    shared by ``SpikingMLP`` and ``neuro.snn.conv.SpikingCNN``.
+
+    Rule: ``dw = learning_rate x dopamine x eligibility`` per plastic layer (the rule's, e.g. ``RewardSTDP``:
+    Izhikevich 2007; Fremaux & Gerstner 2016), the readout's post-synaptic spikes gated by the action taken.
+
+    A network calls ``_no_plastic_readout`` in its ``__init__``, then ``_spiking_readout`` when it is plastic
+    and has outputs, and provides ``_layer_trains`` (each linear layer's pre- and post-synaptic spikes on
+    one decision, the readout's last) and ``_readout_in_features`` (the width the readout reads).
+    ``agents.plasticity.plastic_actor`` recognises a network by this mixin and ``plastic``.
+    """
+
+    config: SnnConfig
+    timesteps: int
+    out_features: int
+    readout_fan_out: int
+    layers: nn.ModuleList
+    readout: nn.Linear | None
+    output_neurons: LIF | None
+    plasticity_rules: nn.ModuleList
+    plastic_layers: list[nn.Linear]
+    plastic_names: list[str]
+
+    def _no_plastic_readout(self) -> None:
+        self.output_neurons = None  # a spiking readout's neurons (plasticity)
+        self.plasticity_rules = nn.ModuleList()  # one rule per plastic layer, in layer order
+        self.plastic_layers = []
+        self.plastic_names = []
+
+    def _readout_in_features(self) -> int:
+        raise NotImplementedError
+
+    def _layer_trains(self, features: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Each linear layer's input and output spike trains ``(T, batch, n)`` on ``features``, the readout's last."""
+        raise NotImplementedError
+
+    @property
+    def rules(self) -> list[PlasticityRule]:
+        """The plasticity rules of the plastic layers, in layer order."""
+        return cast(list[PlasticityRule], list(self.plasticity_rules))
+
+    @property
+    def plastic(self) -> bool:
+        """Whether layers of this network learn by a three-factor rule (``agents.plasticity`` drives it)."""
+        return self.config.plasticity is not None
+
+    def _spiking_readout(self, out_features: int) -> None:
+        """A readout of ``out_features`` LIF neurons, and the rules of the plastic layers, frozen for backprop."""
+        config, plasticity = self.config, self.config.plasticity
+        assert plasticity is not None
+        self.readout = nn.Linear(self._readout_in_features(), out_features)
+        initialise([self.readout], config.init)
+        self.output_neurons = LIF(out_features, config.beta, config.threshold, config.surrogate_slope,
+                                  config.learn_beta, config.reset)
+        self.plastic_layers = [*(self.layers if plasticity.layers == "all" else []), self.readout]
+        self.plastic_names = [*(f"hidden_{i}" for i in range(len(self.layers)) if plasticity.layers == "all"),
+                              "readout"]
+        self.plasticity_rules = nn.ModuleList(
+            PLASTICITY_RULES.make(plasticity.rule_spec(), n_pre=layer.in_features, n_post=layer.out_features)
+            for layer in self.plastic_layers)
+        for layer in self.plastic_layers:
+            layer.requires_grad_(False)  # learned by the rule only
+        self.readout_fan_out = out_features
+
+    def action_head(self, n_actions: int) -> nn.Module | None:
+        """For a plastic latent network (an actor): build the spiking readout of ``n_actions`` neurons and
+        return the head from its rates to the logits (``logit_gain`` x rates, no parameters); None when
+        the network is not plastic (SB3's linear head reads the latent)."""
+        if self.config.plasticity is None:
+            return None
+        if self.output_neurons is None:
+            self._spiking_readout(n_actions)
+            self.out_features = n_actions
+        return LogitGain(self.config.plasticity.logit_gain)
+
+    @torch.no_grad()
+    def record_decision(self, features: torch.Tensor, chosen: torch.Tensor | None = None) -> None:
+        """Replay the decision on ``features`` (one row per env) into the plastic layers' traces.
+
+        :param chosen: ``(batch, out)`` 0/1: the output neurons of the actions taken. Only their spikes
+            count as post-synaptic in the readout's rule (the chosen action's neurons win the decision,
+            as under lateral inhibition); None counts every output neuron.
+        """
+        if not self.plasticity_rules:
+            raise ValueError("record_decision: this network has no plastic layers (agent.snn.plasticity)")
+        inputs, outputs = self._layer_trains(features)
+        if chosen is not None:
+            outputs[-1] = outputs[-1] * chosen.to(outputs[-1].dtype)
+        first = len(inputs) - len(self.plasticity_rules)  # the plastic layers are the last ones
+        for rule, pre, post in zip(self.rules, inputs[first:], outputs[first:], strict=True):
+            rule.run(pre, post)
+
+    @torch.no_grad()
+    def apply_dopamine(self, dopamine: torch.Tensor | float) -> dict[str, float]:
+        """Move each plastic layer's weights by its rule's ``learning_rate x dopamine x eligibility``
+        (``dopamine`` one value or one per env); the squared norm of the changes, summed over layers."""
+        change = 0.0
+        for rule, layer in zip(self.rules, self.plastic_layers, strict=True):
+            change += float(rule.update(layer.weight, dopamine).pow(2).sum())
+        return {"weight_change": change ** 0.5}
+
+    @torch.no_grad()
+    def episode_start(self, rows: torch.Tensor) -> None:
+        """Clear the traces of the envs (a boolean mask) whose episode starts."""
+        for rule in self.rules:
+            rule.reset(rows)
+
+    def plasticity_stats(self) -> dict[str, float]:
+        """Each plastic layer's traces and last update, ``<layer>/<key>`` (``readout``, ``hidden_<i>``)."""
+        return {f"{name}/{key}": value for name, rule in zip(self.plastic_names, self.rules, strict=True)
+                for key, value in rule.stats().items()}
+
+    def _take_plasticity_operations(self) -> float:
+        """The rules' synapse and trace updates since the last call (``SpikeCounts.plasticity_operations``)."""
+        return float(sum(rule.take_operations() for rule in self.rules))
+
+    def _add_plasticity_operations(self, counts: SpikeCounts) -> None:
+        """Put the operations of counts taken out back (``add_counts``)."""
+        if counts.plasticity_operations and self.rules:
+            self.rules[0].add_operations(int(counts.plasticity_operations))
+
+
 @NETWORKS.register("spiking")
-class SpikingMLP(NetworkPart):
+class SpikingMLP(PlasticReadout, NetworkPart):
     """Encoder -> LIF layers (``hidden``) -> a non-spiking linear readout (or the firing rates).
 
     Rule: ``y = W_out sum_t w_t S_L[t] + b``, ``w_t = d^(T-1-t) / sum_k d^k`` (d = ``readout_decay``): with d = 1
@@ -194,11 +318,8 @@ class SpikingMLP(NetworkPart):
             for size in hidden)
         self.in_features = in_features
         self.hidden = list(hidden)
-        self.readout: nn.Linear | None = None
-        self.output_neurons: LIF | None = None  # a spiking readout's neurons (plasticity)
-        self.plasticity_rules = nn.ModuleList()  # one rule per plastic layer, in layer order
-        self.plastic_layers: list[nn.Linear] = []
-        self.plastic_names: list[str] = []
+        self.readout = None
+        self._no_plastic_readout()
         if out_features is not None:
             if config.plasticity is not None:
                 self._spiking_readout(out_features)
@@ -213,33 +334,8 @@ class SpikingMLP(NetworkPart):
         self._decisions = 0
         self._spike_sum: torch.Tensor | None = None  # per-layer spike totals, turned into floats when read
 
-    @property
-    def rules(self) -> list[PlasticityRule]:
-        """The plasticity rules of the plastic layers, in layer order."""
-        return cast(list[PlasticityRule], list(self.plasticity_rules))
-
-    @property
-    def plastic(self) -> bool:
-        """Whether layers of this network learn by a three-factor rule (``agents.plasticity`` drives it)."""
-        return self.config.plasticity is not None
-
-    def _spiking_readout(self, out_features: int) -> None:
-        """A readout of ``out_features`` LIF neurons, and the rules of the plastic layers, frozen for backprop."""
-        config, plasticity = self.config, self.config.plasticity
-        assert plasticity is not None
-        self.readout = nn.Linear(self.hidden[-1], out_features)
-        initialise([self.readout], config.init)
-        self.output_neurons = LIF(out_features, config.beta, config.threshold, config.surrogate_slope,
-                                  config.learn_beta, config.reset)
-        self.plastic_layers = [*(self.layers if plasticity.layers == "all" else []), self.readout]
-        self.plastic_names = [*(f"hidden_{i}" for i in range(len(self.layers)) if plasticity.layers == "all"),
-                              "readout"]
-        self.plasticity_rules = nn.ModuleList(
-            PLASTICITY_RULES.make(plasticity.rule_spec(), n_pre=layer.in_features, n_post=layer.out_features)
-            for layer in self.plastic_layers)
-        for layer in self.plastic_layers:
-            layer.requires_grad_(False)  # learned by the rule only
-        self.readout_fan_out = out_features
+    def _readout_in_features(self) -> int:
+        return self.hidden[-1]
 
     def _propagate(self, features: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The encoding and every LIF layer's spikes ``(T, batch, size)``, the spiking readout's last."""
@@ -264,59 +360,13 @@ class SpikingMLP(NetworkPart):
             return rates
         return self.readout(rates) if self.readout is not None else rates
 
-    # Plasticity: the agent's hooks (``agents.plasticity``) --------------------------------------------
+    # Plasticity: the layers' spike trains for the rules (``PlasticReadout``) --------------------------
 
-    def action_head(self, n_actions: int) -> nn.Module | None:
-        """For a plastic latent network (an actor): build the spiking readout of ``n_actions`` neurons and
-        return the head from its rates to the logits (``logit_gain`` x rates, no parameters); None when
-        the network is not plastic (SB3's linear head reads the latent)."""
-        if self.config.plasticity is None:
-            return None
-        if self.output_neurons is None:
-            self._spiking_readout(n_actions)
-            self.out_features = n_actions
-        return LogitGain(self.config.plasticity.logit_gain)
-
-    @torch.no_grad()
-    def record_decision(self, features: torch.Tensor, chosen: torch.Tensor | None = None) -> None:
-        """Replay the decision on ``features`` (one row per env) into the plastic layers' traces.
-
-        :param chosen: ``(batch, out)`` 0/1: the output neurons of the actions taken. Only their spikes
-            count as post-synaptic in the readout's rule (the chosen action's neurons win the decision,
-            as under lateral inhibition); None counts every output neuron.
-        """
-        if not self.plasticity_rules:
-            raise ValueError("record_decision: this network has no plastic layers (agent.snn.plasticity)")
+    def _layer_trains(self, features: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         encoded, spikes = self._propagate(features)
         if encoded.dim() == 2:  # a held current (direct encoding) enters the rule as its value per step
             encoded = encoded.expand(self.timesteps, *encoded.shape)
-        inputs = [encoded, *spikes[:-1]]
-        outputs = list(spikes)
-        if chosen is not None:
-            outputs[-1] = outputs[-1] * chosen.to(outputs[-1].dtype)
-        first = len(self.layers) + 1 - len(self.plasticity_rules)  # the plastic layers are the last ones
-        for rule, pre, post in zip(self.rules, inputs[first:], outputs[first:], strict=True):
-            rule.run(pre, post)
-
-    @torch.no_grad()
-    def apply_dopamine(self, dopamine: torch.Tensor | float) -> dict[str, float]:
-        """Move each plastic layer's weights by its rule's ``learning_rate x dopamine x eligibility``
-        (``dopamine`` one value or one per env); the squared norm of the changes, summed over layers."""
-        change = 0.0
-        for rule, layer in zip(self.rules, self.plastic_layers, strict=True):
-            change += float(rule.update(layer.weight, dopamine).pow(2).sum())
-        return {"weight_change": change ** 0.5}
-
-    @torch.no_grad()
-    def episode_start(self, rows: torch.Tensor) -> None:
-        """Clear the traces of the envs (a boolean mask) whose episode starts."""
-        for rule in self.rules:
-            rule.reset(rows)
-
-    def plasticity_stats(self) -> dict[str, float]:
-        """Each plastic layer's traces and last update, ``<layer>/<key>`` (``readout``, ``hidden_<i>``)."""
-        return {f"{name}/{key}": value for name, rule in zip(self.plastic_names, self.rules, strict=True)
-                for key, value in rule.stats().items()}
+        return [encoded, *spikes[:-1]], list(spikes)
 
     def dense_macs(self) -> int:
         """Multiply-accumulates this implementation computes per input row on dense hardware (a CPU):
@@ -371,7 +421,7 @@ class SpikingMLP(NetworkPart):
         counts.decisions = self._decisions
         if self._spike_sum is not None:
             counts.spikes = self._spike_sum.tolist()
-        counts.plasticity_operations = float(sum(rule.take_operations() for rule in self.rules))
+        counts.plasticity_operations = self._take_plasticity_operations()
         self._spike_sum = None
         self._decisions = 0
         return counts
@@ -382,8 +432,7 @@ class SpikingMLP(NetworkPart):
             spikes = torch.tensor(counts.spikes)
             self._spike_sum = spikes if self._spike_sum is None else self._spike_sum + spikes
             self._decisions += counts.decisions
-        if counts.plasticity_operations and self.rules:
-            self.rules[0].add_operations(int(counts.plasticity_operations))
+        self._add_plasticity_operations(counts)
 
 
 class LogitGain(nn.Module):

@@ -2,9 +2,13 @@
 conv net with hand-placed spikes; the exact fan-out of a convolution's inputs under stride and padding;
 one forward pass against a reference built from torch convolutions and snnTorch's ``Leaky``; gradients
 through every layer; the ANN twin against SB3's NatureCNN with the same weights; image policies of every
-algorithm with a network policy (dopamine and modulators included), saved and loaded."""
+algorithm with a network policy (dopamine and modulators included), saved and loaded; the plastic spiking
+readout (R-STDP) on the tiny net by hand and in a PPO agent driven by a dopamine module."""
 
 from __future__ import annotations
+
+import copy
+import math
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +22,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from threadpoolctl import threadpool_limits
 from torch import nn
 
+from agents.plasticity import PlasticityStep, plastic_actor
 from agents.registry import build
 from neuro.networks import NETWORKS
 from neuro.snn.conv import CNN, SpikingCNN
@@ -37,12 +42,12 @@ def _one_openmp_thread():
 # --- hand counts on a tiny net -----------------------------------------------------------------------
 
 
-def tiny_net(encoder: str) -> SpikingCNN:
+def tiny_net(encoder: str, **settings) -> SpikingCNN:
     """A 1-channel 4x4 image -> 2 channels of 2x2 kernels, stride 1 (3x3 maps, 18 IF neurons) -> 2 IF
     neurons -> 2 readouts (identity); threshold 0.9, T = 3. Out channel 0 sums its window x 0.5 (ON
     channel), out channel 1 has zero weights; hidden neuron 0 reads conv channel 0 at (0, 0) alone."""
     net = SpikingCNN(16, [2], 2, input_shape=(1, 4, 4), convolutions=[[2, 2, 1]],
-                     timesteps=3, beta=1.0, threshold=0.9, encoder=encoder)
+                     timesteps=3, beta=1.0, threshold=0.9, encoder=encoder, **settings)
     with torch.no_grad():
         for layer in [net.convs[0], net.layers[0], net.readout]:
             layer.weight.zero_()
@@ -101,6 +106,52 @@ def test_counts_add_up_and_go_back_with_their_exact_synaptic_events():
     net.add_counts(total)  # put back (a measurement in between leaves no trace)
     again = net.take_counts()
     assert (again.decisions, again.spikes, again.sops_per_decision) == (2, [6.0, 6.0, 3.0], 24.0)
+
+
+def test_a_plastic_readout_spikes_records_its_stdp_and_counts_its_operations_by_hand():
+    """The tiny net with an R-STDP readout (weights 0.5 and 1 on the diagonal, LIF at 0.9, beta 1): hidden neuron 0
+    fires at t = 0, 1, 2 (above), so readout neuron 0 gets 0.5 a step: 0.5, 1.0* (-> 0.1), 0.6: one spike at
+    t = 1, rate 1/3; neuron 1 reads the silent hidden neuron 1."""
+    rule = {"type": "rstdp", "learning_rate": 0.1, "a_plus": 1.0, "a_minus": 0.5, "tau_plus": 2.0,
+            "tau_minus": 3.0, "tau_eligibility": 4.0}
+    net = tiny_net("poisson", plasticity=rule)
+    assert not net.readout.weight.requires_grad and net.convs[0].weight.requires_grad
+    with torch.no_grad():
+        net.readout.weight[0, 0] = 0.5
+    image = image_with_two_lit_pixels()
+    with counting(net):
+        output = net(image)
+    assert output.tolist() == [[pytest.approx(1 / 3), 0.0]]
+    counts = net.take_counts()
+    assert counts.layers == ["encoder", "conv_0", "hidden_0", "readout"] and counts.spikes == [6.0, 6.0, 3.0, 1.0]
+    assert counts.sops_per_decision == 30 + 12 + 6  # the readout's spikes reach no synapse
+    net.record_decision(image, torch.tensor([[0.0, 1.0]]))  # action 1 chosen: neuron 0's spike is not post-synaptic
+    assert torch.count_nonzero(net.plasticity_rules[0].eligibility) == 0  # and neuron 1 is silent
+    net.episode_start(torch.tensor([True]))  # the traces start over
+    net.record_decision(image)  # every output neuron post-synaptic
+    # Pairwise STDP of synapse (readout 0 <- hidden 0), pre at 0, 1, 2 and post at 1, read at t = 2:
+    # + a_plus e^(-(tj - ti)/tau_plus) for tj >= ti, - a_minus e^(-(ti - tj)/tau_minus) otherwise, each
+    # decayed by e^(-(2 - max(ti, tj))/tau_eligibility). Every other synapse has a silent side.
+    expected = sum((1.0 * math.exp(-(tj - ti) / 2.0) if tj >= ti else -0.5 * math.exp(-(ti - tj) / 3.0))
+                   * math.exp(-(2 - max(ti, tj)) / 4.0) for ti in range(3) for tj in [1])
+    eligibility = net.plasticity_rules[0].eligibility[0]
+    assert eligibility[0, 0].item() == pytest.approx(expected, rel=1e-6)
+    assert torch.count_nonzero(eligibility) == 1
+    net.apply_dopamine(0.5)
+    assert net.readout.weight[0, 0].item() == pytest.approx(0.5 + 0.1 * 0.5 * expected, rel=1e-6)
+    assert net.readout.weight[1, 1].item() == 1.0
+    # Operations: per step and row 2 x 2 eligibilities + 2 pre + 2 post traces (3 steps, 1 row, 2 decisions
+    # replayed), then 4 weights.
+    counts = net.take_counts()
+    assert counts.plasticity_operations == 2 * 3 * (4 + 2 + 2) + 4
+    with counting(net):
+        net(image)
+    net.record_decision(image)
+    stats = net.take_counts().stats()
+    assert stats["plasticity_operations_per_decision"] == 24  # charged 4.6 pJ each, as a MAC
+    assert stats["energy_pj_per_decision"] == pytest.approx(
+        stats["sops_per_decision"] * 0.9 + (stats["macs_per_decision"] + stats["neuron_updates_per_decision"]
+                                            + 24) * 4.6)
 
 
 def test_direct_encoding_computes_the_first_convolution_once_as_macs():
@@ -211,6 +262,8 @@ def test_the_twins_start_from_the_same_weights_on_the_same_seed(init):
      "network.encoder: spiking_cnn takes direct or poisson"),
     ({"type": "spiking_cnn"}, {}, "spiking_cnn reads images: it needs an image observation"),
     ({"type": "cnn"}, {}, "cnn reads images"),
+    ({"type": "spiking_cnn", "plasticity": {"layers": "all"}}, {"input_shape": (1, 8, 8)},
+     r"agent\.snn\.plasticity\.layers: spiking_cnn learns its readout alone by the rule; allowed: readout"),
     ({"type": "cnn", "convolutions": [[4, 9, 1]]}, {"input_shape": (1, 8, 8)},
      r"convolutions\[0\]: a 9x9 kernel does not fit its 8x8 input"),
 ])
@@ -346,3 +399,94 @@ def test_the_ready_grayscale_twins_validate_and_build_from_the_same_weights():
     ours = [m.weight for m in spiking.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     theirs = [m.weight for m in twin.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     assert len(ours) == 5 and all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+
+
+# --- a plastic readout (R-STDP) on the spiking CNN ---------------------------------------------------------
+
+PLASTIC = {"type": "rstdp", "learning_rate": 0.05, "tau_plus": 3.0, "tau_minus": 3.0, "tau_eligibility": 10.0}
+PLASTIC_PPO = {"n_steps": 16, "batch_size": 32, "n_epochs": 2}
+
+
+def plastic_cnn_ppo(plasticity: dict | None = None, neuro: dict | None = None, snn_policy: bool = False):
+    """PPO with a plastic spiking CNN actor: a network part, or ``agent.policy: spiking`` + ``snn.convolutions``."""
+    rule = {**PLASTIC, **(plasticity or {})}
+    if snn_policy:
+        snn = {"timesteps": 3, "convolutions": TINY["convolutions"], "plasticity": rule}
+        return build("ppo", image_env(n_envs=2), "spiking", PLASTIC_PPO, {"net_arch": [16]}, seed=0, device="cpu",
+                     snn=snn, neuro=neuro)
+    return build("ppo", image_env(n_envs=2), None, PLASTIC_PPO,
+                 {"network": {**TINY, "plasticity": rule}, "net_arch": [16]}, seed=0, device="cpu", neuro=neuro)
+
+
+def test_with_the_rules_learning_rate_zero_the_cnns_readout_never_moves_while_its_convolutions_learn():
+    model = plastic_cnn_ppo({"learning_rate": 0.0}, snn_policy=True)
+    network = plastic_actor(model)
+    assert isinstance(network, SpikingCNN) and not network.readout.weight.requires_grad
+    readout, conv = network.readout.weight.clone(), network.convs[0].weight.clone()
+    model.learn(64)
+    assert network.plasticity_rules[0].eligibility.abs().sum() > 0  # the rule ran, with nothing to move
+    assert torch.equal(network.readout.weight, readout)  # PPO's gradient steps never touch it
+    assert not torch.equal(network.convs[0].weight, conv)
+
+
+def test_the_cnns_rule_takes_the_modules_signal_of_the_critics_td_error_by_hand():
+    """One step: env 0 goes on (reward 1), env 1 terminates (reward -1); asymmetric kappa = 0.3."""
+    model = plastic_cnn_ppo(neuro={"dopamine": {"type": "asymmetric", "kappa": 0.3}})
+    network = plastic_actor(model)
+    obs = torch.as_tensor(model.env.reset())
+    new_obs = model.env.reset()
+    with torch.no_grad():
+        values = model.policy.predict_values(obs)
+        next_values = model.policy.predict_values(torch.as_tensor(new_obs)).flatten()
+    delta = np.array([1.0 + model.gamma * next_values[0].item() - values[0].item(), -1.0 - values[1].item()])
+    signal = np.where(delta > 0, 0.7 * delta, 1.3 * delta)
+    replay = copy.deepcopy(network)  # the eligibility the step will see, replayed apart on the image scaled by hand
+    features = obs.flatten(1).float() / 255
+    with torch.no_grad():  # each env's most active output neuron: its synapses have spikes on both sides
+        actions = replay(features).argmax(1).numpy()
+    replay.record_decision(features, torch.nn.functional.one_hot(torch.as_tensor(actions), 3))
+    eligibility = replay.plasticity_rules[0].eligibility
+    assert eligibility[0].abs().sum() > 0 and eligibility[1].abs().sum() > 0
+    before = network.readout.weight.clone()
+    step = PlasticityStep(model, None, network)  # type: ignore[arg-type]  # no callback needed here
+    step.plasticity_step({"obs_tensor": obs, "actions": actions, "values": values, "rewards": np.array([1.0, -1.0]),
+                          "new_obs": new_obs, "dones": np.array([False, True]), "infos": [{}, {}]})
+    np.testing.assert_allclose(step._signals[0].numpy(), signal, rtol=1e-5)
+    expected = before + 0.05 * (torch.as_tensor(signal, dtype=torch.float32).reshape(2, 1, 1) * eligibility).mean(0)
+    assert torch.allclose(network.readout.weight, expected, atol=1e-6)
+    rule = network.plasticity_rules[0]
+    assert rule.eligibility[1].abs().sum() == 0 and torch.equal(rule.eligibility[0], eligibility[0])
+
+
+def test_a_plastic_cnn_trains_with_dopamine_counts_its_plasticity_and_reloads_to_the_same_actions(tmp_path):
+    model = plastic_cnn_ppo(neuro={"dopamine": {"type": "asymmetric", "kappa": 0.3}})
+    network = plastic_actor(model)
+    readout, conv = network.readout.weight.clone(), network.convs[0].weight.clone()
+    model.policy.take_spike_counts()  # start the count at the training
+    model.learn(320)
+    assert not torch.equal(network.readout.weight, readout)  # the rule moved it
+    assert not torch.equal(network.convs[0].weight, conv)  # surrogate gradients moved the convolutions
+    counts = model.policy.take_spike_counts()
+    # 320 env steps over 2 envs: each of the 160 vector steps replays both envs' decisions through 3 steps of
+    # the 16 -> 3 readout (3 x 2 x (16 x 3 eligibilities + 16 pre + 3 post traces)) and moves its 48 weights.
+    assert counts.layers[-1] == "readout" and counts.plasticity_operations == 160 * (3 * 2 * (48 + 16 + 3) + 48)
+    assert counts.decisions == 320  # every env's decision of the rollouts, one row each
+    model.save(tmp_path / "plastic")
+    loaded = type(model).load(tmp_path / "plastic", device="cpu")
+    theirs = plastic_actor(loaded)
+    assert isinstance(theirs, SpikingCNN) and "plasticity_rules.0.eligibility" in theirs.state_dict()
+    for name, tensor in network.state_dict().items():
+        assert torch.equal(tensor, theirs.state_dict()[name]), name
+    observations = np.stack([TinyImageEnv().observation_space.sample() for _ in range(6)])
+    assert np.array_equal(model.predict(observations, deterministic=True)[0],
+                          loaded.predict(observations, deterministic=True)[0])
+
+
+def test_a_spiking_cnn_learning_every_layer_by_the_rule_is_refused_in_one_line_at_load():
+    from experiments.config import ConfigError, load_config
+    from experiments.presets import PRESETS
+
+    with pytest.raises(ConfigError, match=r"agent\.snn.*plasticity\.layers: .* allowed: readout") as error:
+        load_config(PRESETS / "plasticity" / "ppo_rstdp.yaml",
+                    ["agent.snn.convolutions=[[4, 3, 2]]", "agent.snn.plasticity.layers=all"])
+    assert "\n" not in str(error.value).strip()
