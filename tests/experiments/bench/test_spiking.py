@@ -175,10 +175,10 @@ def test_without_envpool_a_scenario_runs_on_a_zero_cost_env_with_its_spaces(monk
 
     real_choose = build_module.choose_backend
 
-    def no_envpool(env_id: str, backend: str = "auto", config: dict | None = None) -> Any:
+    def no_envpool(env_id: str, backend: str = "auto", config: dict | None = None, drivers: Any = None) -> Any:
         if backend == "envpool":
             raise ValueError("env.backend: envpool is not installed on this platform")
-        return real_choose(env_id, backend, config)
+        return real_choose(env_id, backend, config, drivers)
 
     monkeypatch.setattr(build_module, "choose_backend", no_envpool)
     config, env, label, note = fast_env(pair_config("spiking/sac_ann.yaml", ("env.n_envs=2",), 0, 1))

@@ -159,7 +159,7 @@ def assert_same_as_reference(run_dir: Path, reference: Path, checkpoint_step: in
 def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     import experiments.runs.checkpoints as checkpoints
 
-    real_dump = checkpoints.cloudpickle.dump
+    real_dump = checkpoints.dump_with_render_state  # what writes a checkpoint's state
     calls = []
 
     def dump_then_disk_full(obj, handle):
@@ -168,7 +168,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch)
             raise OSError(errno.ENOSPC, "No space left on device", str(handle.name))
         return real_dump(obj, handle)
 
-    monkeypatch.setattr(checkpoints.cloudpickle, "dump", dump_then_disk_full)
+    monkeypatch.setattr(checkpoints, "dump_with_render_state", dump_then_disk_full)
     config = load_config(EXPERIMENTS / "smoke.yaml", [f"logging.root={tmp_path}", "training.eval_every=0"])
     with pytest.raises(CheckpointError, match=r"checkpoint at step 200: cannot write .*No space left on device; "
                                               r"the previous checkpoint \(step 100\) is kept"):
@@ -179,7 +179,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch)
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["latest.json", "step_000000100"]
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "failed" and meta["last_checkpoint_step"] == 100
-    monkeypatch.setattr(checkpoints.cloudpickle, "dump", real_dump)
+    monkeypatch.setattr(checkpoints, "dump_with_render_state", real_dump)
     resume(run_dir)
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
 
