@@ -12,7 +12,8 @@ A policy that adapts within an episode can read who it shares the road with; one
 Names: ``idm`` (highway-env's default ``IDMVehicle``, Treiber et al. 2000, with MOBIL lane changes),
 ``linear`` (``LinearVehicle``: the IDM/MOBIL controls linear in their features, Leurent et al. 2018),
 ``aggressive`` and ``defensive`` (``LinearVehicle`` with highway-env's aggressive and defensive
-parameters); or ``package.module:Class``, a user's subclass of ``IDMVehicle``.
+parameters, kept through the scenario's ``randomize_behavior``: ``envs.driver_styles``); or
+``package.module:Class``, a user's subclass of ``IDMVehicle``.
 
 The draw comes from the env's own generator, seeded with the env's reset seed (``SeedSequence([seed,
 DRIVERS_STREAM])``): a run is reproducible by its seed, each env of a VecEnv draws its own stream
@@ -39,8 +40,9 @@ WHERE = "env.drivers"  # the config path errors start with
 DRIVERS: dict[str, str] = {
     "idm": "highway_env.vehicle.behavior.IDMVehicle",
     "linear": "highway_env.vehicle.behavior.LinearVehicle",
-    "aggressive": "highway_env.vehicle.behavior.AggressiveVehicle",
-    "defensive": "highway_env.vehicle.behavior.DefensiveVehicle",
+    # highway-env's own two drive alike once a scenario randomises them (envs.driver_styles says why)
+    "aggressive": "envs.driver_styles.AggressiveDriver",
+    "defensive": "envs.driver_styles.DefensiveDriver",
 }
 DRIVERS_STREAM = 0xD21  # the draw's own seed stream beside the reset seed (any fixed word)
 SUM_TOLERANCE = 1e-6  # probabilities written as decimals (1/3 three times) still sum to 1

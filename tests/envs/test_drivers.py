@@ -18,6 +18,7 @@ MIX = {"idm": 0.5, "aggressive": 0.25, "defensive": 0.25}
 # highway-env's own classes, imported here, not read from envs.drivers' table
 CLASSES = {"idm": IDMVehicle, "linear": LinearVehicle, "aggressive": AggressiveVehicle, "defensive": DefensiveVehicle}
 PATHS = {f"{cls.__module__}.{cls.__name__}": name for name, cls in CLASSES.items()}
+PATHS.update({"envs.driver_styles.AggressiveDriver": "aggressive", "envs.driver_styles.DefensiveDriver": "defensive"})
 
 
 class ConfigEnv(gym.Env):
@@ -79,7 +80,11 @@ def test_every_other_vehicle_is_of_the_drawn_class(env_id):
         _, info = env.reset(seed=episode)
         road = env.unwrapped.road
         others = [vehicle for vehicle in road.vehicles if vehicle not in env.unwrapped.controlled_vehicles]
-        assert others and {type(vehicle) for vehicle in others} == {CLASSES[info["driver"]]}, info["driver"]
+        kinds = {type(vehicle) for vehicle in others}
+        assert others and len(kinds) == 1 and issubclass(kinds.pop(), CLASSES[info["driver"]]), info["driver"]
+        if info["driver"] in ("aggressive", "defensive"):  # another class's subclass would also pass issubclass
+            assert not any(isinstance(vehicle, CLASSES[{"aggressive": "defensive", "defensive": "aggressive"}[
+                info["driver"]]]) for vehicle in others)
         _, _, _, _, info_step = env.step(1)
         assert info_step["driver"] == info["driver"]
         seen.add(info["driver"])
@@ -164,3 +169,24 @@ def test_evaluate_driving_records_each_episodes_behaviour():
         venv.close()
     assert metrics.drivers == draws(MIX, 6, seed=env_seeds(3, 1)[0])[0]
     assert sum(entry["n_episodes"] for entry in metrics.summary()["by_driver"].values()) == 6
+
+
+@pytest.mark.parametrize("env_id", ["highway-fast-v0", "roundabout-v1"])
+def test_aggressive_and_defensive_drivers_keep_their_parameters_and_drive_apart(env_id):
+    """highway-env's randomize_behavior redraws a LinearVehicle's acceleration parameters from one range,
+    so its AggressiveVehicle and DefensiveVehicle drove alike (identical episodes on one seed); each
+    behaviour must keep highway-env's own class parameters, and the same seed must give other traffic."""
+    positions = {}
+    for name, cls in (("aggressive", AggressiveVehicle), ("defensive", DefensiveVehicle)):
+        env = DriverMix(make_highway_env(env_id), {name: 1.0})
+        env.reset(seed=3)
+        others = [vehicle for vehicle in env.unwrapped.road.vehicles
+                  if vehicle not in env.unwrapped.controlled_vehicles]
+        for vehicle in others:
+            np.testing.assert_array_equal(vehicle.ACCELERATION_PARAMETERS, cls.ACCELERATION_PARAMETERS)
+        for _ in range(5):
+            env.step(1)  # IDLE
+        positions[name] = np.array([vehicle.position for vehicle in others])
+        env.close()
+    assert positions["aggressive"].shape == positions["defensive"].shape
+    assert not np.allclose(positions["aggressive"], positions["defensive"])
