@@ -170,14 +170,7 @@ class SpikingCNN(PlasticReadout, NetworkPart):
         self.conv_neurons = nn.ModuleList(LIF(math.prod(shape), *lif) for shape in self.maps[1:])
         self.neurons = nn.ModuleList(LIF(size, *lif) for size in hidden)
         self.sizes = sizes
-        self.readout = None
-        self._no_plastic_readout()
-        if out_features is not None:
-            if config.plasticity is not None:
-                self._spiking_readout(out_features)
-            else:
-                self.readout = nn.Linear(sizes[-1], out_features)
-        self.out_features = out_features if out_features is not None else sizes[-1]
+        self.out_features = self._build_readout(config.plasticity, sizes[-1], out_features)
         self.register_buffer("readout_weights", time_weights(self.timesteps, config.readout_decay), persistent=False)
         self.in_features = in_features
         self.readout_fan_out = out_features or 0

@@ -175,6 +175,18 @@ class PlasticReadout:
         self.plastic_layers = []
         self.plastic_names = []
 
+    def _build_readout(self, plasticity: Any, n_in: int, out_features: int | None) -> int:
+        """The readout of ``n_in`` time-weighted rates: linear, spiking and plastic (``plasticity``), or none
+        for a latent; returns the network's ``out_features``."""
+        self.readout = None
+        self._no_plastic_readout()
+        if out_features is not None:
+            if plasticity is not None:
+                self._spiking_readout(out_features)
+            else:
+                self.readout = nn.Linear(n_in, out_features)
+        return out_features if out_features is not None else n_in
+
     def _readout_in_features(self) -> int:
         raise NotImplementedError
 
@@ -318,17 +330,8 @@ class SpikingMLP(PlasticReadout, NetworkPart):
             for size in hidden)
         self.in_features = in_features
         self.hidden = list(hidden)
-        self.readout = None
-        self._no_plastic_readout()
-        if out_features is not None:
-            if config.plasticity is not None:
-                self._spiking_readout(out_features)
-            else:
-                self.readout = nn.Linear(hidden[-1], out_features)
-        self.out_features = out_features if out_features is not None else hidden[-1]
+        self.out_features = self._build_readout(config.plasticity, hidden[-1], out_features)
         self.register_buffer("readout_weights", time_weights(self.timesteps, config.readout_decay), persistent=False)
-        self.in_features = in_features
-        self.hidden = list(hidden)
         self.readout_fan_out = out_features or 0
         self.counting = False
         self._decisions = 0
