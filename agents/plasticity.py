@@ -97,8 +97,8 @@ class PlasticityStep(BaseCallback):
             actions = th.as_tensor(np.asarray(step["actions"]).reshape(-1), device=policy.device).long()
             chosen = th.nn.functional.one_hot(actions, network.out_features)
             network.record_decision(features, chosen)
-            td_error = self._td_error(step)
             dopamine = agent.neuro.get("dopamine") if hasattr(agent, "neuro") else None
+            td_error = self._td_error(step, dopamine)
             signal = td_error if dopamine is None else dopamine.transform(td_error)
             change = network.apply_dopamine(signal.to(policy.device))
             network.episode_start(th.as_tensor(np.asarray(step["dones"], dtype=bool), device=policy.device))
@@ -106,8 +106,9 @@ class PlasticityStep(BaseCallback):
         self._signals.append(signal)
         self._changes.append(change["weight_change"])
 
-    def _td_error(self, step: dict[str, Any]) -> th.Tensor:
-        """delta_t of each env, with the critic's values (the acting statistic of a multi-channel one)."""
+    def _td_error(self, step: dict[str, Any], dopamine: Any = None) -> th.Tensor:
+        """delta_t of each env, with the critic's values (the acting statistic of a multi-channel one), less
+        ``dopamine``'s baseline (average_reward's rate) when it has one."""
         agent, policy = self.agent, cast(ActorCriticPolicy, self.agent.policy)
         rewards = th.as_tensor(np.asarray(step["rewards"], dtype=np.float32))
         dones = np.asarray(step["dones"], dtype=bool)
@@ -126,7 +127,6 @@ class PlasticityStep(BaseCallback):
         values = step["values"].flatten().cpu().float()
         gamma = float(agent.gamma)  # type: ignore[attr-defined]
         td_error = rewards + gamma * next_values - values
-        dopamine = agent.neuro.get("dopamine") if hasattr(agent, "neuro") else None
         if dopamine is not None:
             baseline = dopamine.baseline(terminated, gamma)  # average_reward's rate
             td_error = td_error - baseline

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stable_baselines3.common.logger import KVWriter
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments" / "presets"  # the ready YAML files
@@ -97,3 +98,16 @@ def kill_then_finish(victim: subprocess.Popen, survivor: subprocess.Popen, kille
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+class KeyRecorder(KVWriter):
+    """The keys of every record the logger writes."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+        self.keys |= set(key_values)
+
+    def close(self) -> None:
+        return None

@@ -7,25 +7,12 @@ from typing import Any
 
 import pytest
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 from agents.registry import ALGORITHMS, build, neuro_parts
 from neuro.parts import NEURO_PARTS
-
-
-class KeyRecorder(KVWriter):
-    """The keys of every record the logger writes."""
-
-    def __init__(self) -> None:
-        self.keys: set[str] = set()
-
-    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
-        self.keys |= set(key_values)
-
-    def close(self) -> None:
-        return None
-
+from tests_support import KeyRecorder
 
 CONTINUOUS = ("sac", "td3", "tqc")
 

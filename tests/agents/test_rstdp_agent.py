@@ -14,14 +14,14 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.plasticity import PlasticityStep, plastic_actor
 from agents.registry import build, get_algorithm
 from envs import make_vec_env
 from experiments.config import ConfigError, load_config
-from tests_support import EXPERIMENTS
+from tests_support import EXPERIMENTS, KeyRecorder
 
 PLASTICITY = {"type": "rstdp", "learning_rate": 0.05, "tau_plus": 3.0, "tau_minus": 3.0, "tau_eligibility": 10.0}
 SNN = {"timesteps": 3, "plasticity": PLASTICITY}
@@ -32,19 +32,6 @@ def plastic_ppo(env: Any, plasticity: dict[str, Any] | None = None, neuro: dict[
                 seed: int = 0):
     snn = {**SNN, "plasticity": {**PLASTICITY, **(plasticity or {})}}
     return build("ppo", env, "spiking", PPO_SMALL, {"net_arch": [16]}, seed=seed, device="cpu", snn=snn, neuro=neuro)
-
-
-class KeyRecorder(KVWriter):
-    """The keys of every record the logger writes."""
-
-    def __init__(self) -> None:
-        self.keys: set[str] = set()
-
-    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
-        self.keys |= set(key_values)
-
-    def close(self) -> None:
-        return None
 
 
 def cartpole(n_envs: int = 2) -> DummyVecEnv:

@@ -5,6 +5,7 @@ bandit learned by the rule over seeds against zero and shuffled dopamine."""
 import numpy as np
 import pytest
 import torch
+import yaml
 from scipy import stats
 
 from neuro.registry import SpecError
@@ -12,6 +13,7 @@ from neuro.snn.config import SnnConfig
 from neuro.snn.network import SpikingMLP
 from neuro.snn.neurons import LIF
 from neuro.snn.plasticity import PLASTICITY_RULES, RewardSTDP
+from tests_support import EXPERIMENTS
 
 
 def closed_form(pre: np.ndarray, post: np.ndarray, a_plus: float, a_minus: float, tau_plus: float,
@@ -42,18 +44,26 @@ def spike_trains(steps: int = 60, rows: int = 2, n_pre: int = 3, n_post: int = 2
     return pre, (rng.random((steps, rows, n_post)) < p).astype(np.float32)
 
 
-def test_the_eligibility_trace_is_its_closed_form_on_a_fixed_spike_train():
+def shipped_rule_parameters() -> dict[str, float]:
+    """The STDP window and eligibility of the shipped preset (plasticity/ppo_rstdp.yaml)."""
+    shipped = yaml.safe_load((EXPERIMENTS / "plasticity" / "ppo_rstdp.yaml").read_text())["agent"]["snn"]["plasticity"]
+    return {key: float(shipped[key]) for key in ("a_plus", "a_minus", "tau_plus", "tau_minus", "tau_eligibility")}
+
+
+@pytest.mark.parametrize("params", [PARAMS, shipped_rule_parameters()], ids=["asymmetric_window", "shipped"])
+def test_the_eligibility_trace_is_its_closed_form_on_a_fixed_spike_train(params):
     pre, post = spike_trains()
-    rule = RewardSTDP(3, 2, **PARAMS)
+    rule = RewardSTDP(3, 2, **params)
     rule.run(torch.from_numpy(pre), torch.from_numpy(post))
     for row in range(2):
-        expected = closed_form(pre[:, row], post[:, row], 1.0, 1.5, 4.0, 6.0, 20.0)
+        expected = closed_form(pre[:, row], post[:, row], params["a_plus"], params["a_minus"], params["tau_plus"],
+                               params["tau_minus"], params["tau_eligibility"])
         assert np.abs(expected).max() > 0.5  # the train has pairs of both signs
         np.testing.assert_allclose(rule.eligibility[row].numpy(), expected, rtol=1e-5, atol=1e-5)
     # The STDP traces: sums of exponentials over each neuron's spikes, its last one included.
-    decay = np.exp(-np.arange(59, -1, -1) / 4.0)
+    decay = np.exp(-np.arange(59, -1, -1) / params["tau_plus"])
     np.testing.assert_allclose(rule.pre_trace.numpy(), np.einsum("t,tbi->bi", decay, pre), rtol=1e-5)
-    decay = np.exp(-np.arange(59, -1, -1) / 6.0)
+    decay = np.exp(-np.arange(59, -1, -1) / params["tau_minus"])
     np.testing.assert_allclose(rule.post_trace.numpy(), np.einsum("t,tbi->bi", decay, post), rtol=1e-5)
 
 
