@@ -200,6 +200,7 @@ def write_comparison_report(comparison: Comparison, rows: list[dict[str, Any]], 
         "commit": platform_commit(),
         "versions": library_versions(LIBRARIES),
         "command": list(command),
+        "fingerprint": comparison.fingerprint(),  # each cell's config digest: tests/docs check results against it
     }
     if sequential is not None:
         meta["sequential"] = sequential

@@ -17,8 +17,6 @@ machines as there are.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import socket
 from collections import Counter
@@ -63,17 +61,6 @@ def default_study_name(comparison: Comparison) -> str:
     return STUDY_PREFIX + comparison.name
 
 
-def fingerprint(comparison: Comparison) -> dict[str, Any]:
-    """What defines the grid: each cell's experiment (a digest; where a machine keeps its runs,
-    ``logging``, is its own business) and each condition with the evaluation settings."""
-    cells = {}
-    for cell in comparison.cells():
-        experiment = comparison.cell_config(cell).model_dump(mode="json", exclude={"logging"})
-        cells[cell.label] = hashlib.sha256(json.dumps(experiment, sort_keys=True).encode()).hexdigest()[:16]
-    return {"cells": cells,
-            "conditions": {condition: comparison.evaluation_settings(condition) for condition in comparison.conditions}}
-
-
 def trial_cell(trial: FrozenTrial) -> Cell | None:
     """The cell a trial runs (its params, or the params it was enqueued with)."""
     params = job_params(trial)
@@ -89,7 +76,7 @@ def grid_queue(comparison: Comparison, target: StorageTarget, study_name: str) -
 
 def prepare_grid_study(comparison: Comparison, target: StorageTarget, study_name: str) -> Study:
     """Create the study or join it, and enqueue each cell that has no trial waiting, running or complete."""
-    expected = fingerprint(comparison)
+    expected = comparison.fingerprint()
 
     def mismatch(saved: dict[str, Any]) -> ConfigError:
         return ConfigError(f"--study-name: study {study_name!r} in {target.describe()} holds another grid "

@@ -31,6 +31,7 @@ before anything trains, naming the field as ``variants.<name>.<path>`` or ``cond
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import re
@@ -325,6 +326,17 @@ class Comparison:
             raise ConfigError(f"{self.source}: {where}.{error}") from None
         return _validated(raw, f"{self.source}: {where} (on {run_config.logging.name}/{run_config.logging.run_name})",
                           f"{where}.")
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What defines the grid: each cell's experiment (a digest; where a machine keeps its runs,
+        ``logging``, is its own business) and each condition with the evaluation settings. A shared grid's
+        study holds it, and a report records it, so results can be traced to the file that made them."""
+        cells = {}
+        for cell in self.cells():
+            experiment = self.cell_config(cell).model_dump(mode="json", exclude={"logging"})
+            cells[cell.label] = hashlib.sha256(json.dumps(experiment, sort_keys=True).encode()).hexdigest()[:16]
+        return {"cells": cells,
+                "conditions": {condition: self.evaluation_settings(condition) for condition in self.conditions}}
 
     def evaluation_settings(self, condition: str, backend: str | None = None) -> dict[str, Any]:
         """What a condition's evaluation file (on ``backend``: a cross-check's) must have been made with to
