@@ -20,6 +20,7 @@ seeds only where a comparison is not settled yet, under a group-sequential desig
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -200,7 +201,9 @@ def write_comparison_report(comparison: Comparison, rows: list[dict[str, Any]], 
         "commit": platform_commit(),
         "versions": library_versions(LIBRARIES),
         "command": list(command),
-        "fingerprint": comparison.fingerprint(),  # each cell's config digest: tests/docs check results against it
+        # Each reported cell's config digest (a later look's seeds included): docs/results.md is checked against it.
+        "fingerprint": dataclasses.replace(
+            comparison, seeds=sorted(set(comparison.seeds) | {int(row["seed"]) for row in rows})).fingerprint(),
     }
     if sequential is not None:
         meta["sequential"] = sequential
