@@ -19,6 +19,8 @@ import shutil
 from pathlib import Path
 
 from experiments.compare.report.markdown import comparison_tables
+from experiments.compare.runner import read_meta
+from experiments.runs.folder import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "results.md"
@@ -54,9 +56,9 @@ def provenance(data: dict, base: Path) -> str:
     """Where the numbers came from: the commits the cells trained on, their training wall times, the span."""
     runs = {}
     for row in data["rows"]:
-        path = base / row["run_dir"].split(":", 1)[-1] / "run.json"
-        if path.is_file():
-            runs[row["run_dir"]] = json.loads(path.read_text())
+        meta = read_meta(RunFolder(base / row["run_dir"].split(":", 1)[-1]))
+        if meta is not None:
+            runs[row["run_dir"]] = meta
     if not runs:
         return "(run folders not found: provenance not collected)"
     commits = sorted({(run.get("platform_commit") or "?")[:10] for run in runs.values()})

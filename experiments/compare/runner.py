@@ -488,12 +488,16 @@ def _run_in_processes(comparison: Comparison, cells: Sequence[Cell], workers: in
 
 
 def collect_results(comparison: Comparison) -> list[dict[str, Any]]:
-    """One row per (variant, scenario, seed, condition) whose evaluation file is up to date (``result_rows``)."""
+    """One row per (variant, scenario, seed, condition) whose evaluation file is up to date (``result_rows``).
+    A cell with results must have trained with the config the file gives it now (``check_cell_config``), so a
+    report (``--report-only`` too) never puts a run trained on another config under the file's name and digest."""
     rows = []
     missing = []
     for cell in comparison.cells():
         run_dir = comparison.cell_dir(cell)
         records = cell_records(comparison, run_dir)
+        if records:
+            check_cell_config(comparison, cell)
         missing += [f"{cell.label}:{condition}" for condition in comparison.conditions if condition not in records]
         rows += result_rows(cell, records, training_curve(run_dir), str(run_dir))
     warn_missing(missing, len(missing) + len(rows))

@@ -260,8 +260,11 @@ def test_the_report_gets_every_row_the_baseline_and_the_meta(grid):
     assert call["out_dir"] == comparison.folder / "report" and call["baseline"] == "standard"
     assert call["rows"] == collect_results(comparison)
     meta = call["meta"]
-    assert set(meta) == {"name", "compare_file", "configs", "commit", "versions", "command", "condition_kinds"}
+    assert set(meta) == {"name", "compare_file", "configs", "commit", "versions", "command", "condition_kinds",
+                         "fingerprint"}
     assert meta["condition_kinds"] == {"clean": "clean", "merge": "transfer"}
+    assert sorted(meta["fingerprint"]["cells"]) == sorted(cell.label for cell in comparison.cells())
+    assert len(set(meta["fingerprint"]["cells"].values())) == 4  # a digest per cell: variant and seed both differ
     assert meta["name"] == "tiny" and meta["compare_file"] == grid.path.read_text()
     assert meta["configs"]["asymmetric"]["neuro"]["dopamine"] == {"type": "asymmetric", "kappa": 0.3}
     assert meta["configs"]["standard"]["training"]["seed"] == 0
@@ -384,3 +387,29 @@ def test_each_shipped_comparison_runs_quick_with_two_workers(path, tmp_path):
     assert len(results["rows"]) == len(trained) * len(comparison.conditions)
     assert (results["meta"].get("sequential") is not None) == (comparison.sequential is not None)
     assert (grid / "report" / "report.html").stat().st_size > 10_000
+
+
+def test_results_come_only_from_cells_trained_with_the_files_config(tmp_path):
+    """collect_results (the report, --report-only included) refuses a cell folder whose saved config is not the one
+    the file gives it now, naming the field: a report never files another config's numbers under this file."""
+    from experiments.runs.build import resolve_backend
+
+    comparison = load_comparison(write_comparison(tmp_path))
+    for cell in comparison.cells():  # finished cells as training leaves them, without training
+        run_dir = comparison.cell_dir(cell)
+        run_dir.mkdir(parents=True)
+        config = resolve_backend(comparison.cell_config(cell))[0].model_dump(mode="json")
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(config))))
+        (run_dir / "run.json").write_text(json.dumps({"status": "finished"}))
+        for condition in comparison.conditions:
+            record = {"condition": condition, "settings": comparison.evaluation_settings(condition),
+                      "summary": {"mean_return": 1.0, "crash_rate": 0.0, "mean_speed": 20.0, "n_episodes": 1},
+                      "episodes": {"returns": [1.0], "crashed": [False]}}
+            (run_dir / f"compare-{condition}.json").write_text(json.dumps(record))
+    assert len(collect_results(comparison)) == 4 * 2
+    edited = comparison.cell_dir(Cell("asymmetric", "highway-fast-v0", 100)) / "config.yaml"
+    saved = yaml.safe_load(edited.read_text())
+    saved["neuro"]["dopamine"]["kappa"] = 0.5  # trained with another kappa than the file says
+    edited.write_text(yaml.safe_dump(saved))
+    with pytest.raises(ConfigError, match=r"trained with another config .*neuro\.dopamine\.kappa"):
+        collect_results(comparison)
